@@ -1,0 +1,27 @@
+# The two commands: `make run` (the client area at http://127.0.0.1:8000) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test venv venv-dev lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+
+venv-dev: $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+
+run: venv
+	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py migrate --no-input
+	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py seed_demo
+	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+test: venv-dev
+	DEBUG=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv-dev
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && DEBUG=1 $(BIN)/mypy .

@@ -1,0 +1,292 @@
+"""Settings for clientarea, read from the environment (see .env.example).
+
+Development (DEBUG=1) gets generated, persisted defaults for every secret so a fresh clone runs with no
+configuration. With DEBUG off, every missing secret stops start-up with a message that names it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL_DIR = BASE_DIR / ".local"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+SANDBOX = env.bool("SANDBOX", default=False)
+
+
+def _local_default(name: str, make: callable) -> str:  # type: ignore[valid-type]
+    """A development-only secret, generated once and kept in .local/ so restarts keep working."""
+    LOCAL_DIR.mkdir(exist_ok=True)
+    path = LOCAL_DIR / name
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _secret(name: str, *, dev_default: callable | None = None, sandbox_default: str | None = None) -> str:  # type: ignore[valid-type]
+    value = env.str(name, default="")
+    if value:
+        return value
+    if SANDBOX and sandbox_default is not None:
+        return sandbox_default
+    if DEBUG and dev_default is not None:
+        return dev_default()
+    raise ImproperlyConfigured(
+        f"The environment variable {name} is required when DEBUG is off (see .env.example)."
+    )
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+SECRET_KEY = _secret(
+    "SECRET_KEY", dev_default=lambda: _local_default("secret_key", lambda: secrets.token_urlsafe(50))
+)
+# Comma-separated Fernet keys, newest first: the first encrypts, all decrypt (MultiFernet).
+TOKEN_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in _secret(
+        "TOKEN_ENCRYPTION_KEYS", dev_default=lambda: _local_default("token_encryption_keys", _fernet_key)
+    ).split(",")
+    if k.strip()
+]
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "axes",
+    "accounts",
+    "tradingview",
+]
+if SANDBOX:
+    INSTALLED_APPS.append("sandbox")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "clientarea.urls"
+WSGI_APPLICATION = "clientarea.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "clientarea.context_processors.site",
+            ],
+        },
+    },
+]
+
+# DATABASE_URL unset: the embedded SQLite file.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Failed sign-ins are throttled per account and, separately, per IP address.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2"]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="clientarea@localhost")
+
+# --- Security (production) ---
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+
+# --- Django REST framework ---
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "clientarea API",
+    "DESCRIPTION": "The trader-facing JSON API of the client area. Every endpoint is scoped to the signed-in trader.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Redis and Celery ---
+# REDIS_URL unset: embedded mode, tasks run in-process and no broker is needed.
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 90
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+# --- The four peers ---
+SANDBOX_HTTP = env.str("SANDBOX_HTTP", default="http://127.0.0.1:8001").rstrip("/")
+SANDBOX_WS_LIVE = env.str("SANDBOX_WS_LIVE", default="ws://127.0.0.1:8037")
+SANDBOX_WS_DEMO = env.str("SANDBOX_WS_DEMO", default="ws://127.0.0.1:8036")
+
+
+def _peer_url(name: str, production: str, sandbox: str) -> str:
+    return env.str(name, default=sandbox if SANDBOX else production)
+
+
+CTRADER_CLIENT_ID = _secret("CTRADER_CLIENT_ID", sandbox_default="sandbox-client", dev_default=lambda: "")
+CTRADER_CLIENT_SECRET = _secret(
+    "CTRADER_CLIENT_SECRET", sandbox_default="sandbox-secret", dev_default=lambda: ""
+)
+CTRADER_REDIRECT_URI = env.str("CTRADER_REDIRECT_URI", default=f"{SITE_URL}/ctrader/callback/")
+CTRADER_AUTH_URL = _peer_url(
+    "CTRADER_AUTH_URL",
+    "https://id.ctrader.com/my/settings/openapi/grantingaccess/",
+    f"{SANDBOX_HTTP}/ctrader-id/grantingaccess/",
+)
+CTRADER_TOKEN_URL = _peer_url(
+    "CTRADER_TOKEN_URL", "https://openapi.ctrader.com/apps/token", f"{SANDBOX_HTTP}/ctrader-id/apps/token"
+)
+CTRADER_SCOPE = env.str("CTRADER_SCOPE", default="accounts")
+CTRADER_OPENAPI_LIVE_URL = _peer_url(
+    "CTRADER_OPENAPI_LIVE_URL", "wss://live.ctraderapi.com:5036", SANDBOX_WS_LIVE
+)
+CTRADER_OPENAPI_DEMO_URL = _peer_url(
+    "CTRADER_OPENAPI_DEMO_URL", "wss://demo.ctraderapi.com:5036", SANDBOX_WS_DEMO
+)
+
+TRADINGVIEW_ADAPTER_URL = _peer_url("TRADINGVIEW_ADAPTER_URL", "", f"{SANDBOX_HTTP}/adapter").rstrip("/")
+TRADINGVIEW_ADAPTER_TOKEN = _secret(
+    "TRADINGVIEW_ADAPTER_TOKEN", sandbox_default="sandbox-adapter-bearer", dev_default=lambda: ""
+)
+if not DEBUG and not TRADINGVIEW_ADAPTER_URL:
+    raise ImproperlyConfigured(
+        "The environment variable TRADINGVIEW_ADAPTER_URL is required when DEBUG is off."
+    )
+
+# Outgoing HTTP (clientarea/http.py): connect and read timeouts in seconds, bounded connect retries.
+HTTP_CONNECT_TIMEOUT = env.float("HTTP_CONNECT_TIMEOUT", default=5.0)
+HTTP_READ_TIMEOUT = env.float("HTTP_READ_TIMEOUT", default=15.0)
+HTTP_CONNECT_RETRIES = env.int("HTTP_CONNECT_RETRIES", default=2)
+
+# --- Logging: structured JSON to stderr; no secret is ever passed to a logger. ---
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # urllib3 logs full request URLs at DEBUG, and token URLs carry secrets in the query string.
+        "urllib3": {"level": "WARNING"},
+    },
+}

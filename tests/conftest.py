@@ -1,0 +1,1 @@
+"""Shared fixtures. Peers (token endpoint, Open API, adapter) are real servers on loopback."""
