@@ -7,6 +7,7 @@ configuration. With DEBUG off, every missing secret stops start-up with a messag
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import environ
@@ -22,7 +23,7 @@ DEBUG = env.bool("DEBUG", default=False)
 SANDBOX = env.bool("SANDBOX", default=False)
 
 
-def _local_default(name: str, make: callable) -> str:  # type: ignore[valid-type]
+def _local_default(name: str, make: Callable[[], str]) -> str:
     """A development-only secret, generated once and kept in .local/ so restarts keep working."""
     LOCAL_DIR.mkdir(exist_ok=True)
     path = LOCAL_DIR / name
@@ -32,7 +33,9 @@ def _local_default(name: str, make: callable) -> str:  # type: ignore[valid-type
     return path.read_text().strip()
 
 
-def _secret(name: str, *, dev_default: callable | None = None, sandbox_default: str | None = None) -> str:  # type: ignore[valid-type]
+def _secret(
+    name: str, *, dev_default: Callable[[], str] | None = None, sandbox_default: str | None = None
+) -> str:
     value = env.str(name, default="")
     if value:
         return value

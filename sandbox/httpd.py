@@ -121,7 +121,8 @@ class RunningServer:
     def __init__(self, routes: Iterable[Route], host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port), _RequestHandler)
         self._server.routes = list(routes)
-        self.host, self.port = self._server.server_address[:2]  # type: ignore[misc]
+        address = self._server.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         self.url = f"http://{self.host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

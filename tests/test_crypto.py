@@ -15,6 +15,8 @@ def test_round_trip_and_randomised_ciphertext():
 
 def test_wrong_key_raises():
     token = crypto.encrypt("secret-value")
-    with override_settings(TOKEN_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]):
-        with pytest.raises(crypto.DecryptionError):
-            crypto.decrypt(token)
+    with (
+        override_settings(TOKEN_ENCRYPTION_KEYS=[Fernet.generate_key().decode()]),
+        pytest.raises(crypto.DecryptionError),
+    ):
+        crypto.decrypt(token)
