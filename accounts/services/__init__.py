@@ -1,0 +1,1 @@
+"""Business logic for traders, cTIDs, tokens and trading accounts (see DESIGN.md, conventions)."""
