@@ -293,3 +293,15 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- foundation ---
+# A bad encryption key must stop start-up, not the first request that touches a token.
+try:
+    from cryptography.fernet import Fernet as _Fernet
+
+    for _key in TOKEN_ENCRYPTION_KEYS:
+        _Fernet(_key.encode())
+except ValueError:
+    raise ImproperlyConfigured(
+        "TOKEN_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64-encoded bytes)."
+    ) from None
