@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.db.models import Count, QuerySet
 from django.db.models.functions import Length
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +22,7 @@ from django.utils.html import format_html
 
 from accounts.models import AuditEvent, Ctid, CtidToken, GatewayStatus, Jurisdiction, Trader, TradingAccount
 from accounts.services.traders import (
+    trader_change_password,
     trader_get_or_create_for_user,
     trader_mark_kyc_verified,
     trader_suspend,
@@ -202,6 +205,26 @@ class TraderInline(admin.StackedInline):
         return False
 
 
+# The staff user setting a password; the admin builds the form without the request.
+_password_actor: ContextVar[Any] = ContextVar("password_actor", default=None)
+
+
+class TraderPasswordChangeForm(AdminPasswordChangeForm):
+    """The admin's "set password" form, saving through the service so a trader's grants are revoked."""
+
+    def save(self, commit: bool = True) -> Any:
+        if not commit:
+            return super().save(commit=False)
+        usable = self.cleaned_data.get("set_usable_password", True)
+        trader_change_password(
+            user=self.user,
+            new_password=self.cleaned_data["password1"] if usable else None,
+            via="admin",
+            actor=_password_actor.get(),
+        )
+        return self.user
+
+
 admin.site.unregister(User)
 
 
@@ -220,6 +243,14 @@ class UserAdmin(TraderActions, DjangoUserAdmin):
     list_filter = ("is_staff", "is_superuser", "is_active", "trader__kyc_verified", "trader__suspended")
     list_select_related = ("trader",)
     actions = ("mark_kyc_verified", "suspend", "unsuspend")
+    change_password_form = TraderPasswordChangeForm
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     @admin.display(description="KYC verified", boolean=True, ordering="trader__kyc_verified")
     def trader_kyc_verified(self, obj: Any) -> bool | None:

@@ -96,14 +96,18 @@ def trader_unsuspend(*, trader: Trader, actor: Actor = None) -> Trader:
     return locked
 
 
-def trader_change_password(*, user: User, new_password: str, via: str) -> None:
-    """Set a new password (``via`` is "change" or "reset") and tell listeners of
-    ``trader_password_changed``, which revoke what was granted under the old password.
+def trader_change_password(*, user: User, new_password: str | None, via: str, actor: Actor = None) -> None:
+    """Set a new password and tell listeners of ``trader_password_changed``, which revoke what was granted
+    under the old password.
 
-    Staff users without a Trader profile just get the new password.
+    ``via`` is "change" (the trader), "reset" (emailed link) or "admin" (staff); ``new_password=None`` makes
+    the password unusable. Staff users without a Trader profile just get the new password.
     """
     with transaction.atomic():
-        user.set_password(new_password)
+        if new_password is None:
+            user.set_unusable_password()
+        else:
+            user.set_password(new_password)
         user.save(update_fields=["password"])
         trader = Trader.objects.filter(user=user).first()
         if trader is not None:
@@ -112,7 +116,7 @@ def trader_change_password(*, user: User, new_password: str, via: str) -> None:
                 action=f"password_{via}",
                 outcome="ok",
                 trader=trader,
-                actor=user,
+                actor=actor if actor is not None else user,
             )
     if trader is not None:
         logger.info("trader password changed", extra={"trader_id": trader.pk, "via": via})

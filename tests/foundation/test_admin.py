@@ -158,3 +158,30 @@ def test_token_admin_cannot_add_or_change(staff_client, admin_data):
         reverse("admin:accounts_ctidtoken_change", args=[token.pk]), {"access_token": "overwritten"}
     )
     assert CtidToken.objects.get(pk=token.pk).access_token == token.access_token
+
+
+def test_staff_setting_a_password_signals_and_audits(staff_client, trader, staff_user):
+    from accounts.signals import trader_password_changed
+
+    received = []
+
+    def on_password(sender, **kwargs):
+        received.append(kwargs["trader"])
+
+    trader_password_changed.connect(on_password)
+    try:
+        response = staff_client.post(
+            reverse("admin:auth_user_password_change", args=[trader.user.pk]),
+            {
+                "password1": "Staff-Chosen-Pass-77",
+                "password2": "Staff-Chosen-Pass-77",
+                "usable_password": "true",
+            },
+        )
+    finally:
+        trader_password_changed.disconnect(on_password)
+    assert response.status_code == 302
+    trader.user.refresh_from_db()
+    assert trader.user.check_password("Staff-Chosen-Pass-77")
+    assert received == [trader]
+    assert AuditEvent.objects.filter(trader=trader, action="password_admin", actor=staff_user).exists()
