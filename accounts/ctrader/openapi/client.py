@@ -20,7 +20,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
@@ -74,8 +74,10 @@ class OpenApiErrorResponse(OpenApiError):
         ctid_trader_account_id: int | None = None,
         maintenance_end: datetime | None = None,
         retry_after: float | None = None,
+        seq: int = 0,
     ) -> None:
         self.error_code = error_code
+        self.seq = seq
         self.description = description
         self.payload_type = payload_type
         self.ctid_trader_account_id = ctid_trader_account_id
@@ -95,6 +97,7 @@ class OpenApiErrorResponse(OpenApiError):
             ctid_trader_account_id=int64(account_id) if account_id not in (None, "") else None,
             maintenance_end=maintenance_end(payload),
             retry_after=float(retry_after) if retry_after is not None and retry_after != "" else None,
+            seq=envelope.seq,
         )
 
 
@@ -163,18 +166,37 @@ class RatePacer:
         self._sent.append(now)
         self._tat = max(self._tat, now) + self.interval
 
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the server asked to slow down)."""
+        self._tat = max(self._tat, self._clock() + seconds + self.tolerance)
+
+    def slow_down(self, factor: float = 0.8) -> None:
+        """Lower the rate for the rest of this connection, down to a floor of one per second."""
+        self.limit = max(1, int(self.limit * factor))
+        self.interval = self.window / self.limit
+        self.tolerance = self.interval * 2
+        self._sent = deque(list(self._sent)[-self.limit :], maxlen=self.limit)
+
     async def acquire(self) -> None:
         while (wait := self.delay()) > 0:
             await asyncio.sleep(wait)
         self.record()
 
 
-@dataclass
+# Priorities of the outgoing queue: lower goes first, FIFO within one priority.
+PRIORITY_CONTROL = 0  # application auth, heartbeats
+PRIORITY_DEFAULT = 1  # account auth and everything else
+PRIORITY_BULK = 2  # reads that can wait behind a re-authorization wave (trader info, assets)
+
+
+@dataclass(order=True)
 class _Outgoing:
-    text: str
-    payload_type: int
-    client_msg_id: str
-    sent: asyncio.Future[None] | None = None
+    priority: int
+    order: int
+    text: str = field(compare=False)
+    payload_type: int = field(compare=False)
+    client_msg_id: str = field(compare=False)
+    sent: asyncio.Future[None] | None = field(default=None, compare=False)
 
 
 class OpenApiConnection:
@@ -192,7 +214,7 @@ class OpenApiConnection:
         self.heartbeat_interval = heartbeat_interval
         self.pacer = RatePacer(max_requests_per_second)
         self._on_event = on_event
-        self._outgoing: asyncio.Queue[_Outgoing] = asyncio.Queue()
+        self._outgoing: asyncio.PriorityQueue[_Outgoing] = asyncio.PriorityQueue()
         self._events: asyncio.Queue[Envelope | None] = asyncio.Queue()
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
         self._prefix = f"c{next(_ids)}-"
@@ -243,7 +265,9 @@ class OpenApiConnection:
         )
         try:
             await connection.request(
-                PayloadType.APPLICATION_AUTH_REQ, {"clientId": client_id, "clientSecret": client_secret}
+                PayloadType.APPLICATION_AUTH_REQ,
+                {"clientId": client_id, "clientSecret": client_secret},
+                priority=PRIORITY_CONTROL,
             )
         except BaseException:
             await connection.close()
@@ -308,27 +332,52 @@ class OpenApiConnection:
                 task.cancel()
 
     # --- requests ---
-    def _next_id(self) -> str:
-        return f"{self._prefix}{next(self._counter)}"
-
-    def _enqueue(self, payload_type: int, payload: dict[str, Any], *, track: bool) -> _Outgoing:
+    def _enqueue(
+        self, payload_type: int, payload: dict[str, Any], *, track: bool, priority: int
+    ) -> _Outgoing:
         if self._closed.is_set():
             raise OpenApiTransportError(f"connection closed: {self.close_reason}")
-        client_msg_id = self._next_id()
+        order = next(self._counter)
+        client_msg_id = f"{self._prefix}{order}"
         sent = asyncio.get_running_loop().create_future() if track else None
-        item = _Outgoing(encode(payload_type, payload, client_msg_id), int(payload_type), client_msg_id, sent)
+        item = _Outgoing(
+            priority,
+            order,
+            encode(payload_type, payload, client_msg_id),
+            int(payload_type),
+            client_msg_id,
+            sent,
+        )
         self._outgoing.put_nowait(item)
         return item
 
     async def request(
-        self, payload_type: int, payload: dict[str, Any], *, timeout: float | None = None
+        self,
+        payload_type: int,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        priority: int = PRIORITY_DEFAULT,
     ) -> dict[str, Any]:
         """Send one request and return the payload of its response.
 
         The timeout runs from the moment the frame is written, not while it waits for its turn under the
         rate limit, so a long paced backlog does not time out.
         """
-        item = self._enqueue(payload_type, payload, track=True)
+        return (
+            await self.request_envelope(payload_type, payload, timeout=timeout, priority=priority)
+        ).payload
+
+    async def request_envelope(
+        self,
+        payload_type: int,
+        payload: dict[str, Any],
+        *,
+        timeout: float | None = None,
+        priority: int = PRIORITY_DEFAULT,
+    ) -> Envelope:
+        """Like request(), returning the whole response envelope (with its receive position ``seq``)."""
+        item = self._enqueue(payload_type, payload, track=True, priority=priority)
         response: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
         self._pending[item.client_msg_id] = response
         try:
@@ -346,11 +395,11 @@ class OpenApiConnection:
             self._pending.pop(item.client_msg_id, None)
         if envelope.is_error:
             raise OpenApiErrorResponse.from_envelope(envelope)
-        return envelope.payload
+        return envelope
 
     def send_event(self, payload_type: int, payload: dict[str, Any] | None = None) -> None:
-        """Queue a frame that has no response (heartbeat)."""
-        self._enqueue(payload_type, payload or {}, track=False)
+        """Queue a frame that has no response (heartbeat), ahead of queued requests."""
+        self._enqueue(payload_type, payload or {}, track=False, priority=PRIORITY_CONTROL)
 
     async def get_ctid_user_id(self, access_token: str) -> int:
         payload = await self.request(PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, {"accessToken": access_token})
@@ -383,13 +432,19 @@ class OpenApiConnection:
     async def logout_account(self, ctid_trader_account_id: int) -> None:
         await self.request(PayloadType.ACCOUNT_LOGOUT_REQ, {"ctidTraderAccountId": ctid_trader_account_id})
 
-    async def get_trader(self, ctid_trader_account_id: int) -> TraderInfo:
-        payload = await self.request(PayloadType.TRADER_REQ, {"ctidTraderAccountId": ctid_trader_account_id})
+    async def get_trader(
+        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
+    ) -> TraderInfo:
+        payload = await self.request(
+            PayloadType.TRADER_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
+        )
         return trader_info(payload)
 
-    async def get_asset_names(self, ctid_trader_account_id: int) -> dict[int, str]:
+    async def get_asset_names(
+        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
+    ) -> dict[int, str]:
         payload = await self.request(
-            PayloadType.ASSET_LIST_REQ, {"ctidTraderAccountId": ctid_trader_account_id}
+            PayloadType.ASSET_LIST_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
         )
         return {
             int64(asset["assetId"]): str(asset.get("name") or asset.get("displayName") or "")
@@ -429,7 +484,7 @@ class OpenApiConnection:
             async for frame in self._ws:
                 self.messages_received += 1
                 try:
-                    envelope = decode(frame)
+                    envelope = decode(frame, seq=self.messages_received)
                 except EnvelopeError as exc:
                     logger.warning("openapi frame ignored", extra={"error": str(exc)})
                     continue

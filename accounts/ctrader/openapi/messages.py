@@ -92,6 +92,9 @@ class Envelope:
     payload_type: int
     payload: dict[str, Any] = field(default_factory=dict)
     client_msg_id: str | None = None
+    # Position of the frame in its connection's receive order (1, 2, ...; 0 when not received on a socket).
+    # The socket is ordered, so an event with a lower seq than an AccountAuthRes was sent before that session.
+    seq: int = field(default=0, compare=False)
 
     @property
     def is_error(self) -> bool:
@@ -105,7 +108,7 @@ def encode(payload_type: int, payload: dict[str, Any], client_msg_id: str | None
     return json.dumps(message, separators=(",", ":"))
 
 
-def decode(text: str | bytes) -> Envelope:
+def decode(text: str | bytes, *, seq: int = 0) -> Envelope:
     try:
         message = json.loads(text)
     except (TypeError, ValueError) as exc:
@@ -121,7 +124,7 @@ def decode(text: str | bytes) -> Envelope:
     client_msg_id = message.get("clientMsgId")
     if client_msg_id is not None and not isinstance(client_msg_id, str):
         client_msg_id = str(client_msg_id)
-    return Envelope(payload_type, payload, client_msg_id or None)
+    return Envelope(payload_type, payload, client_msg_id or None, seq)
 
 
 def maintenance_end(payload: dict[str, Any]) -> datetime | None:
