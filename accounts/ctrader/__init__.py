@@ -1,0 +1,1 @@
+"""Django-free clients for Spotware's cTrader ID (OAuth) and Open API."""
