@@ -1,0 +1,82 @@
+"""Fixtures for the cTID area: a real cTrader ID simulator on loopback and the rows it issues tokens for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from accounts.ctrader.oauth import TokenPair
+from accounts.models import Ctid, CtidToken, Trader
+from accounts.services.tokens import ctid_token_store
+from sandbox.ctrader_id import CtraderIdSimulator
+from sandbox.httpd import RunningServer, serve
+from sandbox.world import Grant, SimAccount, World
+
+CLIENT_ID = "test-client-id"
+CLIENT_SECRET = "test-client-secret-Zq8Vw2"
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.add_ctid(
+        9100001,
+        "Alice",
+        [
+            SimAccount(61000001, 710001, True, "TEST-EU", "Test EU", 1_250_050, 2, "EUR"),
+            SimAccount(61000002, 710002, False, "TEST-EU", "Test EU", 10_000_000, 2, "EUR"),
+            SimAccount(61000003, 710003, True, "TEST-UNKNOWN", "Test Other", 52_015_000_000, 8, "USD"),
+        ],
+    )
+    w.add_ctid(9100002, "Bob", [SimAccount(61000011, 710011, False, "TEST-EU", "Test EU", 500_000, 2, "USD")])
+    return w
+
+
+@pytest.fixture
+def ctrader_id(world: World, settings) -> Iterator[CtraderIdSimulator]:
+    """The cTrader ID simulator (consent page and token endpoint) on a loopback port, wired into settings."""
+    sim = CtraderIdSimulator(world, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, hang_seconds=3.0)
+    server = serve(sim.routes())
+    settings.CTRADER_CLIENT_ID = CLIENT_ID
+    settings.CTRADER_CLIENT_SECRET = CLIENT_SECRET
+    settings.CTRADER_AUTH_URL = f"{server.url}/ctrader-id/grantingaccess/"
+    settings.CTRADER_TOKEN_URL = f"{server.url}/ctrader-id/apps/token"
+    settings.CTRADER_REDIRECT_URI = "http://testserver/ctrader/callback/"
+    sim.server = server  # type: ignore[attr-defined]
+    yield sim
+    sim.release_hangs()
+    server.stop()
+
+
+@pytest.fixture
+def token_server() -> Iterator[RunningServer]:
+    """A bare loopback HTTP server; tests add scripted routes."""
+    server = serve([])
+    yield server
+    server.stop()
+
+
+def make_trader(username: str = "alice") -> Trader:
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw-Strong-123!")
+    return Trader.objects.create(user=user)
+
+
+def connect_in_world(world: World, *, trader: Trader, user_id: int = 9100001) -> tuple[Ctid, dict]:
+    """A cTID with a token pair that the simulated cTrader ID really issued (as after a consent)."""
+    account_ids = tuple(a.ctid_trader_account_id for a in world.ctids[user_id].accounts)
+    issued = world.issue_tokens(Grant(user_id, account_ids, "accounts"))
+    ctid = Ctid.objects.create(user_id=user_id, trader=trader)
+    ctid_token_store(
+        ctid=ctid,
+        pair=TokenPair(
+            str(issued["accessToken"]), str(issued["refreshToken"]), int(str(issued["expiresIn"])), "bearer"
+        ),
+        scope="accounts",
+    )
+    return ctid, issued
+
+
+def stored(ctid: Ctid) -> CtidToken:
+    return CtidToken.objects.get(ctid=ctid)
