@@ -324,3 +324,7 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+# Retries of transient task failures: exponential from the base, with jitter, capped, at most this many.
+TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=30.0)
+TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)

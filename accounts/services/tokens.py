@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -375,3 +376,31 @@ def _on_rejected(
     ctid.state_reason = state_reason
     ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=state_reason)
     return RefreshResult(RefreshOutcome.REJECTED, token.version, token.expires_at)
+
+
+def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[int]]:
+    """The cTID ids whose tokens are due for a refresh, in batches: one query per batch, whatever the count.
+
+    Due: active, expiring within ``TOKEN_REFRESH_WINDOW_DAYS`` and not leased by a refresh in flight.
+    Keyset pagination on the primary key keeps every batch query cheap on a large table.
+    """
+    size = batch_size or settings.TOKEN_SWEEP_BATCH_SIZE
+    now = timezone.now()
+    window_end = _refresh_window_end(now)
+    after = 0
+    while True:
+        rows = list(
+            CtidToken.objects.filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                state=CtidToken.State.ACTIVE,
+                expires_at__lte=window_end,
+                pk__gt=after,
+            )
+            .order_by("pk")
+            .values_list("pk", "ctid_id")[:size]
+        )
+        if rows:
+            yield [ctid_id for _, ctid_id in rows]
+            after = rows[-1][0]
+        if len(rows) < size:
+            return
