@@ -1,1 +1,1 @@
-"""Django-free clients for Spotware's cTrader ID (OAuth) and Open API."""
+"""Django-free clients for Spotware: cTrader ID OAuth and the Open API."""
