@@ -12,6 +12,7 @@ from accounts.models import Ctid, CtidToken, Trader
 from accounts.services.tokens import ctid_token_store
 from sandbox.ctrader_id import CtraderIdSimulator
 from sandbox.httpd import RunningServer, serve
+from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import Grant, SimAccount, World
 
 CLIENT_ID = "test-client-id"
@@ -80,3 +81,23 @@ def connect_in_world(world: World, *, trader: Trader, user_id: int = 9100001) ->
 
 def stored(ctid: Ctid) -> CtidToken:
     return CtidToken.objects.get(ctid=ctid)
+
+
+@pytest.fixture
+def openapi(world: World, settings) -> Iterator[dict[str, OpenApiSimulator]]:
+    """The Open API simulators, one per environment, on loopback ports, wired into settings."""
+    sims: dict[str, OpenApiSimulator] = {}
+    for env in ("live", "demo"):
+        sim = OpenApiSimulator(
+            world, env, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, heartbeat_interval=None
+        )
+        sim.start_in_thread()
+        sims[env] = sim
+    settings.CTRADER_CLIENT_ID = CLIENT_ID
+    settings.CTRADER_CLIENT_SECRET = CLIENT_SECRET
+    settings.CTRADER_OPENAPI_LIVE_URL = sims["live"].url
+    settings.CTRADER_OPENAPI_DEMO_URL = sims["demo"].url
+    settings.OPENAPI_REQUEST_TIMEOUT = 5.0
+    yield sims
+    for sim in sims.values():
+        sim.stop()
