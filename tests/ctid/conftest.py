@@ -101,3 +101,40 @@ def openapi(world: World, settings) -> Iterator[dict[str, OpenApiSimulator]]:
     yield sims
     for sim in sims.values():
         sim.stop()
+
+
+REDIS_TEST_URL = "redis://127.0.0.1:6379/2"
+
+
+@pytest.fixture
+def celery_worker(settings):
+    """A real Celery worker (in this process, its own threads) consuming from the real Redis."""
+    from celery.contrib.testing.worker import start_worker
+
+    import accounts.tasks  # noqa: F401  (registers the tasks)
+    from clientarea.celery import app
+
+    saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
+    app.conf.update(broker_url=REDIS_TEST_URL, task_always_eager=False, result_backend=None)
+    app._pool = None  # connections made for the previous broker must not be reused
+    app.amqp._producer_pool = None
+    settings.TASK_RETRY_BASE_SECONDS = 0.2
+    settings.TASK_RETRY_CAP_SECONDS = 1.0
+    app.control.purge()
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"):
+        yield app
+    app.control.purge()
+    app.conf.update(saved)
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    """Poll until the worker has done its part (not a timing assertion: only a bound on waiting)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the worker did not reach the expected state in time")
+        time.sleep(0.05)
