@@ -293,3 +293,18 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- TradingView ---
+# expires_in handed to TradingView: it refreshes before this runs out (TradingView recommends 15-30 minutes);
+# never above 2,147,483 s (TradingView's 32-bit millisecond ceiling) nor the adapter token's remaining life.
+TRADINGVIEW_TOKEN_EXPIRES_IN = min(env.int("TRADINGVIEW_TOKEN_EXPIRES_IN", default=1800), 2_147_483)
+# How long a superseded adapter token stays valid after a refresh, so TradingView can switch over.
+TRADINGVIEW_REFRESH_GRACE_SECONDS = env.int("TRADINGVIEW_REFRESH_GRACE_SECONDS", default=600)
+TRADINGVIEW_CODE_TTL_SECONDS = min(env.int("TRADINGVIEW_CODE_TTL_SECONDS", default=60), 60)
+TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS", default=30)
+# Only accounts flagged "cTrader/TradingView" may be linked (Spotware allows either policy).
+TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
+CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
+    "task": "tradingview.tasks.grant_revocation_sweep",
+    "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),
+}

@@ -1,0 +1,55 @@
+"""Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice."""
+
+from __future__ import annotations
+
+import random
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from . import services
+
+RETRY_BASE_SECONDS = 10
+RETRY_CAP_SECONDS = 900
+
+
+def schedule_logout(*, grant_id: int, countdown: int) -> None:
+    """Enqueue the ``/logout`` of a grant once the current transaction commits.
+
+    Without a broker (embedded mode) tasks run in-process and cannot wait: a logout due later is left to the
+    periodic sweep, which finds every ``revoking`` grant whose time has come.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER and countdown > 0:
+        return
+
+    def enqueue() -> None:
+        grant_logout.apply_async(args=(grant_id,), countdown=max(0, countdown))
+
+    transaction.on_commit(enqueue)
+
+
+@shared_task(bind=True, max_retries=12, acks_late=True, ignore_result=True)
+def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return services.grant_logout(grant_id=grant_id)
+    except services.LogoutPending as exc:
+        if self.request.is_eager:
+            return "pending"  # the sweep tries again; an in-process retry would block the caller
+        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**self.request.retries)
+        raise self.retry(exc=exc, countdown=random.uniform(delay / 2, delay)) from exc
+
+
+@shared_task(ignore_result=True)
+def grant_revocation_sweep() -> int:
+    """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
+    due = services.grants_due_for_logout()
+    for grant_id in due:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            try:
+                services.grant_logout(grant_id=grant_id)
+            except services.LogoutPending:
+                continue
+        else:
+            grant_logout.delay(grant_id)
+    return len(due)
