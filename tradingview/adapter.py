@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import ReadTimeoutError
 
 from clientarea import http
 
@@ -66,6 +67,13 @@ def _base_url() -> str:
     return url
 
 
+def _is_read_timeout(exc: requests.ConnectionError) -> bool:
+    # With a Retry policy, urllib3 reports a read timeout as MaxRetryError, which requests turns into a
+    # ConnectionError.
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, ReadTimeoutError)
+
+
 def _post(path: str, *, bearer: str, payload: dict[str, Any] | None) -> dict[str, Any]:
     headers = {"Accept": "application/json", "Authorization": f"Bearer {bearer}"}
     kwargs: dict[str, Any] = {"headers": headers, "timeout": http.timeout(), "allow_redirects": False}
@@ -79,6 +87,10 @@ def _post(path: str, *, bearer: str, payload: dict[str, Any] | None) -> dict[str
             "The TradingView adapter did not answer in time.", outcome="timeout"
         ) from exc
     except requests.ConnectionError as exc:
+        if _is_read_timeout(exc):
+            raise AdapterTransientError(
+                "The TradingView adapter did not answer in time.", outcome="timeout"
+            ) from exc
         raise AdapterTransientError(
             "The TradingView adapter could not be reached.", outcome="unreachable"
         ) from exc

@@ -208,7 +208,6 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 
 
 @csrf_exempt
-@never_cache
 @require_POST
 def token(request: HttpRequest) -> JsonResponse:
     try:
