@@ -304,6 +304,8 @@ TRADINGVIEW_CODE_TTL_SECONDS = min(env.int("TRADINGVIEW_CODE_TTL_SECONDS", defau
 TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS", default=30)
 # Only accounts flagged "cTrader/TradingView" may be linked (Spotware allows either policy).
 TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
+# First retry of a failed /logout; later retries back off exponentially (with jitter, capped at 15 minutes).
+TRADINGVIEW_LOGOUT_RETRY_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
     "task": "tradingview.tasks.grant_revocation_sweep",
     "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),

@@ -823,7 +823,7 @@ def grant_disconnect(*, trader: Trader, grant_id: int) -> DisconnectResult | Non
             revoked += 1
         except LogoutPending:
             pending += 1
-            tasks.schedule_logout(grant_id=pk, countdown=tasks.RETRY_BASE_SECONDS)
+            tasks.schedule_logout(grant_id=pk, countdown=int(settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS))
     return DisconnectResult(revoked=revoked, pending=pending)
 
 

@@ -10,7 +10,6 @@ from django.db import transaction
 
 from . import services
 
-RETRY_BASE_SECONDS = 10
 RETRY_CAP_SECONDS = 900
 
 
@@ -36,7 +35,8 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
     except services.LogoutPending as exc:
         if self.request.is_eager:
             return "pending"  # the sweep tries again; an in-process retry would block the caller
-        delay = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2**self.request.retries)
+        base = settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS
+        delay = min(RETRY_CAP_SECONDS, base * 2**self.request.retries)
         raise self.retry(exc=exc, countdown=random.uniform(delay / 2, delay)) from exc
 
 
