@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -290,11 +291,17 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    client = OAuthClient.objects.filter(client_id=client_id, is_active=True).first()
-    if client is None:
-        raise AuthorizationRequestError("The application asking for access is not known to us.")
-    if not redirect_uri or not client.redirect_uris.filter(uri=redirect_uri).exists():
+    registered = (
+        RedirectUri.objects.select_related("client")
+        .filter(client__client_id=client_id, client__is_active=True, uri=redirect_uri or "")
+        .first()
+    )
+    if registered is None:
+        if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
+            raise AuthorizationRequestError("The application asking for access is not known to us.")
         raise AuthorizationRequestError("The address to return to is not registered for this application.")
+    client = registered.client
+    assert redirect_uri is not None
 
     state_values = params.get("state") or []
     state = state_values[0] if state_values else None
@@ -384,11 +391,12 @@ def _token_expiry(issued_at: datetime) -> datetime:
     return issued_at + timedelta(days=settings.TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS)
 
 
-def _code_issue(*, grant: Grant, redirect_uri: str) -> str:
+def _code_issue(*, grant: Grant, redirect_uri: str, first: bool = False) -> str:
     code = secrets.token_urlsafe(32)
     now = timezone.now()
-    # Any earlier unused code for this grant stops working: only the newest redirect reached TradingView.
-    AuthorizationCode.objects.filter(grant=grant, used_at__isnull=True).update(superseded=True)
+    if not first:
+        # Any earlier unused code for this grant stops working: only the newest redirect reached TradingView.
+        AuthorizationCode.objects.filter(grant=grant, used_at__isnull=True).update(superseded=True)
     AuthorizationCode.objects.create(
         code_hash=token_hash(code),
         client_id=grant.client_id,
@@ -490,7 +498,7 @@ def grant_create(
         Grant.accounts.through.objects.bulk_create(
             Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=a.pk) for a in accounts
         )
-        code = _code_issue(grant=grant, redirect_uri=request.redirect_uri)
+        code = _code_issue(grant=grant, redirect_uri=request.redirect_uri, first=True)
         audit(
             action="grant_created",
             outcome="ok",
@@ -519,7 +527,8 @@ def _grant_claim(
     deadline = time.monotonic() + settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT + 1
     while True:
         try:
-            with transaction.atomic():
+            # In autocommit mode a lone INSERT needs no transaction; inside one, a savepoint keeps it usable.
+            with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
                 return Grant.objects.create(
                     client=request.client,
                     trader=trader,

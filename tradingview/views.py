@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,8 +26,8 @@ from accounts.models import Trader
 from . import selectors, services
 from .forms import AccountRequestForm
 
-CONSENT_SESSION_KEY = "tradingview_consent"
-MAX_PENDING_CONSENTS = 10
+CONSENT_SALT = "tradingview.consent"
+CONSENT_MAX_AGE = 3600
 
 
 class _ExternalRedirect(HttpResponseRedirect):
@@ -81,11 +82,13 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "request_url": f"{reverse('tradingview:account_request')}?next={_quote(request.get_full_path())}",
             },
         )
-    nonce = secrets.token_urlsafe(24)
-    pending: dict[str, Any] = dict(request.session.get(CONSENT_SESSION_KEY, {}))
-    pending[nonce] = authz.as_params()
-    # Keep only the newest few open consent forms in the session.
-    request.session[CONSENT_SESSION_KEY] = dict(list(pending.items())[-MAX_PENDING_CONSENTS:])
+    # The form carries the authorization request, signed and bound to this user; its random key makes a
+    # re-submitted form idempotent. Nothing is written to the session.
+    nonce = signing.dumps(
+        {"p": authz.as_params(), "k": secrets.token_urlsafe(24), "u": request.user.pk},
+        salt=CONSENT_SALT,
+        compress=True,
+    )
     return _consent_page(request, authz=authz, options=options, nonce=nonce)
 
 
@@ -126,11 +129,19 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return _error_page(request, "Your session ended. Return to TradingView and start again.", status=403)
     nonce = request.POST.get("consent", "")
-    params = request.session.get(CONSENT_SESSION_KEY, {}).get(nonce) if nonce else None
-    if not params:
-        return _error_page(request, "This request has expired. Return to TradingView and start again.")
     try:
-        authz = services.authorization_request_validate(params={k: [v] for k, v in params.items()})
+        signed = signing.loads(nonce, salt=CONSENT_SALT, max_age=CONSENT_MAX_AGE)
+    except signing.BadSignature:
+        signed = None
+    if (
+        not isinstance(signed, dict)
+        or signed.get("u") != request.user.pk
+        or not isinstance(signed.get("p"), dict)
+    ):
+        return _error_page(request, "This request has expired. Return to TradingView and start again.")
+    consent_key = str(signed["k"])
+    try:
+        authz = services.authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
     except services.AuthorizationRequestError as exc:
         return _error_page(request, exc.message)
     except services.AuthorizationRedirectError as exc:
@@ -154,7 +165,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         if raw_ids and not account_ids:
             raise services.ConsentRefused("The chosen accounts are not valid.")
         result = services.grant_create(
-            trader=trader, request=authz, account_ids=account_ids, consent_key=nonce, actor=request.user
+            trader=trader, request=authz, account_ids=account_ids, consent_key=consent_key, actor=request.user
         )
     except services.ConsentRefused as exc:
         options = selectors.consent_options(trader=trader)
