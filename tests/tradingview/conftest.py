@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
 from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
 from sandbox import adapter as adapter_sim_module
 from sandbox.httpd import RunningServer, serve
+from tests.factories import CtidFactory, JurisdictionFactory, TraderFactory, TradingAccountFactory
 from tradingview import services
 from tradingview.models import OAuthClient
 
@@ -60,26 +59,19 @@ def closed_port_url() -> str:
 
 
 def make_trader(username: str, *, verified: bool = True) -> Trader:
-    user = get_user_model().objects.create_user(
-        username=username, email=f"{username}@example.com", password="pw-12345-abc"
-    )
-    return Trader.objects.create(
-        user=user, kyc_verified=verified, kyc_verified_at=timezone.now() if verified else None
-    )
+    return TraderFactory(user__username=username, kyc_verified=verified)
 
 
 @pytest.fixture
 def jurisdiction(db) -> Jurisdiction:
-    return Jurisdiction.objects.create(
+    return JurisdictionFactory(
         broker_name="BESTBROKER", display_name="Best Broker EU", tradingview_enabled=True
     )
 
 
 @pytest.fixture
 def jurisdiction_disabled(db) -> Jurisdiction:
-    return Jurisdiction.objects.create(
-        broker_name="OTHERWL", display_name="Other WL", tradingview_enabled=False
-    )
+    return JurisdictionFactory(broker_name="OTHERWL", display_name="Other WL", tradingview_enabled=False)
 
 
 @pytest.fixture
@@ -89,19 +81,18 @@ def trader(db) -> Trader:
 
 @pytest.fixture
 def ctid(trader) -> Ctid:
-    return Ctid.objects.create(user_id=14601, trader=trader)
+    return CtidFactory(user_id=14601, trader=trader)
 
 
 def make_account(
     ctid: Ctid, number: int, *, live: bool, jurisdiction: Jurisdiction | None, **kw
 ) -> TradingAccount:
-    return TradingAccount.objects.create(
+    return TradingAccountFactory(
         ctid=ctid,
         ctid_trader_account_id=number,
         login=number % 10_000_000,
         is_live=live,
         jurisdiction=jurisdiction,
-        broker_name=jurisdiction.broker_name if jurisdiction else "",
         **kw,
     )
 
@@ -117,7 +108,7 @@ def accounts(ctid, jurisdiction) -> list[TradingAccount]:
 @pytest.fixture
 def other_trader_account(db, jurisdiction) -> TradingAccount:
     other = make_trader("mallory")
-    other_ctid = Ctid.objects.create(user_id=99999, trader=other)
+    other_ctid = CtidFactory(user_id=99999, trader=other)
     return make_account(other_ctid, 555000111, live=True, jurisdiction=jurisdiction)
 
 

@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from accounts.models import Ctid, TradingAccount
+from accounts.services.traders import trader_suspend
 from tradingview import services
 from tradingview.models import AccountRequest, Grant, OAuthClient
 
@@ -111,16 +112,14 @@ def test_account_request_ignores_foreign_next_urls(browser_client, jurisdiction)
     assert response["Location"] == "/tradingview/"
 
 
-def test_suspended_trader_cannot_link(tv_client, browser_client, trader, accounts):
-    from django.utils import timezone
-
-    trader.suspended = True
-    trader.suspended_at = timezone.now()
-    trader.save()
+def test_suspended_trader_cannot_link(adapter, tv_client, browser_client, trader, accounts):
+    trader_suspend(trader=trader, reason="test")
     response = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client))
-    assert response.status_code == 403
-    assert b"suspended" in response.content
-    assert b'name="consent"' not in response.content
+    # A suspended trader's session ends; signing in again is refused by the foundation's backend.
+    assert response.status_code == 302
+    assert response["Location"].startswith("/account/login/")
+    assert not Grant.objects.exists()
+    assert adapter.sim.calls == []
 
 
 def test_management_command_adds_a_client_and_prints_the_secret_once(db):

@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from accounts import signals
-from accounts.models import AuditEvent, Ctid, Trader, TradingAccount
+from accounts.models import AuditEvent, Ctid, TradingAccount
+from accounts.services.traders import trader_change_password, trader_suspend
 from tradingview import services, tasks
 from tradingview.models import Grant
 
@@ -134,8 +135,7 @@ def test_suspension_revokes_every_grant_through_the_task(
 ):
     first = _linked(adapter, tv_client, browser_client, accounts)
     with django_capture_on_commit_callbacks(execute=True):
-        Trader.objects.filter(pk=trader.pk).update(suspended=True, suspended_at=timezone.now())
-        signals.trader_suspended.send(sender=Trader, trader=trader, actor=None, reason="fraud check")
+        trader_suspend(trader=trader, reason="fraud check")
     grant = Grant.objects.get()
     assert grant.state == Grant.State.REVOKED
     assert "fraud check" in grant.revoke_reason
@@ -151,7 +151,7 @@ def test_revocation_waits_for_the_adapter_and_is_never_handed_out_meanwhile(
     first = _linked(adapter, tv_client, browser_client, accounts)
     adapter.sim.mode = "500"
     with django_capture_on_commit_callbacks(execute=True):
-        signals.trader_password_changed.send(sender=Trader, trader=trader)
+        trader_change_password(user=trader.user, new_password="Another-Sturdy-Pass-9", via="test")
     grant = Grant.objects.get()
     assert grant.state == Grant.State.REVOKING
     assert grant.revoke_attempts == 1
