@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -48,7 +49,13 @@ class GrantListView(ListAPIView):
         return selectors.active_grants(trader=_trader(self.request))
 
 
+class DisconnectResultSerializer(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="Adapter tokens revoked at once (/logout answered).")
+    pending = serializers.IntegerField(help_text="Adapter tokens whose /logout is being retried.")
+
+
 class GrantDisconnectView(APIView):
+    @extend_schema(request=None, responses=DisconnectResultSerializer)
     def post(self, request: Request, pk: int) -> Response:
         result = services.grant_disconnect(trader=_trader(request), grant_id=pk)
         if result is None:

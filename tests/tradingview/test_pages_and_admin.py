@@ -205,3 +205,31 @@ def test_sandbox_client_is_registered_idempotently(db, settings):
     assert list(first.redirect_uris.values_list("uri", flat=True)) == [
         "http://127.0.0.1:8001/tradingview-sim/callback"
     ]
+
+
+def test_case_a_registration_keeps_the_authorization_request(tv_client, jurisdiction):
+    browser = Client()
+    start = browser.get("/tradingview/oauth/authorize", authorize_params(tv_client))
+    login_page = browser.get(start["Location"])
+    assert login_page.status_code == 200
+    signup_href = re.search(rb'href="(/account/signup/\?next=[^"]+)"', login_page.content).group(1).decode()
+    signup_page = browser.get(signup_href.replace("&amp;", "&"))
+    next_value = re.search(rb'name="next" value="([^"]+)"', signup_page.content).group(1).decode()
+    next_value = next_value.replace("&amp;", "&")
+    assert next_value.startswith("/tradingview/oauth/authorize?")
+
+    done = browser.post(
+        "/account/signup/",
+        {
+            "username": "newtrader",
+            "email": "newtrader@example.com",
+            "password1": "Quite-Long-Passphrase-42",
+            "password2": "Quite-Long-Passphrase-42",
+            "next": next_value,
+        },
+    )
+    assert done.status_code == 302
+    assert done["Location"] == next_value
+    page = browser.get(done["Location"])
+    # Case A: a new trader has no account yet and is offered the "cTrader/TradingView" account request.
+    assert b'Request a "cTrader/TradingView" account' in page.content
