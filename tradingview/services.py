@@ -38,6 +38,8 @@ AUDIT_CATEGORY = "tradingview"
 MAX_EXPIRES_IN = 2_147_483  # TradingView's ceiling: 2,147,483,647 ms
 MAX_ACCOUNTS_PER_GRANT = 1000
 REFRESH_LEASE_SECONDS = 60
+# A pending grant older than this belongs to a request that died while waiting for the adapter.
+PENDING_STALE_SECONDS = 120
 TRADINGVIEW_LANGS = frozenset(
     [
         "ar",
@@ -546,6 +548,10 @@ def _grant_claim(
                 raise ConsentRefused("This consent form belongs to another request.") from None
             if existing.state != Grant.State.PENDING:
                 return existing
+            if existing.created_at < timezone.now() - timedelta(seconds=PENDING_STALE_SECONDS):
+                # The submission that claimed it died mid-call; nothing was handed out, so start over.
+                Grant.objects.filter(pk=existing.pk, state=Grant.State.PENDING).delete()
+                continue
             if time.monotonic() > deadline:
                 raise ConsentFailed(
                     "Your earlier confirmation is still being processed. Please wait a moment and retry.",
@@ -783,6 +789,11 @@ def grant_revoke(
         # Tokens this one superseded are still inside their grace period: they go now too.
         previous = Grant.objects.filter(superseded_by_id=grant.pk, state=Grant.State.REVOKING)
         ids.extend(previous.values_list("pk", flat=True))
+        # So do the tokens refreshed from it (a replayed code revokes everything it led to).
+        successor = grant.superseded_by_id
+        while successor is not None and successor not in ids and len(ids) < 1000:
+            ids.append(successor)
+            successor = Grant.objects.filter(pk=successor).values_list("superseded_by_id", flat=True).first()
         Grant.objects.filter(pk__in=ids).exclude(state=Grant.State.REVOKED).update(
             state=Grant.State.REVOKING,
             revoke_after=now,
@@ -970,6 +981,13 @@ def grant_logout(*, grant_id: int, now: datetime | None = None) -> str:
             grant=grant.pk,
         )
     return "revoked"
+
+
+def grants_pending_cleanup(*, now: datetime | None = None) -> int:
+    """Remove pending grants whose request died before the adapter answered (no token was handed out)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=PENDING_STALE_SECONDS)
+    deleted, _ = Grant.objects.filter(state=Grant.State.PENDING, created_at__lt=cutoff).delete()
+    return deleted
 
 
 def grants_due_for_logout(*, now: datetime | None = None, limit: int = 500) -> list[int]:

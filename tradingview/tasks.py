@@ -43,6 +43,7 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(ignore_result=True)
 def grant_revocation_sweep() -> int:
     """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
+    services.grants_pending_cleanup()
     due = services.grants_due_for_logout()
     for grant_id in due:
         if settings.CELERY_TASK_ALWAYS_EAGER:

@@ -219,3 +219,37 @@ def test_api_lists_grants_without_tokens(adapter, tv_client, browser_client, acc
     assert first["access_token"] not in text
     [item] = response.json()["results"]
     assert {a["ctid_trader_account_id"] for a in item["accounts"]} == {137780091, 137792301}
+
+
+def test_code_replay_after_a_refresh_revokes_the_refreshed_token_too(
+    adapter, tv_client, browser_client, accounts, django_capture_on_commit_callbacks
+):
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    first = exchange(tv_client, code).json()
+    second = _refresh(tv_client, first["refresh_token"]).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert exchange(tv_client, code).json()["error"] == "invalid_grant"
+    assert not Grant.objects.exclude(state=Grant.State.REVOKED).exists()
+    assert adapter.sim.is_revoked(first["access_token"])
+    assert adapter.sim.is_revoked(second["access_token"])
+
+
+def test_a_pending_grant_left_by_a_dead_request_does_not_block_the_form(
+    adapter, tv_client, browser_client, trader, ctid, accounts
+):
+    import re
+
+    from .conftest import authorize_params
+
+    page = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client))
+    nonce = re.search(rb'name="consent" value="([^"]+)"', page.content).group(1).decode()
+    from django.core import signing
+
+    key = signing.loads(nonce, salt="tradingview.consent")["k"]
+    stale = Grant.objects.create(client=tv_client.client, trader=trader, ctid=ctid, consent_key=key)
+    Grant.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(seconds=600))
+    response = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    )
+    assert response.status_code == 302
+    assert Grant.objects.get().state == Grant.State.ACTIVE
