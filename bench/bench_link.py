@@ -127,7 +127,8 @@ def session_cookie(user_pk: int) -> str:
     user = get_user_model().objects.get(pk=user_pk)
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    # The backend that holds users (the last one; axes' comes first and only throttles).
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[-1]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return str(store.session_key)
@@ -180,7 +181,9 @@ def measure(work, threads: int, seconds: float) -> tuple[float, int]:
             try:
                 work(i)
                 counts[i] += 1
-            except Exception:
+            except Exception as exc:
+                if not errors[i]:
+                    print(f"    first error on thread {i}: {type(exc).__name__}: {str(exc)[:200]}")
                 errors[i] += 1
 
     started = time.monotonic()
