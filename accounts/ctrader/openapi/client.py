@@ -199,6 +199,13 @@ class _Outgoing:
     sent: asyncio.Future[None] | None = field(default=None, compare=False)
 
 
+def _quiet_future() -> asyncio.Future[Any]:
+    """A future whose exception counts as seen even when its waiter was cancelled before it failed."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
+
+
 class OpenApiConnection:
     def __init__(
         self,
@@ -339,7 +346,7 @@ class OpenApiConnection:
             raise OpenApiTransportError(f"connection closed: {self.close_reason}")
         order = next(self._counter)
         client_msg_id = f"{self._prefix}{order}"
-        sent = asyncio.get_running_loop().create_future() if track else None
+        sent = _quiet_future() if track else None
         item = _Outgoing(
             priority,
             order,
@@ -378,7 +385,7 @@ class OpenApiConnection:
     ) -> Envelope:
         """Like request(), returning the whole response envelope (with its receive position ``seq``)."""
         item = self._enqueue(payload_type, payload, track=True, priority=priority)
-        response: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        response: asyncio.Future[Envelope] = _quiet_future()
         self._pending[item.client_msg_id] = response
         try:
             assert item.sent is not None
