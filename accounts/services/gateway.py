@@ -20,7 +20,8 @@ from django.utils import timezone
 
 from accounts.ctrader.openapi.client import TraderInfo
 from accounts.ctrader.openapi.gateway import AccountTarget, Environment, GatewayConfig, RefreshOutcome
-from accounts.models import AuditEvent, Ctid, CtidToken, GatewayStatus, TradingAccount
+from accounts.models import Ctid, CtidToken, GatewayStatus, TradingAccount
+from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def gateway_ctid_needs_reconnect(*, ctid_id: int, reason: str) -> bool:
         ctid.state_reason = reason[:500]
         ctid.state_changed_at = timezone.now()
         ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
-        AuditEvent.objects.create(
+        audit_event_record(
             trader=ctid.trader,
             category="ctid",
             action="needs_reconnect",
@@ -187,7 +188,7 @@ def gateway_status_save(*, environment: Environment, **fields: Any) -> None:
 
 
 def gateway_alert(*, environment: Environment, action: str, message: str) -> None:
-    AuditEvent.objects.create(
+    audit_event_record(
         category="gateway",
         action=action,
         outcome="alert",

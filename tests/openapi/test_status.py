@@ -40,7 +40,9 @@ def test_healthy_when_every_environment_is_connected_with_a_recent_heartbeat() -
 
 def test_unhealthy_when_an_environment_is_stopped_or_silent() -> None:
     now = timezone.now()
-    GatewayStatus.objects.create(environment="live", state="connected", heartbeat_at=now - timedelta(minutes=5))
+    GatewayStatus.objects.create(
+        environment="live", state="connected", heartbeat_at=now - timedelta(minutes=5)
+    )
     GatewayStatus.objects.create(
         environment="demo", state="app_auth_refused", last_error="Application auth refused on demo"
     )

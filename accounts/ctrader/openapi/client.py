@@ -139,11 +139,11 @@ class RatePacer:
 
     Two rules: a hard sliding window over the last ``limit`` send times (the guarantee), and an even
     spacing of ``window / limit`` with a little catch-up allowance (so a backlog leaves as a steady stream
-    rather than as bursts at each window edge). The window is 2% longer than one second so that
-    scheduling jitter on either side does not push a server-side one-second window over the limit.
+    rather than as bursts at each window edge). The window is 5% longer than one second so that
+    scheduling and network jitter (up to 50 ms) does not push a server-side one-second window over the limit.
     """
 
-    def __init__(self, limit: int, *, window: float = 1.02, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit: int, *, window: float = 1.05, clock: Callable[[], float] = time.monotonic):
         if limit < 1:
             raise ValueError("the rate limit must be at least 1 per second")
         self.limit = limit

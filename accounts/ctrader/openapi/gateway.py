@@ -116,7 +116,7 @@ class GatewayConfig:
     request_timeout: float = 10.0
     heartbeat_interval: float = 10.0
     max_requests_per_second: int = 50
-    reconnect_base: float = 1.0
+    reconnect_base: float = 0.5
     reconnect_max: float = 60.0
     account_retry_base: float = 1.0
     account_retry_max: float = 300.0
