@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,6 +21,10 @@ class GatewayStatusView(APIView):
 
     permission_classes = [IsAdminUser]
 
+    @extend_schema(
+        summary="Open API gateway status (staff)",
+        responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT},
+    )
     def get(self, request: Request) -> Response:
         report = gateway_status_report()
         healthy = bool(report["environments"]) and all(e["healthy"] for e in report["environments"].values())
