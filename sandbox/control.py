@@ -196,7 +196,7 @@ class Sandbox:
         with self._lock:
             self._adapter_fail_once = True
             self.adapter.mode = "error"
-        return "The next TradingView adapter call answers {\"s\": \"error\"}."
+        return 'The next TradingView adapter call answers {"s": "error"}.'
 
     def reset_switches(self) -> str:
         with self.world.lock:
