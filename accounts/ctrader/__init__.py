@@ -1,0 +1,1 @@
+"""Django-free clients for Spotware: cTrader ID OAuth and the Open API."""
