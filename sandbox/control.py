@@ -273,7 +273,7 @@ class Sandbox:
                             "login": a.trader_login,
                             "environment": "live" if a.is_live else "demo",
                             "broker": a.broker_name,
-                            "balance": f"{a.balance / 10**a.money_digits:,.{a.money_digits}f} {a.deposit_asset}",
+                            "balance": f"{a.balance / 10**a.money_digits:,.2f} {a.deposit_asset}",
                         }
                         for a in c.accounts
                     ],
