@@ -1,6 +1,6 @@
 """The README's screenshots, taken in Chromium through the same journeys (UPDATE_SCREENSHOTS=1 to refresh).
 
-    UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/e2e/test_screenshots.py
+UPDATE_SCREENSHOTS=1 .venv/bin/pytest tests/e2e/test_screenshots.py
 """
 
 from __future__ import annotations
