@@ -10,6 +10,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from celery.schedules import BaseSchedule, maybe_schedule
@@ -38,9 +39,15 @@ class Entry:
         return bool(is_due)
 
 
-def schedule_entries(schedule: dict[str, Any] | None = None) -> list[Entry]:
-    # What a worker does at start: import every app's tasks module, so the names below resolve.
+@cache
+def _import_task_modules() -> None:
+    # What a worker does once at start: import every app's tasks module, so task names resolve. Once only:
+    # Celery's Django fixup runs django.setup() again on each import round, which reconfigures logging.
     app.loader.import_default_modules()
+
+
+def schedule_entries(schedule: dict[str, Any] | None = None) -> list[Entry]:
+    _import_task_modules()
     entries = []
     specs: dict[str, Any] = settings.CELERY_BEAT_SCHEDULE if schedule is None else schedule
     for name, spec in specs.items():
