@@ -68,6 +68,12 @@ class Command(BaseCommand):
 
         supervisor = Supervisor(cwd=str(settings.BASE_DIR), out=sys.stdout, grace=options["grace"])
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        if "gateway" not in without and not (settings.CTRADER_CLIENT_ID and settings.CTRADER_CLIENT_SECRET):
+            self.stdout.write(
+                "The Open API gateway is left out: CTRADER_CLIENT_ID and CTRADER_CLIENT_SECRET are not set "
+                "(SANDBOX=1 provides them)."
+            )
+            without.add("gateway")
         # This tree runs a gateway, so the web process's /readyz holds it to a fresh heartbeat.
         gateway_expected = "gateway" not in without
         children = [Child("web", self._web_argv(manage, host, port), self._web_env(gateway_expected))]
