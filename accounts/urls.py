@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.views import auth, dashboard
+from accounts.views import auth, ctid, dashboard
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -31,4 +31,10 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+]
+
+urlpatterns += [
+    path("ctrader/connect/", ctid.ctid_connect, name="ctid-connect"),
+    path("ctrader/callback/", ctid.ctid_callback, name="ctid-callback"),
+    path("ctids/<int:pk>/sync/", ctid.ctid_sync, name="ctid-sync"),
 ]

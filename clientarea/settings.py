@@ -306,6 +306,41 @@ except ValueError:
         "TOKEN_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64-encoded bytes)."
     ) from None
 
+# --- cTID connect, token refresh and account sync ---
+# Tokens expiring within this many days are refreshed by the sweep (Spotware's access tokens live ~30 days).
+TOKEN_REFRESH_WINDOW_DAYS = env.float("TOKEN_REFRESH_WINDOW_DAYS", default=7)
+TOKEN_SWEEP_INTERVAL_SECONDS = env.int("TOKEN_SWEEP_INTERVAL_SECONDS", default=300)
+TOKEN_SWEEP_BATCH_SIZE = env.int("TOKEN_SWEEP_BATCH_SIZE", default=1000)
+# Far longer than the token call can take (connect + read timeout and connect retries), so a lease never
+# expires while its holder is still talking to the token endpoint.
+TOKEN_REFRESH_LEASE_SECONDS = env.int("TOKEN_REFRESH_LEASE_SECONDS", default=120)
+# Timeout of one token-endpoint call (connect, read), seconds.
+TOKEN_HTTP_CONNECT_TIMEOUT = env.float("TOKEN_HTTP_CONNECT_TIMEOUT", default=5.0)
+TOKEN_HTTP_READ_TIMEOUT = env.float("TOKEN_HTTP_READ_TIMEOUT", default=15.0)
+# How long a caller that finds the refresh already in flight waits for its result.
+TOKEN_REFRESH_COALESCE_WAIT_SECONDS = env.float("TOKEN_REFRESH_COALESCE_WAIT_SECONDS", default=30.0)
+CTID_CONNECT_STATE_TTL_SECONDS = env.int("CTID_CONNECT_STATE_TTL_SECONDS", default=600)
+ACCOUNT_SYNC_INTERVAL_SECONDS = env.int("ACCOUNT_SYNC_INTERVAL_SECONDS", default=6 * 3600)
+OPENAPI_REQUEST_TIMEOUT = env.float("OPENAPI_REQUEST_TIMEOUT", default=10.0)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "sweep-due-ctid-tokens": {
+            "task": "accounts.tasks.sweep_due_tokens",
+            "schedule": float(TOKEN_SWEEP_INTERVAL_SECONDS),
+            "options": {"expires": float(TOKEN_SWEEP_INTERVAL_SECONDS)},
+        },
+        "sync-all-ctid-accounts": {
+            "task": "accounts.tasks.sync_all_accounts",
+            "schedule": float(ACCOUNT_SYNC_INTERVAL_SECONDS),
+            "options": {"expires": float(ACCOUNT_SYNC_INTERVAL_SECONDS)},
+        },
+    }
+)
+# Retries of transient task failures: exponential from the base, with jitter, capped, at most this many.
+TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=30.0)
+TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
+
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")
 MIDDLEWARE.insert(0, "clientarea.request_id.RequestIdMiddleware")

@@ -1,0 +1,269 @@
+"""Reading a cTID's trading accounts over the Open API and storing them.
+
+Live and demo are separate Open API hosts: an account is authorized only on the connection whose environment
+matches its ``isLive``, so a sync opens at most one connection per environment. The network part runs first
+and outside any transaction; the results are then written in one short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.ctrader.openapi.client import (
+    AccountInfo,
+    OpenApiConnection,
+    OpenApiError,
+    OpenApiErrorResponse,
+    OpenApiTransportError,
+)
+from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
+from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
+
+logger = logging.getLogger(__name__)
+
+# The access token itself was refused: refresh once, then try again.
+TOKEN_ERRORS = frozenset({"CH_ACCESS_TOKEN_INVALID", "OA_AUTH_TOKEN_EXPIRED"})
+# The account is gone or unusable; the rest of the sync goes on.
+ACCOUNT_GONE_ERRORS = frozenset({"CH_CTID_TRADER_ACCOUNT_NOT_FOUND", "RET_NO_SUCH_LOGIN"})
+ACCOUNT_DISABLED_ERRORS = frozenset({"RET_ACCOUNT_DISABLED", "CHANNEL_IS_BLOCKED"})
+# Spotware-side conditions that pass.
+TRANSIENT_ERRORS = frozenset(
+    {
+        "CH_SERVER_NOT_REACHABLE",
+        "SERVER_IS_UNDER_MAINTENANCE",
+        "REQUEST_FREQUENCY_EXCEEDED",
+        "BLOCKED_PAYLOAD_TYPE",
+        "TIMEOUT_ERROR",
+        "CONNECTIONS_LIMIT_EXCEEDED",
+    }
+)
+
+
+class SyncError(Exception):
+    """Base of account-sync failures; the message is safe to show to staff and to the trader."""
+
+
+class SyncTransient(SyncError):
+    """The Open API could not be reached or asked us to wait; retry later."""
+
+
+class SyncNeedsReconnect(SyncError):
+    """The cTID's token chain is dead: only a new consent helps."""
+
+
+@dataclass(frozen=True)
+class FetchedAccount:
+    ctid_trader_account_id: int
+    is_live: bool
+    login: int
+    broker_title: str
+    broker_name: str = ""
+    balance: Decimal | None = None
+    currency: str = ""
+    problem: str = ""  # "", "gone" or "disabled"
+    problem_reason: str = ""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    ctid_id: int
+    active: int
+    gone: int
+    without_jurisdiction: int
+    synced_at: datetime
+
+
+def _url(is_live: bool) -> str:
+    return settings.CTRADER_OPENAPI_LIVE_URL if is_live else settings.CTRADER_OPENAPI_DEMO_URL
+
+
+async def _connect(is_live: bool) -> OpenApiConnection:
+    return await OpenApiConnection.connect(
+        _url(is_live),
+        client_id=settings.CTRADER_CLIENT_ID,
+        client_secret=settings.CTRADER_CLIENT_SECRET,
+        request_timeout=settings.OPENAPI_REQUEST_TIMEOUT,
+    )
+
+
+async def _profile_user_id(access_token: str) -> int:
+    # Token-only calls are answered on either host; the live one is the canonical place.
+    async with await _connect(True) as conn:
+        return await conn.get_ctid_user_id(access_token)
+
+
+def openapi_ctid_user_id(*, access_token: str) -> int:
+    """The cTID ``userId`` an access token belongs to (GetCtidProfileByToken)."""
+    try:
+        return async_to_sync(_profile_user_id)(access_token)
+    except OpenApiErrorResponse as exc:
+        if exc.error_code in TOKEN_ERRORS:
+            raise SyncNeedsReconnect("cTrader refused the new access token.") from None
+        raise SyncTransient(f"The cTrader Open API answered {exc.error_code}.") from None
+    except OpenApiError as exc:
+        raise SyncTransient(f"The cTrader Open API is unreachable ({type(exc).__name__}).") from None
+
+
+async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token: str) -> FetchedAccount:
+    base = FetchedAccount(
+        info.ctid_trader_account_id, info.is_live, info.trader_login, info.broker_title_short
+    )
+    try:
+        await conn.authorize_account(info.ctid_trader_account_id, access_token)
+        trader = await conn.get_trader(info.ctid_trader_account_id)
+        assets = await conn.get_asset_names(info.ctid_trader_account_id)
+    except OpenApiErrorResponse as exc:
+        if exc.error_code in ACCOUNT_GONE_ERRORS:
+            return _replace(base, problem="gone", problem_reason=f"cTrader: {exc.error_code}")
+        if exc.error_code in ACCOUNT_DISABLED_ERRORS:
+            return _replace(base, problem="disabled", problem_reason=f"cTrader: {exc.error_code}")
+        raise
+    return _replace(
+        base,
+        login=trader.trader_login or info.trader_login,
+        broker_name=trader.broker_name,
+        balance=trader.balance,
+        currency=assets.get(trader.deposit_asset_id, ""),
+    )
+
+
+def _replace(account: FetchedAccount, **changes: object) -> FetchedAccount:
+    from dataclasses import replace
+
+    return replace(account, **changes)  # type: ignore[arg-type]
+
+
+async def _fetch(access_token: str) -> list[FetchedAccount]:
+    fetched: list[FetchedAccount] = []
+    live = await _connect(True)
+    try:
+        _scope, accounts = await live.get_accounts(access_token)
+        for info in (a for a in accounts if a.is_live):
+            fetched.append(await _read_account(live, info, access_token))
+    finally:
+        await live.close()
+    demo_accounts = [a for a in accounts if not a.is_live]
+    if demo_accounts:
+        async with await _connect(False) as demo:
+            for info in demo_accounts:
+                fetched.append(await _read_account(demo, info, access_token))
+    return fetched
+
+
+def ctid_sync_accounts(*, ctid_id: int) -> SyncResult:
+    """Read the cTID's accounts from the Open API and upsert them; accounts no longer listed become GONE.
+
+    A refused access token is refreshed once through the single-flight refresh, then the read is repeated.
+    """
+    for attempt in (1, 2):
+        token = CtidToken.objects.only("access_token", "version", "state").get(ctid_id=ctid_id)
+        if token.state != CtidToken.State.ACTIVE:
+            raise _record(ctid_id, SyncNeedsReconnect("The cTrader ID needs to be reconnected."))
+        try:
+            fetched = async_to_sync(_fetch)(token.access_token)
+            break
+        except OpenApiErrorResponse as exc:
+            if exc.error_code in TOKEN_ERRORS and attempt == 1:
+                _refresh_after_refusal(ctid_id=ctid_id, seen_version=token.version)
+                continue
+            if exc.error_code in TOKEN_ERRORS:
+                raise _record(ctid_id, SyncTransient("cTrader refused the refreshed access token.")) from None
+            if exc.error_code in TRANSIENT_ERRORS:
+                raise _record(
+                    ctid_id, SyncTransient(f"The cTrader Open API answered {exc.error_code}.")
+                ) from None
+            raise _record(ctid_id, SyncError(f"The cTrader Open API answered {exc.error_code}.")) from None
+        except OpenApiTransportError as exc:
+            raise _record(
+                ctid_id, SyncTransient(f"The cTrader Open API is unreachable ({type(exc).__name__}).")
+            ) from None
+        except OpenApiError as exc:
+            raise _record(
+                ctid_id, SyncError(f"The cTrader Open API failed ({type(exc).__name__}).")
+            ) from None
+    return _store(ctid_id=ctid_id, fetched=fetched)
+
+
+def _refresh_after_refusal(*, ctid_id: int, seen_version: int) -> None:
+    try:
+        result = ctid_token_refresh(
+            ctid_id=ctid_id, reason="sync: access token refused", seen_version=seen_version
+        )
+    except TokenRefreshTransient as exc:
+        raise _record(ctid_id, SyncTransient(f"The access token could not be refreshed yet: {exc}")) from None
+    if result.outcome in (RefreshOutcome.REJECTED, RefreshOutcome.NOT_ACTIVE):
+        raise _record(ctid_id, SyncNeedsReconnect("The cTrader ID needs to be reconnected."))
+
+
+def _record(ctid_id: int, error: SyncError) -> SyncError:
+    Ctid.objects.filter(pk=ctid_id).update(last_sync_error=str(error)[:500])
+    logger.warning("ctid account sync failed", extra={"ctid_id": ctid_id, "error": str(error)})
+    return error
+
+
+def _store(*, ctid_id: int, fetched: list[FetchedAccount]) -> SyncResult:
+    now = timezone.now()
+    names = {a.broker_name for a in fetched if a.broker_name}
+    jurisdictions = {j.broker_name: j for j in Jurisdiction.objects.filter(broker_name__in=names)}
+    seen_ids = [a.ctid_trader_account_id for a in fetched]
+    active = without = 0
+    with transaction.atomic():
+        ctid = Ctid.objects.select_for_update().get(pk=ctid_id)
+        for account in fetched:
+            defaults: dict[str, object] = {
+                "ctid": ctid,
+                "login": account.login,
+                "is_live": account.is_live,
+                "broker_title": account.broker_title[:200],
+                "last_synced_at": now,
+            }
+            if account.problem == "gone":
+                defaults.update(status=TradingAccount.Status.GONE, status_reason=account.problem_reason)
+            elif account.problem == "disabled":
+                defaults.update(status=TradingAccount.Status.DISABLED, status_reason=account.problem_reason)
+            else:
+                active += 1
+                jurisdiction = jurisdictions.get(account.broker_name)
+                without += jurisdiction is None
+                defaults.update(
+                    status=TradingAccount.Status.ACTIVE,
+                    status_reason="",
+                    broker_name=account.broker_name[:100],
+                    jurisdiction=jurisdiction,
+                    balance=account.balance,
+                    currency=account.currency[:20],
+                    balance_updated_at=now if account.balance is not None else None,
+                )
+            TradingAccount.objects.update_or_create(
+                ctid_trader_account_id=account.ctid_trader_account_id, defaults=defaults
+            )
+        gone = (
+            TradingAccount.objects.filter(ctid=ctid)
+            .exclude(ctid_trader_account_id__in=seen_ids)
+            .exclude(status=TradingAccount.Status.GONE)
+            .update(
+                status=TradingAccount.Status.GONE,
+                status_reason="No longer in the account list granted to this application.",
+            )
+        )
+        ctid.last_synced_at = now
+        ctid.last_sync_error = ""
+        ctid.save(update_fields=["last_synced_at", "last_sync_error"])
+    if without:
+        logger.warning(
+            "trading accounts with a broker name that matches no jurisdiction",
+            extra={"ctid_id": ctid_id, "count": without},
+        )
+    logger.info(
+        "ctid accounts synced",
+        extra={"ctid_id": ctid_id, "active": active, "gone": gone, "unmapped": without},
+    )
+    return SyncResult(ctid_id, active, gone, without, now)

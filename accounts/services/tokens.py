@@ -1,0 +1,406 @@
+"""Open API tokens of a cTID: storing a new consent and the single-flight refresh.
+
+cTrader refresh tokens work once and rotate on every refresh, so two refreshes of one token in flight at the
+same time end the chain (the loser's token is already spent), and a refresh whose answer is lost cannot be
+repeated. The rules here:
+
+- Only ``ctid_token_refresh`` and ``ctid_token_store`` write token values; both bump ``version``.
+- A refresh first claims a lease with a conditional UPDATE, reads the refresh token only after the claim,
+  calls the token endpoint outside any transaction with a timeout far below the lease, and writes both tokens
+  and the expiry in one UPDATE conditional on the version it read.
+- Callers that cannot claim the lease wait for the holder and take its result instead of calling the
+  endpoint themselves.
+- A failed or ambiguous call never clears stored values. A refusal is re-checked against the stored version
+  before the cTID is marked ``needs_reconnect``.
+- No token value is ever logged or stored outside the encrypted columns; attempts record time and outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.ctrader.oauth import CtraderOAuth, TokenPair, TokenRejected, TokenTransientError
+from accounts.models import AuditEvent, Ctid, CtidToken
+from accounts.signals import ctid_needs_reconnect
+from clientarea import http
+
+logger = logging.getLogger(__name__)
+
+
+class RefreshOutcome(StrEnum):
+    REFRESHED = "ok"
+    SUPERSEDED = "superseded"  # another writer (a refresh or a new consent) already replaced the token
+    REJECTED = "rejected"  # the chain is dead; the cTID needs a new consent
+    NOT_ACTIVE = "not_active"  # the token needs reconnect or is revoked: nothing to refresh
+    NOT_DUE = "not_due"  # only_if_due was set and the token is not within the refresh window
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    outcome: RefreshOutcome
+    version: int
+    expires_at: datetime
+    # True when this caller did not call the endpoint but waited for the lease holder's result.
+    coalesced: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (RefreshOutcome.REFRESHED, RefreshOutcome.SUPERSEDED, RefreshOutcome.NOT_DUE)
+
+
+class TokenRefreshError(Exception):
+    """Base of the refresh failures callers may see."""
+
+
+class TokenRefreshTransient(TokenRefreshError):
+    """The refresh did not happen this time (endpoint unreachable, ambiguous answer, lease busy); retry later.
+
+    The stored token pair is unchanged. ``ambiguous`` is True when the request may have reached the endpoint.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        self.ambiguous = ambiguous
+        super().__init__(message)
+
+
+_local = threading.local()
+
+
+def oauth_client() -> CtraderOAuth:
+    """The configured cTrader ID client, one per thread so its keep-alive connection is reused."""
+    config = (
+        settings.CTRADER_AUTH_URL,
+        settings.CTRADER_TOKEN_URL,
+        settings.CTRADER_CLIENT_ID,
+        settings.CTRADER_CLIENT_SECRET,
+        settings.CTRADER_REDIRECT_URI,
+        settings.CTRADER_SCOPE,
+        settings.TOKEN_HTTP_CONNECT_TIMEOUT,
+        settings.TOKEN_HTTP_READ_TIMEOUT,
+    )
+    cached = getattr(_local, "oauth", None)
+    if cached is not None and cached[0] == config:
+        return cached[1]
+    client = CtraderOAuth(
+        auth_url=settings.CTRADER_AUTH_URL,
+        token_url=settings.CTRADER_TOKEN_URL,
+        client_id=settings.CTRADER_CLIENT_ID,
+        client_secret=settings.CTRADER_CLIENT_SECRET,
+        redirect_uri=settings.CTRADER_REDIRECT_URI,
+        scope=settings.CTRADER_SCOPE,
+        session=http.session(),
+        timeout=(settings.TOKEN_HTTP_CONNECT_TIMEOUT, settings.TOKEN_HTTP_READ_TIMEOUT),
+    )
+    _local.oauth = (config, client)
+    return client
+
+
+def _assert_no_transaction() -> None:
+    # An HTTP call inside a transaction would hold row locks for the whole timeout. Test-case wrappers are
+    # fine: they never commit anyway.
+    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+        raise RuntimeError("ctid_token_refresh must not run inside a database transaction.")
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+
+
+def _expiry(pair: TokenPair, now: datetime) -> datetime:
+    return now + timedelta(seconds=pair.expires_in)
+
+
+def _refresh_window_end(now: datetime) -> datetime:
+    return now + timedelta(days=settings.TOKEN_REFRESH_WINDOW_DAYS)
+
+
+def ctid_token_store(*, ctid: Ctid, pair: TokenPair, scope: str) -> CtidToken:
+    """Store the pair of a new consent, replacing any stored one.
+
+    The version moves and any refresh lease is cleared, so a refresh in flight for the old chain loses
+    cleanly: its conditional write no longer matches.
+    """
+    now = timezone.now()
+    values = {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "expires_at": _expiry(pair, now),
+        "scope": scope[:50],
+        "state": CtidToken.State.ACTIVE,
+        "lease_owner": "",
+        "lease_until": None,
+        "refresh_failures": 0,
+        "last_refresh_error": "",
+        "updated_at": now,
+    }
+    for _ in range(2):
+        if CtidToken.objects.filter(ctid=ctid).update(version=F("version") + 1, **values):
+            return CtidToken.objects.get(ctid=ctid)
+        try:
+            with transaction.atomic():
+                return CtidToken.objects.create(ctid=ctid, version=1, **values)
+        except IntegrityError:
+            continue  # created concurrently: replace it
+    raise RuntimeError("The token of a cTID could not be stored.")
+
+
+def ctid_token_refresh(
+    *,
+    ctid_id: int,
+    reason: str,
+    seen_version: int | None = None,
+    only_if_due: bool = False,
+) -> RefreshResult:
+    """Refresh the Open API token of a cTID, single-flight across every process.
+
+    ``seen_version``: the version the caller found stale (e.g. the token Spotware just refused); when the
+    stored version has already moved past it, the result is ``SUPERSEDED`` without a call. Without it the
+    version read on entry is used, so callers arriving while another refresh is in flight share its result.
+    ``only_if_due``: skip the refresh unless the token expires within ``TOKEN_REFRESH_WINDOW_DAYS``
+    (the sweep sets it, which makes a task that runs twice harmless).
+
+    Returns the outcome; raises ``TokenRefreshTransient`` when the refresh should be retried later, and
+    ``CtidToken.DoesNotExist`` when the cTID has no token.
+    """
+    _assert_no_transaction()
+    start = CtidToken.objects.only("version").get(ctid_id=ctid_id)
+    expected_version = seen_version if seen_version is not None else start.version
+    owner = _lease_owner()
+    deadline = time.monotonic() + settings.TOKEN_REFRESH_COALESCE_WAIT_SECONDS
+    waited = False
+    delay = 0.05
+    while True:
+        now = timezone.now()
+        if not waited:
+            claim = CtidToken.objects.filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                ctid_id=ctid_id,
+                state=CtidToken.State.ACTIVE,
+                version=expected_version,
+            )
+            if only_if_due:
+                claim = claim.filter(expires_at__lte=_refresh_window_end(now))
+            if claim.update(
+                lease_owner=owner,
+                lease_until=now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS),
+            ):
+                return _refresh_claimed(ctid_id=ctid_id, owner=owner, reason=reason)
+
+        row = CtidToken.objects.only(
+            "version", "state", "expires_at", "lease_owner", "lease_until", "last_refresh_outcome"
+        ).get(ctid_id=ctid_id)
+        if row.version != expected_version:
+            return RefreshResult(RefreshOutcome.SUPERSEDED, row.version, row.expires_at, coalesced=waited)
+        if row.state != CtidToken.State.ACTIVE:
+            # After waiting, the holder's refresh was refused and marked the token.
+            outcome = RefreshOutcome.REJECTED if waited else RefreshOutcome.NOT_ACTIVE
+            return RefreshResult(outcome, row.version, row.expires_at, coalesced=waited)
+        if only_if_due and row.expires_at > _refresh_window_end(now):
+            return RefreshResult(RefreshOutcome.NOT_DUE, row.version, row.expires_at)
+        lease_free = not row.lease_owner or (row.lease_until is not None and row.lease_until < now)
+        if lease_free:
+            if waited and row.last_refresh_outcome == CtidToken.Outcome.TRANSIENT:
+                # The holder released the lease without a new pair: share its failure rather than repeat it
+                # at once; the caller retries later with backoff.
+                raise TokenRefreshTransient("The refresh in flight failed; it will be retried.")
+            waited = False
+            continue  # released (or expired) between the claim and the read: claim again
+        if time.monotonic() >= deadline:
+            raise TokenRefreshTransient("Another refresh of this token is still in flight.")
+        waited = True
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def _refresh_claimed(*, ctid_id: int, owner: str, reason: str) -> RefreshResult:
+    released = False
+    try:
+        # Read the refresh token only now that the lease is ours.
+        token = CtidToken.objects.get(ctid_id=ctid_id)
+        version = token.version
+        started = timezone.now()
+        try:
+            pair = oauth_client().refresh(refresh_token=token.refresh_token)
+        except TokenRejected as exc:
+            released = True
+            return _on_rejected(token=token, owner=owner, reason=reason, error=exc, at=started)
+        except TokenTransientError as exc:
+            released = True
+            _on_transient(token=token, owner=owner, error=exc, at=started)
+            raise TokenRefreshTransient(str(exc), ambiguous=exc.may_have_been_sent) from None
+
+        now = timezone.now()
+        expires_at = _expiry(pair, now)
+        values = {
+            "access_token": pair.access_token,
+            "refresh_token": pair.refresh_token,
+            "expires_at": expires_at,
+            "version": F("version") + 1,
+            "lease_owner": "",
+            "lease_until": None,
+            "last_refresh_at": now,
+            "last_refresh_outcome": CtidToken.Outcome.OK,
+            "last_refresh_error": "",
+            "refresh_failures": 0,
+            "updated_at": now,
+        }
+        updated = CtidToken.objects.filter(pk=token.pk, version=version).update(**values)
+        released = True
+        if updated:
+            logger.info(
+                "ctid token refreshed",
+                extra={"ctid_id": ctid_id, "version": version + 1, "reason": reason},
+            )
+            return RefreshResult(RefreshOutcome.REFRESHED, version + 1, expires_at)
+
+        current = CtidToken.objects.only("version", "lease_owner", "expires_at").get(pk=token.pk)
+        if current.lease_owner != owner:
+            # A new consent replaced the token (and cleared the lease) while the call was in flight; the
+            # consent's pair is the valid one and the pair just received belongs to the old chain.
+            logger.warning(
+                "ctid token refresh superseded by a new consent",
+                extra={"ctid_id": ctid_id, "version": current.version, "reason": reason},
+            )
+            return RefreshResult(RefreshOutcome.SUPERSEDED, current.version, current.expires_at)
+        # The version moved under a lease this process still holds: it should be impossible. The pair just
+        # received is the only one Spotware still honours, so keep it.
+        logger.critical(
+            "ctid token version moved during a leased refresh; storing the new pair anyway",
+            extra={"ctid_id": ctid_id, "expected_version": version, "found_version": current.version},
+        )
+        CtidToken.objects.filter(pk=token.pk).update(**values)
+        stored = CtidToken.objects.only("version").get(pk=token.pk)
+        return RefreshResult(RefreshOutcome.REFRESHED, stored.version, expires_at)
+    finally:
+        if not released:
+            CtidToken.objects.filter(ctid_id=ctid_id, lease_owner=owner).update(
+                lease_owner="", lease_until=None
+            )
+
+
+def _on_transient(*, token: CtidToken, owner: str, error: TokenTransientError, at: datetime) -> None:
+    message = ("ambiguous: " if error.may_have_been_sent else "") + str(error)
+    record = {
+        "last_refresh_at": at,
+        "last_refresh_outcome": CtidToken.Outcome.TRANSIENT,
+        "last_refresh_error": message[:500],
+        "refresh_failures": F("refresh_failures") + 1,
+        "updated_at": timezone.now(),
+    }
+    if not CtidToken.objects.filter(pk=token.pk, lease_owner=owner).update(
+        lease_owner="", lease_until=None, **record
+    ):
+        CtidToken.objects.filter(pk=token.pk).update(**record)
+    logger.warning(
+        "ctid token refresh failed, will retry",
+        extra={"ctid_id": token.ctid_id, "error": message, "ambiguous": error.may_have_been_sent},
+    )
+
+
+def _on_rejected(
+    *, token: CtidToken, owner: str, reason: str, error: TokenRejected, at: datetime
+) -> RefreshResult:
+    now = timezone.now()
+    record = {
+        "last_refresh_at": at,
+        "last_refresh_error": str(error)[:500],
+        "updated_at": now,
+    }
+    # Re-check before declaring the chain dead: another process or a new consent may have replaced the token.
+    with transaction.atomic():
+        marked = CtidToken.objects.filter(pk=token.pk, version=token.version).update(
+            state=CtidToken.State.NEEDS_RECONNECT,
+            lease_owner="",
+            lease_until=None,
+            last_refresh_outcome=CtidToken.Outcome.REJECTED,
+            refresh_failures=F("refresh_failures") + 1,
+            **record,
+        )
+        if not marked:
+            CtidToken.objects.filter(pk=token.pk, lease_owner=owner).update(lease_owner="", lease_until=None)
+            CtidToken.objects.filter(pk=token.pk).update(
+                last_refresh_outcome=CtidToken.Outcome.SUPERSEDED, **record
+            )
+            current = CtidToken.objects.only("version", "expires_at").get(pk=token.pk)
+            logger.info(
+                "ctid token refresh refused, but the token was already replaced",
+                extra={"ctid_id": token.ctid_id, "version": current.version},
+            )
+            return RefreshResult(RefreshOutcome.SUPERSEDED, current.version, current.expires_at)
+        ctid = Ctid.objects.select_related("trader").get(pk=token.ctid_id)
+        state_reason = "cTrader refused to refresh the access; the trader has to reconnect the cTrader ID."
+        Ctid.objects.filter(pk=ctid.pk).update(
+            state=Ctid.State.NEEDS_RECONNECT, state_reason=state_reason, state_changed_at=now
+        )
+        AuditEvent.objects.create(
+            trader=ctid.trader,
+            category="ctid",
+            action="token_refresh",
+            outcome="needs_reconnect",
+            message=f"Token refresh of cTID {ctid.user_id} refused: {error.error_code}"[:500],
+            detail={
+                "ctid_id": ctid.pk,
+                "user_id": ctid.user_id,
+                "error_code": error.error_code,
+                "reason": reason,
+            },
+        )
+    if token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT and token.last_refresh_error.startswith(
+        "ambiguous"
+    ):
+        # The earlier attempt probably rotated the token and its answer was lost: only a new consent helps.
+        logger.error(
+            "ctid token chain lost after an ambiguous refresh; the cTID needs reconnecting",
+            extra={"ctid_id": ctid.pk, "error_code": error.error_code},
+        )
+    else:
+        logger.warning(
+            "ctid token refresh refused; the cTID needs reconnecting",
+            extra={"ctid_id": ctid.pk, "error_code": error.error_code},
+        )
+    ctid.state = Ctid.State.NEEDS_RECONNECT
+    ctid.state_reason = state_reason
+    ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=state_reason)
+    return RefreshResult(RefreshOutcome.REJECTED, token.version, token.expires_at)
+
+
+def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[int]]:
+    """The cTID ids whose tokens are due for a refresh, in batches: one query per batch, whatever the count.
+
+    Due: active, expiring within ``TOKEN_REFRESH_WINDOW_DAYS`` and not leased by a refresh in flight.
+    Keyset pagination on the primary key keeps every batch query cheap on a large table.
+    """
+    size = batch_size or settings.TOKEN_SWEEP_BATCH_SIZE
+    now = timezone.now()
+    window_end = _refresh_window_end(now)
+    after = 0
+    while True:
+        rows = list(
+            CtidToken.objects.filter(
+                Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+                state=CtidToken.State.ACTIVE,
+                expires_at__lte=window_end,
+                pk__gt=after,
+            )
+            .order_by("pk")
+            .values_list("pk", "ctid_id")[:size]
+        )
+        if rows:
+            yield [ctid_id for _, ctid_id in rows]
+            after = rows[-1][0]
+        if len(rows) < size:
+            return

@@ -1,0 +1,134 @@
+"""Celery tasks: thin, take ids, safe to run twice, retry only transient failures (backoff, jitter, cap).
+
+Exactly one beat runs the periodic tasks (``CELERY_BEAT_SCHEDULE`` in settings). Without Redis (embedded
+mode) tasks run eagerly and the run command's loop calls ``run_token_sweep`` and ``run_account_sync``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable
+
+from celery import Task, shared_task
+from django.conf import settings
+
+from accounts.models import Ctid, CtidToken
+from accounts.services.sync import SyncNeedsReconnect, SyncTransient, ctid_sync_accounts
+from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh, ctid_tokens_due_batches
+
+logger = logging.getLogger(__name__)
+
+# Below the refresh lease (TOKEN_REFRESH_LEASE_SECONDS, 120 s by default): a task killed by its time limit
+# never outlives the lease it holds.
+REFRESH_SOFT_TIME_LIMIT = 75
+REFRESH_TIME_LIMIT = 90
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with equal jitter, capped."""
+    base = settings.TASK_RETRY_BASE_SECONDS
+    ceiling = min(settings.TASK_RETRY_CAP_SECONDS, base * (2**retries))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry(task: Task, exc: Exception) -> Exception:
+    return task.retry(
+        exc=exc, countdown=retry_countdown(task.request.retries), max_retries=settings.TASK_MAX_RETRIES
+    )
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=REFRESH_SOFT_TIME_LIMIT,
+    time_limit=REFRESH_TIME_LIMIT,
+)
+def refresh_ctid_token(self: Task, ctid_id: int, only_if_due: bool = False, reason: str = "task") -> str:
+    try:
+        result = ctid_token_refresh(ctid_id=ctid_id, reason=reason, only_if_due=only_if_due)
+    except CtidToken.DoesNotExist:
+        return "missing"
+    except TokenRefreshTransient as exc:
+        raise _retry(self, exc) from None
+    return result.outcome.value
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def sync_ctid_accounts(self: Task, ctid_id: int) -> str:
+    try:
+        result = ctid_sync_accounts(ctid_id=ctid_id)
+    except (Ctid.DoesNotExist, CtidToken.DoesNotExist):
+        return "missing"
+    except SyncNeedsReconnect:
+        return "needs_reconnect"
+    except (SyncTransient, TokenRefreshTransient) as exc:
+        raise _retry(self, exc) from None
+    return f"{result.active} active, {result.gone} gone"
+
+
+def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
+    count = 0
+    if task.app.conf.task_always_eager:
+        for ids in batches:
+            for ctid_id in ids:
+                task.apply(args=(ctid_id,), kwargs=kwargs)
+                count += 1
+        return count
+    # One producer (one broker connection) for the whole sweep.
+    with task.app.producer_or_acquire() as producer:  # type: ignore[attr-defined]
+        for ids in batches:
+            for ctid_id in ids:
+                task.apply_async(args=(ctid_id,), kwargs=kwargs, producer=producer)
+                count += 1
+    return count
+
+
+def run_token_sweep(*, enqueue: Callable[[list[int]], None] | None = None) -> int:
+    """Enqueue one refresh per token due within the refresh window; returns how many were enqueued.
+
+    A plain function so the embedded run loop can call it; ``enqueue`` replaces sending (benchmarks).
+    """
+    batches = ctid_tokens_due_batches()
+    if enqueue is not None:
+        count = 0
+        for ids in batches:
+            enqueue(ids)
+            count += len(ids)
+        return count
+    count = _enqueue(refresh_ctid_token, batches, only_if_due=True, reason="sweep")
+    logger.info("token sweep enqueued refreshes", extra={"count": count})
+    return count
+
+
+def _syncable_batches(batch_size: int) -> Iterable[list[int]]:
+    after = 0
+    while True:
+        ids = list(
+            Ctid.objects.filter(state=Ctid.State.CONNECTED, token__state=CtidToken.State.ACTIVE, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        if ids:
+            yield ids
+            after = ids[-1]
+        if len(ids) < batch_size:
+            return
+
+
+def run_account_sync() -> int:
+    """Enqueue one account sync per connected cTID; returns how many were enqueued."""
+    count = _enqueue(sync_ctid_accounts, _syncable_batches(settings.TOKEN_SWEEP_BATCH_SIZE))
+    logger.info("account sync enqueued", extra={"count": count})
+    return count
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def sweep_due_tokens() -> int:
+    return run_token_sweep()
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def sync_all_accounts() -> int:
+    return run_account_sync()

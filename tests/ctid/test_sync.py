@@ -1,0 +1,127 @@
+"""Account sync over the Open API simulators (one WebSocket host per environment)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.ctrader.openapi.messages import PayloadType
+from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
+from accounts.services.sync import SyncNeedsReconnect, ctid_sync_accounts
+from sandbox.world import Grant
+
+from .conftest import connect_in_world, make_trader, stored
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eu() -> Jurisdiction:
+    return Jurisdiction.objects.create(broker_name="TEST-EU", display_name="Test EU")
+
+
+def test_sync_upserts_accounts_with_balance_currency_and_jurisdiction(world, openapi, eu):
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    result = ctid_sync_accounts(ctid_id=ctid.pk)
+    assert (result.active, result.without_jurisdiction) == (3, 1)
+    accounts = {a.ctid_trader_account_id: a for a in TradingAccount.objects.filter(ctid=ctid)}
+    assert set(accounts) == {61000001, 61000002, 61000003}
+    live_eur = accounts[61000001]
+    assert (live_eur.is_live, live_eur.login, live_eur.balance, live_eur.currency) == (
+        True,
+        710001,
+        Decimal("12500.50"),
+        "EUR",
+    )
+    assert (
+        live_eur.jurisdiction == eu
+        and live_eur.broker_name == "TEST-EU"
+        and live_eur.broker_title == "Test EU"
+    )
+    assert accounts[61000003].balance == Decimal("520.15000000") and accounts[61000003].currency == "USD"
+    # An unknown broker name stays without a jurisdiction, for staff to see.
+    assert accounts[61000003].jurisdiction is None and accounts[61000003].broker_name == "TEST-UNKNOWN"
+    assert accounts[61000002].is_live is False and accounts[61000002].jurisdiction == eu
+    ctid.refresh_from_db()
+    assert ctid.last_synced_at is not None and ctid.last_sync_error == ""
+
+
+def test_live_accounts_are_authorized_only_on_live_and_demo_only_on_demo(world, openapi, eu):
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    ctid_sync_accounts(ctid_id=ctid.pk)
+    ctid_sync_accounts(ctid_id=ctid.pk)
+
+    def authorized(env: str) -> list[int]:
+        return [
+            int(r.payload["ctidTraderAccountId"]) for r in openapi[env].received(PayloadType.ACCOUNT_AUTH_REQ)
+        ]
+
+    assert sorted(authorized("live")) == [61000001, 61000001, 61000003, 61000003]
+    assert authorized("demo") == [61000002, 61000002]
+    for env, expected in (("live", {61000001, 61000003}), ("demo", {61000002})):
+        for kind in (PayloadType.TRADER_REQ, PayloadType.ASSET_LIST_REQ):
+            assert {int(r.payload["ctidTraderAccountId"]) for r in openapi[env].received(kind)} == expected
+        # Application auth came first on every connection.
+        for conn_id in {r.connection_id for r in openapi[env].received()}:
+            assert (
+                openapi[env].received(connection_id=conn_id)[0].payload_type
+                == PayloadType.APPLICATION_AUTH_REQ
+            )
+
+
+def test_an_account_that_disappeared_is_marked_gone_not_deleted(world, openapi, eu):
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    ctid_sync_accounts(ctid_id=ctid.pk)
+    # A new consent that ticks only two of the three accounts.
+    issued = world.issue_tokens(Grant(9100001, (61000001, 61000002), "accounts"))
+    CtidToken.objects.filter(ctid=ctid).update(access_token=issued["accessToken"])
+    result = ctid_sync_accounts(ctid_id=ctid.pk)
+    assert (result.active, result.gone) == (2, 1)
+    gone = TradingAccount.objects.get(ctid_trader_account_id=61000003)
+    assert gone.status == TradingAccount.Status.GONE and gone.balance == Decimal("520.15")
+    assert TradingAccount.objects.filter(ctid=ctid, status=TradingAccount.Status.ACTIVE).count() == 2
+    # Granted again later: active again.
+    issued = world.issue_tokens(Grant(9100001, (61000001, 61000002, 61000003), "accounts"))
+    CtidToken.objects.filter(ctid=ctid).update(access_token=issued["accessToken"])
+    ctid_sync_accounts(ctid_id=ctid.pk)
+    assert TradingAccount.objects.get(ctid_trader_account_id=61000003).status == TradingAccount.Status.ACTIVE
+
+
+def test_a_disabled_account_is_marked_and_the_rest_synced(world, openapi, eu):
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    world.account(61000002).enabled = False
+    result = ctid_sync_accounts(ctid_id=ctid.pk)
+    assert result.active == 2
+    assert (
+        TradingAccount.objects.get(ctid_trader_account_id=61000002).status == TradingAccount.Status.DISABLED
+    )
+
+
+def test_a_refused_access_token_is_refreshed_once_then_the_sync_succeeds(world, openapi, ctrader_id, eu):
+    ctid, issued = connect_in_world(world, trader=make_trader())
+    world.access_tokens[issued["accessToken"]].revoked = True
+    result = ctid_sync_accounts(ctid_id=ctid.pk)
+    assert result.active == 3
+    assert ctrader_id.calls == ["refresh_token"]
+    token = stored(ctid)
+    assert token.version == 2 and token.access_token != issued["accessToken"]
+    # The retry used the new token on both hosts.
+    auths = openapi["live"].received(PayloadType.ACCOUNT_AUTH_REQ) + openapi["demo"].received(
+        PayloadType.ACCOUNT_AUTH_REQ
+    )
+    assert auths and all(r.payload["accessToken"] == token.access_token for r in auths)
+
+
+def test_a_dead_chain_during_sync_ends_in_needs_reconnect(world, openapi, ctrader_id, eu):
+    ctid, issued = connect_in_world(world, trader=make_trader())
+    world.access_tokens[issued["accessToken"]].revoked = True
+    world.next_refresh_failure = "error"
+    with pytest.raises(SyncNeedsReconnect):
+        ctid_sync_accounts(ctid_id=ctid.pk)
+    ctid.refresh_from_db()
+    assert ctid.state == Ctid.State.NEEDS_RECONNECT and ctid.last_sync_error
+    assert not TradingAccount.objects.filter(ctid=ctid).exists()
+    with pytest.raises(SyncNeedsReconnect):
+        ctid_sync_accounts(ctid_id=ctid.pk)
+    assert ctrader_id.calls == ["refresh_token"]

@@ -1,0 +1,98 @@
+"""Refresh tasks on a real Celery worker over the real Redis, and the sweep that enqueues them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts import tasks
+from accounts.models import Ctid, CtidToken
+from accounts.services.tokens import ctid_tokens_due_batches
+
+from .conftest import connect_in_world, make_trader, stored, wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
+
+
+def expire_in(ctid: Ctid, days: float) -> None:
+    CtidToken.objects.filter(ctid=ctid).update(expires_at=timezone.now() + timedelta(days=days))
+
+
+def test_a_timeout_is_retried_by_the_worker_and_then_succeeds(world, ctrader_id, celery_worker, settings):
+    settings.TOKEN_HTTP_READ_TIMEOUT = 0.5
+    ctrader_id.hang_seconds = 1.0
+    ctid, issued = connect_in_world(world, trader=make_trader())
+    world.next_refresh_failure = "timeout"
+    tasks.refresh_ctid_token.delay(ctid.pk)
+    wait_for(lambda: stored(ctid).version == 2)
+    token = stored(ctid)
+    assert token.state == CtidToken.State.ACTIVE and token.last_refresh_outcome == CtidToken.Outcome.OK
+    assert world.token_calls == 2
+    assert token.refresh_token in world.refresh_tokens and issued["refreshToken"] in world.used_refresh_tokens
+
+
+def test_rotate_then_drop_on_the_worker_keeps_old_values_until_the_recheck(world, ctrader_id, celery_worker):
+    ctid, issued = connect_in_world(world, trader=make_trader())
+    world.next_refresh_failure = "drop"
+    tasks.refresh_ctid_token.delay(ctid.pk)
+    wait_for(lambda: stored(ctid).state == CtidToken.State.NEEDS_RECONNECT)
+    token = stored(ctid)
+    # First attempt: rotated and dropped (ambiguous, retried); the retry was refused and re-checked.
+    assert world.token_calls == 2
+    assert (token.access_token, token.refresh_token, token.version) == (
+        issued["accessToken"],
+        issued["refreshToken"],
+        1,
+    )
+    assert token.last_refresh_outcome == CtidToken.Outcome.REJECTED
+    assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.NEEDS_RECONNECT
+
+
+def test_the_sweep_enqueues_only_due_tokens_and_the_worker_refreshes_them(world, ctrader_id, celery_worker):
+    world.add_ctid(9100003, "Carol", [])
+    world.add_ctid(9100004, "Dave", [])
+    due, _ = connect_in_world(world, trader=make_trader("a"), user_id=9100001)
+    not_due, _ = connect_in_world(world, trader=make_trader("b"), user_id=9100002)
+    leased, _ = connect_in_world(world, trader=make_trader("c"), user_id=9100003)
+    dead, _ = connect_in_world(world, trader=make_trader("d"), user_id=9100004)
+    for ctid in (due, leased, dead):
+        expire_in(ctid, 2)
+    CtidToken.objects.filter(ctid=leased).update(
+        lease_owner="elsewhere", lease_until=timezone.now() + timedelta(seconds=60)
+    )
+    CtidToken.objects.filter(ctid=dead).update(state=CtidToken.State.NEEDS_RECONNECT)
+
+    assert tasks.run_token_sweep() == 1
+    wait_for(lambda: stored(due).version == 2)
+    assert world.token_calls == 1
+    assert [stored(c).version for c in (not_due, leased, dead)] == [1, 1, 1]
+    # Run again (a beat run overlapping a slow worker): the refreshed token is no longer due.
+    assert tasks.run_token_sweep() == 0
+
+
+def test_a_refresh_task_that_runs_twice_refreshes_once(world, ctrader_id):
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    expire_in(ctid, 1)
+    first = tasks.refresh_ctid_token.apply(args=(ctid.pk,), kwargs={"only_if_due": True}).get()
+    second = tasks.refresh_ctid_token.apply(args=(ctid.pk,), kwargs={"only_if_due": True}).get()
+    assert (first, second) == ("ok", "not_due")
+    assert world.token_calls == 1
+
+
+def test_the_sweep_selection_costs_one_query_per_batch(
+    world, ctrader_id, settings, django_assert_num_queries
+):
+    settings.TOKEN_SWEEP_BATCH_SIZE = 2
+    trader = make_trader()
+    for index in range(5):
+        ctid = Ctid.objects.create(user_id=8000 + index, trader=trader)
+        CtidToken.objects.create(ctid=ctid, access_token="a", refresh_token="r", expires_at=timezone.now())
+    batches: list[list[int]] = []
+    with django_assert_num_queries(3):
+        assert tasks.run_token_sweep(enqueue=batches.append) == 5
+    assert [len(b) for b in batches] == [2, 2, 1]
+    settings.TOKEN_SWEEP_BATCH_SIZE = 100
+    with django_assert_num_queries(1):
+        assert sum(len(b) for b in ctid_tokens_due_batches()) == 5
