@@ -16,7 +16,8 @@ import redis
 from clientarea.health import check_celery_workers
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/5")
+# Its own Redis database: the in-process worker of tests/conftest.py must not answer these pings.
+REDIS_URL = os.environ.get("OPS_REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/5")
 # A port nothing listens on: 1 is reserved (tcpmux) and never served here.
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
 
@@ -47,7 +48,7 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def celery_worker(redis_url: str) -> Iterator[Worker]:
+def worker_process(redis_url: str) -> Iterator[Worker]:
     env = {**os.environ, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
     process = subprocess.Popen(
         [

@@ -62,8 +62,8 @@ def test_redis_check_fails_on_a_dead_redis():
 
 
 def test_celery_check_fails_when_no_worker_listens(redis_url):
-    # Another database number than the test worker's, so no worker can answer on it.
-    lonely_broker = redis_url.rsplit("/", 1)[0] + "/15"
+    # A database no worker of the suite listens on (the suite's workers use 5 and 15).
+    lonely_broker = redis_url.rsplit("/", 1)[0] + "/14"
     result = check_celery_workers(broker_url=lonely_broker)
     assert not result.ok
     assert result.detail == "no Celery worker answered a ping"
@@ -75,7 +75,7 @@ def test_celery_check_fails_when_the_broker_is_down():
 
 
 @pytest.mark.celery
-def test_celery_check_passes_with_a_running_worker(celery_worker, redis_url):
+def test_celery_check_passes_with_a_running_worker(worker_process, redis_url):
     result = check_celery_workers(broker_url=redis_url)
     assert result.ok, result.detail
 
@@ -162,7 +162,7 @@ def test_readyz_is_503_when_the_expected_gateway_is_silent(client, settings):
 
 @pytest.mark.celery
 @pytest.mark.django_db
-def test_readyz_is_ready_with_redis_and_a_worker(client, settings, celery_worker, redis_url):
+def test_readyz_is_ready_with_redis_and_a_worker(client, settings, worker_process, redis_url):
     settings.REDIS_URL = redis_url
     settings.HEALTH_GATEWAY_EXPECTED = False
     response = client.get("/readyz")

@@ -95,7 +95,7 @@ def test_a_task_without_a_caller_gets_its_own_id():
 
 
 @pytest.mark.celery
-def test_a_task_on_a_real_worker_logs_under_the_publishers_id(celery_worker, redis_url):
+def test_a_task_on_a_real_worker_logs_under_the_publishers_id(worker_process, redis_url):
     # The test process runs tasks eagerly (no REDIS_URL); publish through an app bound to the worker's broker.
     publisher = Celery("publisher", broker=redis_url, set_as_current=False)
     marker = f"m{time.monotonic_ns()}"
@@ -108,10 +108,10 @@ def test_a_task_on_a_real_worker_logs_under_the_publishers_id(celery_worker, red
     deadline = time.monotonic() + 30
     line = None
     while line is None and time.monotonic() < deadline:
-        for raw in list(celery_worker.lines):
+        for raw in list(worker_process.lines):
             if marker in raw and raw.startswith("{"):
                 line = json.loads(raw)
         time.sleep(0.2)
-    assert line is not None, celery_worker.output()
+    assert line is not None, worker_process.output()
     assert line["message"] == "probe ran"
     assert line["request_id"] == "web-request-00042"
