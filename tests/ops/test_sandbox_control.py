@@ -89,7 +89,15 @@ def test_a_page_on_another_origin_cannot_press_the_buttons(box):
     assert box.adapter.mode == ""
 
 
-def test_an_event_button_pushes_the_event_to_a_connected_client(box):
+@pytest.mark.parametrize(
+    ("event", "payload_type", "name"),
+    [
+        ("account_disconnect", 2164, "ProtoOAAccountDisconnectEvent"),
+        ("tokens_invalidated", 2147, "ProtoOAAccountsTokenInvalidatedEvent"),
+        ("client_disconnect", 2148, "ProtoOAClientDisconnectEvent"),
+    ],
+)
+def test_an_event_button_pushes_the_event_to_a_connected_client(box, event, payload_type, name):
     tokens = box.world.issue_tokens(Grant(7001001, (40000102,), "accounts"))
     with connect(box.openapi["demo"].url) as ws:
         ws.send(
@@ -111,13 +119,12 @@ def test_an_event_button_pushes_the_event_to_a_connected_client(box):
         )
         assert json.loads(ws.recv(timeout=5))["payloadType"] == 2103
 
-        assert _press(box, "event", event="account_disconnect", account="40000102").status_code == 302
-        event = json.loads(ws.recv(timeout=5))
-        assert event["payloadType"] == 2164
-        assert event["payload"]["ctidTraderAccountId"] == 40000102
+        assert _press(box, "event", event=event, account="40000102").status_code == 302
+        received = json.loads(ws.recv(timeout=5))
+        assert received["payloadType"] == payload_type
 
     page = requests.get(f"{box.url}/", timeout=10).text
-    assert "ProtoOAAccountDisconnectEvent" in page
+    assert name in page
     assert "ACCOUNT_AUTH_REQ" in page
     # The activity shows what happened, never the token that authorized it.
     assert tokens["accessToken"] not in page
