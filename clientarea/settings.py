@@ -358,6 +358,14 @@ CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
     "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),
 }
 
+# --- Open API gateway ---
+# manage.py openapi_gateway: heartbeat interval, per-connection request limit, request timeout, reconnect
+# backoff cap and how often it looks for new accounts and tokens in the database.
+OPENAPI_HEARTBEAT_SECONDS = env.float("OPENAPI_HEARTBEAT_SECONDS", default=10.0)
+OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", default=50)
+OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
+OPENAPI_DB_POLL_SECONDS = env.float("OPENAPI_DB_POLL_SECONDS", default=5.0)
+
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")
 MIDDLEWARE.insert(0, "clientarea.request_id.RequestIdMiddleware")
