@@ -37,6 +37,13 @@ async def open_connection(sim: OpenApiSimulator, **kwargs: Any) -> OpenApiConnec
     return await OpenApiConnection.connect(sim.url, **kwargs)
 
 
+# Receive times at the simulator carry the scheduling jitter of two event loops sharing one process (and,
+# in CI, two cores): the pacer's 5% window margin exists to absorb up to 50 ms of it, so the server-side
+# checks count over the one-second window less that jitter. The pacer itself is checked exactly, on a
+# fake clock, in test_rate_pacer_never_exceeds_the_limit_in_a_window.
+SERVER_WINDOW = 0.95
+
+
 def max_in_any_window(times: list[float], window: float = 1.0) -> int:
     times = sorted(times)
     best, start = 0, 0
@@ -368,7 +375,7 @@ def test_pacing_keeps_every_one_second_window_under_the_limit(
     run(main())
     times = [r.at for r in live_sim.received()]
     assert len(times) == 102
-    assert max_in_any_window(times) <= 40
+    assert max_in_any_window(times, SERVER_WINDOW) <= 40
 
 
 def test_rate_pacer_never_exceeds_the_limit_in_a_window() -> None:
