@@ -473,6 +473,10 @@ def main() -> None:
                 f"\n  adapter latency {latency:>3.0f} ms: link {run.link_rate:6.1f}/s, floor {run.floor_rate:6.1f}/s, "
                 f"ratio {run.ratio:.2f}, errors {run.errors}"
             )
+            print(
+                f"    time per operation seen by a client thread: link {args.threads / run.link_rate * 1000:.0f} ms, "
+                f"floor {args.threads / run.floor_rate * 1000:.0f} ms"
+            )
             if run.link_cpu:
                 print("    CPU ms per op    web     db  adapter  client   other  capacity")
                 for name, cpu in (("link", run.link_cpu), ("floor", run.floor_cpu)):
