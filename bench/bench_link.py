@@ -5,14 +5,18 @@
    the same single POST to the same adapter with a pooled session. Both run in the same gunicorn server; the
    figure is the ratio of links per second to floor requests per second.
 2. Database queries per link for 10 and for 200 chosen accounts (must not grow).
+3. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
+   simulator, the load generator and whatever else runs on the machine (read from /proc before and after
+   each measurement), so a ratio measured on a busy machine can be read for what it is.
 
 Run (PostgreSQL database migrated with `manage.py migrate`):
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/helper_c DEBUG=1 .venv/bin/python bench/bench_link.py
 
-Options: --threads N (client threads, default 8), --seconds S (per measurement, default 10),
---latency MS (added by the adapter to every answer; default 0, 50 and 100: a remote adapter is not on
-loopback, and with 0 ms the run is CPU-bound on this machine).
+Options: --threads N (client threads, default 8), --seconds S (per measurement, default 8),
+--latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote adapter is not
+on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the same cores and
+the ratio is one of CPU costs).
 The data it creates is removed at the end.
 """
 
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -170,8 +175,80 @@ def one_link(http, token_http, base: str, client_id: str, secret: str, account_i
     assert token.json()["token_type"] == "bearer"
 
 
-def measure(work, threads: int, seconds: float) -> tuple[float, int]:
-    """Run ``work(thread_index)`` in a loop on ``threads`` threads; returns (operations per second, errors)."""
+TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_ms(pid: int) -> float:
+    """User + system CPU a process has used so far, in ms (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * TICK_MS
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def machine_busy_ms() -> float:
+    """CPU time every core of the machine spent busy so far (all processes, everyone's), in ms."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values[:8]) - idle) * TICK_MS
+
+
+def db_backend_pids() -> list[int]:
+    """The PostgreSQL server processes serving this benchmark's database (the web workers' connections)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU used during a measurement, split by who used it: web workers, database, adapter, load generator."""
+
+    def __init__(self, web_pid: int, adapter_pid: int) -> None:
+        self.web_pid, self.adapter_pid = web_pid, adapter_pid
+
+    def snapshot(self) -> dict[str, float | dict[int, float]]:
+        return {
+            "web": sum(proc_cpu_ms(p) for p in children(self.web_pid)) + proc_cpu_ms(self.web_pid),
+            "db": {p: proc_cpu_ms(p) for p in db_backend_pids()},
+            "adapter": proc_cpu_ms(self.adapter_pid),
+            "client": time.process_time() * 1000,
+            "machine": machine_busy_ms(),
+        }
+
+    @staticmethod
+    def used(before: dict, after: dict) -> dict[str, float]:
+        used = {k: after[k] - before[k] for k in ("web", "adapter", "client", "machine")}
+        used["db"] = sum(v - before["db"].get(p, 0.0) for p, v in after["db"].items())
+        used["other"] = max(
+            0.0, used["machine"] - used["web"] - used["db"] - used["adapter"] - used["client"]
+        )
+        return used
+
+
+def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -> tuple[float, int, dict]:
+    """Run ``work(thread_index)`` in a loop on ``threads`` threads.
+
+    Returns (operations per second, errors, CPU ms per operation by consumer).
+    """
     stop = time.monotonic() + seconds
     counts = [0] * threads
     errors = [0] * threads
@@ -186,16 +263,38 @@ def measure(work, threads: int, seconds: float) -> tuple[float, int]:
                     print(f"    first error on thread {i}: {type(exc).__name__}: {str(exc)[:200]}")
                 errors[i] += 1
 
+    before = meter.snapshot() if meter else None
     started = time.monotonic()
     pool = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
     for t in pool:
         t.start()
     for t in pool:
         t.join()
-    return sum(counts) / (time.monotonic() - started), sum(errors)
+    elapsed = time.monotonic() - started
+    done = max(1, sum(counts))
+    per_op: dict[str, float] = {}
+    if meter and before:
+        used = CpuMeter.used(before, meter.snapshot())
+        per_op = {k: v / done for k, v in used.items()}
+        per_op["capacity"] = os.cpu_count() * elapsed * 1000 / done  # CPU ms the machine had per operation
+    return sum(counts) / elapsed, sum(errors), per_op
 
 
-def throughput(threads: int, seconds: float, latency_ms: float) -> tuple[float, float, int]:
+@dataclass
+class Run:
+    latency_ms: float
+    link_rate: float
+    floor_rate: float
+    errors: int
+    link_cpu: dict[str, float]
+    floor_cpu: dict[str, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.link_rate / self.floor_rate if self.floor_rate else 0.0
+
+
+def throughput(threads: int, seconds: float, latency_ms: float) -> Run:
     import requests
 
     adapter_port = free_port()
@@ -222,6 +321,9 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> tuple[float, 
             str(threads),
             "--worker-class",
             "gthread",
+            # Idle client connections stay open between the two measurements, as behind a proxy.
+            "--keep-alive",
+            "75",
             "--log-level",
             "warning",
         ],
@@ -240,6 +342,8 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> tuple[float, 
             sessions.append(s)
         token_sessions = [requests.Session() for _ in range(threads)]
         floor_sessions = [requests.Session() for _ in range(threads)]
+        for s in token_sessions + floor_sessions:
+            s.trust_env = False
 
         def floor(i: int) -> None:
             floor_sessions[i].post(f"{base}/bench/floor", timeout=30).raise_for_status()
@@ -247,12 +351,13 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> tuple[float, 
         def link(i: int) -> None:
             one_link(sessions[i], token_sessions[i], base, client_id, secret, people[i][1])
 
-        # Warm up both paths (connections, the client secret check) before measuring.
+        # Warm up both paths (connections, imports, template loading) before measuring.
         measure(floor, threads, 1.5)
         measure(link, threads, 1.5)
-        floor_rate, floor_errors = measure(floor, threads, seconds)
-        link_rate, link_errors = measure(link, threads, seconds)
-        return link_rate, floor_rate, floor_errors + link_errors
+        meter = CpuMeter(web.pid, adapter.pid)
+        floor_rate, floor_errors, floor_cpu = measure(floor, threads, seconds, meter)
+        link_rate, link_errors, link_cpu = measure(link, threads, seconds, meter)
+        return Run(latency_ms, link_rate, floor_rate, floor_errors + link_errors, link_cpu, floor_cpu)
     finally:
         web.terminate()
         adapter.terminate()
@@ -313,12 +418,22 @@ def queries_per_link(accounts: int) -> dict[str, int]:
         adapter.wait(timeout=20)
 
 
+FLOOR_TEXT = """
+The floor: a bare Django view (bench/urls.py, /bench/floor) in the same gunicorn server, with the same
+settings and middleware, that makes the one POST /generate/token the link makes to the same adapter with a
+pooled session and returns the token as JSON: no session, no database, no template. The link is three
+requests to the server (authorize page, consent POST -> 302 with the code, token exchange) around that same
+adapter call, so at 0 ms adapter latency the ratio is a ratio of CPU costs; with a remote adapter's latency
+both wait on the adapter and the ratio shows what the link adds to that wait.
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--latency", type=float, action="append", help="adapter latency in ms (repeatable)")
     parser.add_argument("--serve-adapter", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -341,13 +456,39 @@ def main() -> None:
         verdict = "constant" if small["total"] == large["total"] else "GROWS"
         print(f"  -> {verdict} ({small['total']} vs {large['total']})")
 
-        print(f"\nThroughput, {args.threads} client threads, gunicorn 2 workers x {args.threads} threads:")
-        for latency in args.latency or [0.0, 50.0, 100.0]:
-            link_rate, floor_rate, errors = throughput(args.threads, args.seconds, latency)
+        print(FLOOR_TEXT)
+        print(
+            f"Throughput: {args.threads} client threads; gunicorn 2 workers x {args.threads} threads (gthread)."
+        )
+        print(
+            "CPU ms per operation, by consumer: web = gunicorn workers, db = PostgreSQL backends serving them,\n"
+            "adapter = the simulator, client = this load generator, other = everything else on the machine\n"
+            f"(other users of its {os.cpu_count()} cores); capacity = CPU ms the machine had per operation."
+        )
+        runs = []
+        for latency in args.latency or [0.0, 20.0, 50.0]:
+            run = throughput(args.threads, args.seconds, latency)
+            runs.append(run)
             print(
-                f"  adapter latency {latency:>4.0f} ms: link {link_rate:7.1f}/s, floor {floor_rate:7.1f}/s, "
-                f"ratio {link_rate / floor_rate:.2f}, errors {errors}"
+                f"\n  adapter latency {latency:>3.0f} ms: link {run.link_rate:6.1f}/s, floor {run.floor_rate:6.1f}/s, "
+                f"ratio {run.ratio:.2f}, errors {run.errors}"
             )
+            print(
+                f"    time per operation seen by a client thread: link {args.threads / run.link_rate * 1000:.0f} ms, "
+                f"floor {args.threads / run.floor_rate * 1000:.0f} ms"
+            )
+            if run.link_cpu:
+                print("    CPU ms per op    web     db  adapter  client   other  capacity")
+                for name, cpu in (("link", run.link_cpu), ("floor", run.floor_cpu)):
+                    print(
+                        f"    {name:<12}{cpu['web']:7.1f}{cpu['db']:7.1f}{cpu['adapter']:9.1f}{cpu['client']:8.1f}"
+                        f"{cpu['other']:8.1f}{cpu['capacity']:10.1f}"
+                    )
+        print("\nSummary (link / floor throughput):")
+        for run in runs:
+            web = f", web CPU {run.link_cpu['web']:.1f} ms per link" if run.link_cpu else ""
+            print(f"  adapter latency {run.latency_ms:>3.0f} ms: ratio {run.ratio:.2f}{web}")
+        print(f"  queries per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
     finally:
         cleanup()
 

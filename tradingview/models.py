@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
@@ -17,6 +18,19 @@ from clientarea.crypto import EncryptedTextField
 def token_hash(value: str) -> str:
     """SHA-256 of a high-entropy token: enough to store it safely and still look it up."""
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+CLIENT_SECRET_ALGORITHM = "sha256"
+
+
+def client_secret_hash(secret: str) -> str:
+    """The stored form of a client secret.
+
+    Client secrets are 256-bit random strings we generate, so a plain SHA-256 digest cannot be reversed by
+    guessing; a deliberately slow password hash would add nothing but CPU on every token request (and let
+    anyone holding a client id make us burn it with wrong secrets).
+    """
+    return f"{CLIENT_SECRET_ALGORITHM}${token_hash(secret)}"
 
 
 class OAuthClient(models.Model):
@@ -43,7 +57,19 @@ class OAuthClient(models.Model):
         return f"{self.name} ({self.environment})" if self.environment else self.name
 
     def check_secret(self, raw: str) -> bool:
-        return bool(raw) and bool(self.client_secret_hash) and check_password(raw, self.client_secret_hash)
+        """Whether ``raw`` is this client's secret (compared in constant time)."""
+        stored = self.client_secret_hash
+        if not raw or not stored:
+            return False
+        algorithm, _, digest = stored.partition("$")
+        if algorithm == CLIENT_SECRET_ALGORITHM:
+            return hmac.compare_digest(digest, token_hash(raw))
+        # A secret stored with one of Django's password hashers before digests were used.
+        return check_password(raw, stored)
+
+    @property
+    def secret_needs_rehash(self) -> bool:
+        return not self.client_secret_hash.startswith(f"{CLIENT_SECRET_ALGORITHM}$")
 
 
 class RedirectUri(models.Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
@@ -32,7 +33,12 @@ class CtidOptions:
 @dataclass
 class ConsentOptions:
     ctids: list[CtidOptions]
-    open_request: AccountRequest | None
+    trader: Trader
+
+    @cached_property
+    def open_request(self) -> AccountRequest | None:
+        # Only the page for traders without an eligible account shows it: read it when it is asked for.
+        return self.trader.tradingview_account_requests.filter(state=AccountRequest.State.OPEN).first()
 
     @property
     def eligible_count(self) -> int:
@@ -85,8 +91,7 @@ def consent_options(*, trader: Trader) -> ConsentOptions:
             continue
         option = AccountOption(account=account, reason=account_ineligibility(account))
         (group.eligible if option.eligible else group.ineligible).append(option)
-    open_request = trader.tradingview_account_requests.filter(state=AccountRequest.State.OPEN).first()
-    return ConsentOptions(ctids=list(groups.values()), open_request=open_request)
+    return ConsentOptions(ctids=list(groups.values()), trader=trader)
 
 
 def active_grants(*, trader: Trader) -> QuerySet[Grant]:

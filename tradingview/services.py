@@ -7,11 +7,8 @@ adapter token from Spotware's ``/generate/token``; every adapter token issued is
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -21,7 +18,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -29,7 +25,15 @@ from django.utils import timezone
 from accounts.models import AuditEvent, Trader, TradingAccount
 
 from . import adapter
-from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
+from .models import (
+    AccountRequest,
+    AuthorizationCode,
+    Grant,
+    OAuthClient,
+    RedirectUri,
+    client_secret_hash,
+    token_hash,
+)
 from .selectors import account_ineligibility
 
 logger = logging.getLogger(__name__)
@@ -122,13 +126,13 @@ def new_client_credentials(*, client: OAuthClient) -> str:
     """Give an unsaved client its id and a new secret (stored hashed); returns the secret to show once."""
     secret = _new_secret()
     client.client_id = f"tv-{secrets.token_urlsafe(18)}"
-    client.client_secret_hash = make_password(secret)
+    client.client_secret_hash = client_secret_hash(secret)
     return secret
 
 
 def oauth_client_rotate_secret(*, client: OAuthClient, actor: Any = None) -> str:
     secret = _new_secret()
-    client.client_secret_hash = make_password(secret)
+    client.client_secret_hash = client_secret_hash(secret)
     client.secret_rotated_at = timezone.now()
     client.save(update_fields=["client_secret_hash", "secret_rotated_at"])
     audit(action="client_secret_rotated", outcome="ok", actor=actor, client_id=client.client_id)
@@ -143,11 +147,11 @@ def oauth_client_ensure(*, client_id: str, client_secret: str, name: str, redire
             defaults={
                 "name": name,
                 "environment": "sandbox",
-                "client_secret_hash": make_password(client_secret),
+                "client_secret_hash": client_secret_hash(client_secret),
             },
         )
-        if not created and not client.check_secret(client_secret):
-            client.client_secret_hash = make_password(client_secret)
+        if not created and (client.secret_needs_rehash or not client.check_secret(client_secret)):
+            client.client_secret_hash = client_secret_hash(client_secret)
             client.save(update_fields=["client_secret_hash"])
         if not client.is_active:
             client.is_active = True
@@ -179,35 +183,6 @@ def _clean_redirect_uris(uris: Sequence[str]) -> list[str]:
     if not cleaned:
         raise ValueError("At least one redirect URI is required.")
     return cleaned
-
-
-# Verifying a PBKDF2 hash costs a large fraction of a second by design; TradingView's server authenticates on
-# every code exchange and refresh. Successful verifications are remembered per process, keyed by an HMAC of
-# the presented secret and the stored hash, so a rotated secret or a different secret never matches.
-_verified: dict[str, float] = {}
-_verified_lock = threading.Lock()
-_VERIFIED_TTL = 300.0
-
-
-def _secret_key(client: OAuthClient, secret: str) -> str:
-    message = f"{client.pk}:{client.client_secret_hash}:{secret}".encode()
-    return hmac.new(settings.SECRET_KEY.encode(), message, hashlib.sha256).hexdigest()
-
-
-def _check_client_secret(client: OAuthClient, secret: str) -> bool:
-    key = _secret_key(client, secret)
-    now = time.monotonic()
-    with _verified_lock:
-        seen = _verified.get(key)
-        if seen is not None and now - seen < _VERIFIED_TTL:
-            return True
-    if not client.check_secret(secret):
-        return False
-    with _verified_lock:
-        if len(_verified) > 1000:
-            _verified.clear()
-        _verified[key] = now
-    return True
 
 
 # --- Authorization request -------------------------------------------------------------------------------
@@ -600,10 +575,17 @@ class TokenResponse:
 
 
 def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient:
-    client = OAuthClient.objects.filter(client_id=client_id, is_active=True).first() if client_id else None
-    if client is None or not _check_client_secret(client, client_secret):
+    try:
+        client = OAuthClient.objects.get(client_id=client_id, is_active=True) if client_id else None
+    except OAuthClient.DoesNotExist:
+        client = None
+    if client is None or not client.check_secret(client_secret):
         audit(action="client_auth", outcome="invalid_client", client_id=client_id[:100])
         raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+    if client.secret_needs_rehash:
+        # Moves a secret stored with a slow password hasher to the digest, once, on its first use.
+        client.client_secret_hash = client_secret_hash(client_secret)
+        OAuthClient.objects.filter(pk=client.pk).update(client_secret_hash=client.client_secret_hash)
     return client
 
 

@@ -38,7 +38,9 @@ class _ExternalRedirect(HttpResponseRedirect):
 def _trader(request: HttpRequest) -> Trader | None:
     if not request.user.is_authenticated:
         return None
-    return Trader.objects.filter(user=request.user).first()
+    # The authentication backend loads the trader with the user (it refuses suspended traders' sessions).
+    trader = getattr(request.user, "trader", None)
+    return trader if isinstance(trader, Trader) else None
 
 
 def _error_page(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
