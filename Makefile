@@ -20,8 +20,9 @@ run: venv
 	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py seed_demo
 	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# The suite runs on PostgreSQL: DATABASE_URL when set, else the local `test` database.
 test: venv-dev
-	DEBUG=1 $(BIN)/pytest $(PYTEST_ARGS)
+	DEBUG=1 DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && DEBUG=1 $(BIN)/mypy .

@@ -1,8 +1,37 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.views import ctid
+from accounts.views import auth, ctid, dashboard
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", dashboard.dashboard, name="dashboard"),
+    path("accounts/<int:ctid_trader_account_id>/", dashboard.account_detail, name="account-detail"),
+    path("account/signup/", auth.SignUpView.as_view(), name="signup"),
+    path("account/login/", auth.SignInView.as_view(), name="login"),
+    path("account/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/password/change/", auth.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "account/password/change/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("account/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "account/password/reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(),
+        name="password_reset_done",
+    ),
+    path(
+        "account/password/reset/<uidb64>/<token>/",
+        auth.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path(
+        "account/password/reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+]
 
 urlpatterns += [
     path("ctrader/connect/", ctid.ctid_connect, name="ctid-connect"),

@@ -77,3 +77,25 @@ class EncryptedTextField(models.TextField):
     def value_to_string(self, obj: models.Model) -> str:
         # Never serialise the plaintext (dumpdata, admin history).
         return ""
+
+
+def is_encrypted_with_newest_key(token: str) -> bool:
+    """Whether a stored value is already encrypted with the newest key (rotation can skip it)."""
+    newest = _multifernet(tuple(settings.TOKEN_ENCRYPTION_KEYS))._fernets[0]
+    try:
+        newest.decrypt(token.encode())
+    except InvalidToken:
+        return False
+    return True
+
+
+def encrypted_fields() -> list[tuple[type[models.Model], EncryptedTextField]]:
+    """Every EncryptedTextField of every installed model."""
+    from django.apps import apps
+
+    return [
+        (model, field)
+        for model in apps.get_models()
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField)
+    ]

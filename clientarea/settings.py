@@ -135,7 +135,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.backends.TraderModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
@@ -293,6 +293,18 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- foundation ---
+# A bad encryption key must stop start-up, not the first request that touches a token.
+try:
+    from cryptography.fernet import Fernet as _Fernet
+
+    for _key in TOKEN_ENCRYPTION_KEYS:
+        _Fernet(_key.encode())
+except ValueError:
+    raise ImproperlyConfigured(
+        "TOKEN_ENCRYPTION_KEYS holds a value that is not a Fernet key (32 url-safe base64-encoded bytes)."
+    ) from None
 
 # --- cTID connect, token refresh and account sync ---
 # Tokens expiring within this many days are refreshed by the sweep (Spotware's access tokens live ~30 days).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 ACCESS_TOKEN_LIFETIME = 2_628_000  # seconds, as Spotware reports in expiresIn
@@ -63,6 +64,9 @@ class World:
         # "drop" (rotate, then close the connection without answering).
         self.next_refresh_failure = ""
         self.token_calls = 0
+        # Called with the cTID userId after each refresh, outside the lock: the Open API simulator uses it to
+        # end the sessions of the old access token (ProtoOAAccountsTokenInvalidatedEvent), like Spotware.
+        self.rotation_listeners: list[Callable[[int], None]] = []
 
     # --- data ---
     def add_ctid(self, user_id: int, label: str, accounts: list[SimAccount]) -> SimCtid:
@@ -124,7 +128,10 @@ class World:
             for token in self.access_tokens.values():
                 if token.grant.user_id == grant.user_id:
                     token.revoked = True
-            return self.issue_tokens(grant)
+            issued = self.issue_tokens(grant)
+        for listener in list(self.rotation_listeners):
+            listener(grant.user_id)
+        return issued
 
     def grant_for_access_token(self, access_token: str) -> Grant | None:
         with self.lock:

@@ -1,0 +1,1 @@
+"""The cTrader Open API over JSON WebSocket: envelope codec, connection and the long-lived gateway."""

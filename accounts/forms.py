@@ -1,0 +1,50 @@
+"""Forms of the trader-facing pages. They validate input; services do the writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
+
+from accounts.backends import is_suspended
+
+SUSPENDED_MESSAGE = (
+    "This account is suspended, so it cannot sign in. Please contact support if you think this is a mistake."
+)
+
+
+class SignUpForm(UserCreationForm):
+    email = forms.EmailField(
+        required=True,
+        help_text="We send password reset links here.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ("username", "email")
+        field_classes = {"username": UsernameField}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Sign-up always sets a password; the "usable password" switch is for staff creating users.
+        self.fields.pop("usable_password", None)
+
+    def clean_email(self) -> str:
+        email = get_user_model().objects.normalize_email(self.cleaned_data["email"]).strip()
+        if get_user_model().objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email address already exists.")
+        return email
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, refusing suspended traders with a message that says so."""
+
+    error_messages = {**AuthenticationForm.error_messages, "suspended": SUSPENDED_MESSAGE}
+
+    def confirm_login_allowed(self, user: Any) -> None:
+        super().confirm_login_allowed(user)
+        if is_suspended(user):
+            raise forms.ValidationError(self.error_messages["suspended"], code="suspended")
