@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.ctrader.oauth import TokenRejected, TokenTransientError
-from accounts.models import AuditEvent, Ctid, Trader
+from accounts.models import Ctid, Trader
+from accounts.services.audit import audit_event_record
 from accounts.services.sync import SyncError, SyncResult, ctid_sync_accounts, openapi_ctid_user_id
 from accounts.services.tokens import ctid_token_store, oauth_client
 
@@ -144,12 +145,12 @@ def ctid_connect_complete(
     with transaction.atomic():
         existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
         if existing is not None and existing.trader_id != trader.pk:
-            AuditEvent.objects.create(
+            audit_event_record(
                 trader=trader,
                 actor=trader.user,
                 category="ctid",
                 action="connect",
-                outcome="refused_owned_by_another_trader",
+                outcome="refused_other_owner",
                 message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
                 detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
             )
@@ -171,7 +172,7 @@ def ctid_connect_complete(
             # The same path as every token write: the version moves, so a refresh of the old chain in
             # flight loses cleanly.
             ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
-            AuditEvent.objects.create(
+            audit_event_record(
                 trader=trader,
                 actor=trader.user,
                 category="ctid",

@@ -35,7 +35,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.ctrader.oauth import CtraderOAuth, TokenPair, TokenRejected, TokenTransientError
-from accounts.models import AuditEvent, Ctid, CtidToken
+from accounts.models import Ctid, CtidToken
+from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
 from clientarea import crypto, http
 
@@ -413,7 +414,7 @@ def _on_rejected(
         Ctid.objects.filter(pk=ctid.pk).update(
             state=Ctid.State.NEEDS_RECONNECT, state_reason=state_reason, state_changed_at=now
         )
-        AuditEvent.objects.create(
+        audit_event_record(
             trader=ctid.trader,
             category="ctid",
             action="token_refresh",
