@@ -1,6 +1,7 @@
 from django.urls import path
 
 from accounts import api
+from accounts.views.gateway_status import GatewayStatusView
 
 urlpatterns = [
     path("me/", api.MeView.as_view(), name="api-me"),
@@ -10,4 +11,5 @@ urlpatterns = [
         api.AccountDetailView.as_view(),
         name="api-account-detail",
     ),
+    path("gateway/status/", GatewayStatusView.as_view(), name="gateway-status"),
 ]

@@ -342,3 +342,28 @@ TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 # websockets logs every frame at DEBUG, and Open API frames carry access tokens and the client secret.
 LOGGING["loggers"]["websockets"] = {"level": "INFO"}  # type: ignore[index]
+
+# --- TradingView ---
+# expires_in handed to TradingView: it refreshes before this runs out (TradingView recommends 15-30 minutes);
+# never above 2,147,483 s (TradingView's 32-bit millisecond ceiling) nor the adapter token's remaining life.
+TRADINGVIEW_TOKEN_EXPIRES_IN = min(env.int("TRADINGVIEW_TOKEN_EXPIRES_IN", default=1800), 2_147_483)
+# How long a superseded adapter token stays valid after a refresh, so TradingView can switch over.
+TRADINGVIEW_REFRESH_GRACE_SECONDS = env.int("TRADINGVIEW_REFRESH_GRACE_SECONDS", default=600)
+TRADINGVIEW_CODE_TTL_SECONDS = min(env.int("TRADINGVIEW_CODE_TTL_SECONDS", default=60), 60)
+TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS", default=30)
+# Only accounts flagged "cTrader/TradingView" may be linked (Spotware allows either policy).
+TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
+# First retry of a failed /logout; later retries back off exponentially (with jitter, capped at 15 minutes).
+TRADINGVIEW_LOGOUT_RETRY_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_SECONDS", default=10.0)
+CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
+    "task": "tradingview.tasks.grant_revocation_sweep",
+    "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),
+}
+
+# --- Open API gateway ---
+# manage.py openapi_gateway: heartbeat interval, per-connection request limit, request timeout, reconnect
+# backoff cap and how often it looks for new accounts and tokens in the database.
+OPENAPI_HEARTBEAT_SECONDS = env.float("OPENAPI_HEARTBEAT_SECONDS", default=10.0)
+OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", default=50)
+OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
+OPENAPI_DB_POLL_SECONDS = env.float("OPENAPI_DB_POLL_SECONDS", default=5.0)

@@ -1,1 +1,203 @@
-# Create your models here.
+"""TradingView OAuth clients, the grants (adapter tokens) we issued, authorization codes, account requests."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+from django.contrib.auth.hashers import check_password
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import AuditEvent, Ctid, Jurisdiction, Trader, TradingAccount
+from clientarea.crypto import EncryptedTextField
+
+
+def token_hash(value: str) -> str:
+    """SHA-256 of a high-entropy token: enough to store it safely and still look it up."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class OAuthClient(models.Model):
+    """One TradingView environment connection: TradingView must get a distinct id and secret for each."""
+
+    name = models.CharField(max_length=100)
+    environment = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='Which TradingView↔broker connection this is, e.g. "TradingView production → broker production".',
+    )
+    client_id = models.CharField(max_length=64, unique=True, editable=False)
+    client_secret_hash = models.CharField(max_length=256, editable=False)
+    is_active = models.BooleanField(default=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "TradingView client"
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(client_id=""), name="tv_client_id_set")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.environment})" if self.environment else self.name
+
+    def check_secret(self, raw: str) -> bool:
+        return bool(raw) and bool(self.client_secret_hash) and check_password(raw, self.client_secret_hash)
+
+
+class RedirectUri(models.Model):
+    """A redirect URI registered for a client; authorization requests must match one exactly."""
+
+    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="redirect_uris")
+    uri = models.URLField(max_length=500)
+
+    class Meta:
+        verbose_name = "redirect URI"
+        constraints = [models.UniqueConstraint(fields=["client", "uri"], name="tv_redirect_uri_unique")]
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+class Grant(models.Model):
+    """One adapter token issued for a trader to one TradingView client, with the accounts it covers.
+
+    A refresh creates a new grant and marks the previous one ``revoking`` with ``revoke_after`` set to the end
+    of the grace period; ``revoking`` grants are never shown as active nor handed out again.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for the adapter"
+        ACTIVE = "active", "Active"
+        REVOKING = "revoking", "Revoking (waiting for the adapter's /logout)"
+        REVOKED = "revoked", "Revoked"
+
+    client = models.ForeignKey(OAuthClient, on_delete=models.PROTECT, related_name="grants")
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="tradingview_grants")
+    ctid = models.ForeignKey(Ctid, on_delete=models.CASCADE, related_name="tradingview_grants")
+    accounts = models.ManyToManyField(TradingAccount, related_name="tradingview_grants", blank=True)
+    broker_names = models.JSONField(default=list, blank=True)
+    is_verified = models.BooleanField(default=False)
+    scope = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
+    adapter_token = EncryptedTextField(blank=True)
+    adapter_token_issued_at = models.DateTimeField(null=True, blank=True)
+    adapter_token_expires_at = models.DateTimeField(null=True, blank=True)
+    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
+    # One consent form submission creates at most one grant, however often it is posted.
+    consent_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    superseded_by = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="supersedes"
+    )
+    revoke_after = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoke_reason = models.CharField(max_length=200, blank=True)
+    revoke_attempts = models.PositiveIntegerField(default=0)
+    last_revoke_error = models.CharField(max_length=500, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state="pending")
+                | (Q(adapter_token_issued_at__isnull=False) & Q(adapter_token_expires_at__isnull=False)),
+                name="tv_grant_token_times_set",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="revoking") | Q(revoke_after__isnull=False),
+                name="tv_grant_revoking_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="revoked") | Q(revoked_at__isnull=False),
+                name="tv_grant_revoked_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"TradingView grant #{self.pk} ({self.get_state_display()})"
+
+    def seconds_left(self) -> int:
+        if self.adapter_token_expires_at is None:
+            return 0
+        return max(0, int((self.adapter_token_expires_at - timezone.now()).total_seconds()))
+
+
+class AuthorizationCode(models.Model):
+    """A single-use code (stored hashed) bound to a client, a redirect URI and the grant it hands out."""
+
+    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="codes")
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="codes")
+    redirect_uri = models.URLField(max_length=500)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    # A newer code for the same grant replaced this one before it was used (a re-submitted consent).
+    superseded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="tv_code_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Code for grant #{self.grant_id}"
+
+
+class AccountRequest(models.Model):
+    """A trader's request for a "cTrader/TradingView" account, fulfilled by staff."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        FULFILLED = "fulfilled", "Fulfilled"
+        DECLINED = "declined", "Declined"
+
+    class Environment(models.TextChoices):
+        LIVE = "live", "Live"
+        DEMO = "demo", "Demo"
+
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="tradingview_account_requests")
+    environment = models.CharField(max_length=10, choices=Environment.choices)
+    jurisdiction = models.ForeignKey(
+        Jurisdiction, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    # The authorization the trader was in when asking, so they can return to it.
+    return_url = models.CharField(max_length=2000, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN, db_index=True)
+    account = models.ForeignKey(
+        TradingAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    staff_note = models.CharField(max_length=500, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = '"cTrader/TradingView" account request'
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trader"], condition=Q(state="open"), name="tv_one_open_account_request"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="fulfilled") | Q(account__isnull=False), name="tv_fulfilled_has_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_environment_display()} cTrader/TradingView account for {self.trader}"
+
+
+class TradingviewAuditEvent(AuditEvent):
+    """The TradingView part of the shared audit trail (category ``tradingview``), for the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "TradingView audit event"

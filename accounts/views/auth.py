@@ -11,6 +11,7 @@ from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.generic import FormView
 
 from accounts.forms import SignInForm, SignUpForm
@@ -28,6 +29,22 @@ class SignUpView(FormView):
         if request.user.is_authenticated:
             return redirect("dashboard")
         return super().dispatch(request, *args, **kwargs)
+
+    def _next_url(self) -> str:
+        # A sign-up started from another flow (e.g. a TradingView authorization) returns to it.
+        value = self.request.POST.get("next") or self.request.GET.get("next", "")
+        allowed = url_has_allowed_host_and_scheme(
+            value, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()
+        )
+        return value if value and allowed else ""
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["next"] = self._next_url()
+        return context
+
+    def get_success_url(self) -> str:
+        return self._next_url() or str(super().get_success_url())
 
     def form_valid(self, form: SignUpForm) -> HttpResponse:
         trader = trader_sign_up(

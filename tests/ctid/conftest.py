@@ -103,53 +103,6 @@ def openapi(world: World, settings) -> Iterator[dict[str, OpenApiSimulator]]:
         sim.stop()
 
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/2"
-
-
-@pytest.fixture(scope="session")
-def _celery_worker_session():
-    """A real Celery worker (in this process, its own threads) consuming from the real Redis.
-
-    One per test session: a worker started after another one stopped in the same process does not run
-    ETA (retry) messages any more.
-    """
-    from celery.contrib.testing.worker import start_worker
-
-    import accounts.tasks  # noqa: F401  (registers the tasks)
-    from clientarea.celery import app
-
-    # Settings come from Django with the CELERY_ namespace: overrides must use the prefixed names.
-    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_RESULT_BACKEND")
-    saved = {key: getattr(app.conf, key.removeprefix("CELERY_").lower()) for key in keys}
-    app.conf.update(
-        CELERY_BROKER_URL=REDIS_TEST_URL, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
-    )
-    assert app.conf.task_always_eager is False and app.conf.broker_url == REDIS_TEST_URL
-    app._pool = None  # connections made for the previous broker must not be reused
-    app.amqp._producer_pool = None
-    app.control.purge()
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"):
-        # Between the tests that use the worker, everything else keeps running tasks eagerly.
-        app.conf.update(CELERY_TASK_ALWAYS_EAGER=saved["CELERY_TASK_ALWAYS_EAGER"])
-        yield app
-    app.control.purge()
-    app.conf.update(saved)
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-@pytest.fixture
-def celery_worker(_celery_worker_session, settings):
-    settings.TASK_RETRY_BASE_SECONDS = 0.2
-    settings.TASK_RETRY_CAP_SECONDS = 1.0
-    app = _celery_worker_session
-    eager = app.conf.task_always_eager
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=False)
-    yield app
-    app.control.purge()
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=eager)
-
-
 def wait_for(predicate, timeout: float = 30.0) -> None:
     """Poll until the worker has done its part (not a timing assertion: only a bound on waiting)."""
     import time

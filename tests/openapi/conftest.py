@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
 
+from accounts.ctrader.openapi.gateway import Gateway, GatewayConfig
+from accounts.models import Ctid, CtidToken, Trader, TradingAccount
+from accounts.services.gateway import DjangoGatewayStore
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import Grant, SimAccount, World
 
@@ -59,3 +69,117 @@ def demo_sim(world: World) -> Iterator[OpenApiSimulator]:
     sim = _start(world, "demo", None)
     yield sim
     sim.stop()
+
+
+# --- the gateway against the simulators, with the real database ---
+def link_ctid(world: World, user_id: int, *, username: str | None = None) -> tuple[Ctid, dict[str, object]]:
+    """A trader who connected the simulated cTID: tokens from the World, accounts stored as the connect flow would."""
+    tokens = issue(world, user_id)
+    user = get_user_model().objects.create_user(
+        username=username or f"trader{user_id}", password="x-Pass-123"
+    )
+    trader = Trader.objects.create(user=user)
+    ctid = Ctid.objects.create(user_id=user_id, trader=trader)
+    CtidToken.objects.create(
+        ctid=ctid,
+        access_token=str(tokens["accessToken"]),
+        refresh_token=str(tokens["refreshToken"]),
+        scope="accounts",
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    with world.lock:
+        sim_accounts = list(world.ctids[user_id].accounts)
+    TradingAccount.objects.bulk_create(
+        TradingAccount(
+            ctid_trader_account_id=a.ctid_trader_account_id,
+            ctid=ctid,
+            login=a.trader_login,
+            is_live=a.is_live,
+            broker_title=a.broker_title_short,
+        )
+        for a in sim_accounts
+    )
+    return ctid, tokens
+
+
+def store_new_tokens(ctid: Ctid, tokens: dict[str, object]) -> None:
+    """Write a refreshed pair the way the single-flight refresh does: both values and a version bump."""
+    token = CtidToken.objects.get(ctid=ctid)
+    token.access_token = str(tokens["accessToken"])
+    token.refresh_token = str(tokens["refreshToken"])
+    token.version += 1
+    token.save()
+
+
+class GatewayRunner:
+    """The gateway's asyncio loop in a thread, the way the management command runs it."""
+
+    def __init__(self, urls: dict[str, str], config: GatewayConfig, store: Any = None) -> None:
+        self.gateway = Gateway(store or DjangoGatewayStore(), config, urls)  # type: ignore[arg-type]
+        self.loop = asyncio.new_event_loop()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.gateway.run())
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.loop.close()
+
+    def start(self) -> GatewayRunner:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.gateway.stop)
+            self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "the gateway did not stop"
+        if self.error is not None:
+            raise self.error
+
+    def call(self, func: Callable[[], Any]) -> Any:
+        """Read gateway state on its own loop."""
+
+        async def read() -> Any:
+            return func()
+
+        return asyncio.run_coroutine_threadsafe(read(), self.loop).result(timeout=5)
+
+
+def gateway_config_for_tests(**overrides: Any) -> GatewayConfig:
+    config = GatewayConfig(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        request_timeout=5.0,
+        heartbeat_interval=30.0,
+        max_requests_per_second=200,
+        reconnect_base=0.05,
+        reconnect_max=1.0,
+        account_retry_base=0.05,
+        account_retry_max=1.0,
+        db_poll_seconds=0.1,
+        status_interval=0.05,
+    )
+    return replace(config, **overrides)
+
+
+@pytest.fixture
+def start_gateway(
+    live_sim: OpenApiSimulator, demo_sim: OpenApiSimulator
+) -> Iterator[Callable[..., GatewayRunner]]:
+    runners: list[GatewayRunner] = []
+
+    def start(urls: dict[str, str] | None = None, store: Any = None, **overrides: Any) -> GatewayRunner:
+        runner = GatewayRunner(
+            urls or {"live": live_sim.url, "demo": demo_sim.url}, gateway_config_for_tests(**overrides), store
+        ).start()
+        runners.append(runner)
+        return runner
+
+    yield start
+    for runner in runners:
+        runner.stop()

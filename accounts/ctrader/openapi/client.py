@@ -139,8 +139,8 @@ class RatePacer:
 
     Two rules: a hard sliding window over the last ``limit`` send times (the guarantee), and an even
     spacing of ``window / limit`` with a little catch-up allowance (so a backlog leaves as a steady stream
-    rather than as bursts at each window edge). The window is a bit longer than one second so that
-    scheduling jitter on either side cannot push a server-side one-second window over the limit.
+    rather than as bursts at each window edge). The window is 5% longer than one second so that
+    scheduling and network jitter (up to 50 ms) does not push a server-side one-second window over the limit.
     """
 
     def __init__(self, limit: int, *, window: float = 1.05, clock: Callable[[], float] = time.monotonic):
@@ -197,6 +197,13 @@ class _Outgoing:
     payload_type: int = field(compare=False)
     client_msg_id: str = field(compare=False)
     sent: asyncio.Future[None] | None = field(default=None, compare=False)
+
+
+def _quiet_future() -> asyncio.Future[Any]:
+    """A future whose exception counts as seen even when its waiter was cancelled before it failed."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
 
 
 class OpenApiConnection:
@@ -339,7 +346,7 @@ class OpenApiConnection:
             raise OpenApiTransportError(f"connection closed: {self.close_reason}")
         order = next(self._counter)
         client_msg_id = f"{self._prefix}{order}"
-        sent = asyncio.get_running_loop().create_future() if track else None
+        sent = _quiet_future() if track else None
         item = _Outgoing(
             priority,
             order,
@@ -378,7 +385,7 @@ class OpenApiConnection:
     ) -> Envelope:
         """Like request(), returning the whole response envelope (with its receive position ``seq``)."""
         item = self._enqueue(payload_type, payload, track=True, priority=priority)
-        response: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        response: asyncio.Future[Envelope] = _quiet_future()
         self._pending[item.client_msg_id] = response
         try:
             assert item.sent is not None

@@ -1,0 +1,707 @@
+"""The long-lived Open API gateway: one connection per environment that keeps every usable account authorized.
+
+Django-free: everything it needs from the database goes through a ``GatewayStore`` (see
+``accounts.services.gateway`` for the Django one). Per environment an ``EnvironmentGateway`` connects
+(application auth first), authorizes each account of its environment at the paced rate, reads its trader
+info, and then reacts to the server:
+
+- ProtoOAAccountDisconnectEvent: re-authorize that account, with backoff if it keeps happening.
+- ProtoOAClientDisconnectEvent or a dropped socket: reconnect with exponential backoff and jitter, then
+  authorize every account again. A refused application auth stops the environment and raises an alert.
+- ProtoOAAccountsTokenInvalidatedEvent: re-authorize with the stored token if it is newer than the one the
+  session used, otherwise refresh through the single-flight service first.
+- ProtoOATraderUpdatedEvent: store the new balance.
+
+Every account has at most one authorization flow running at a time; events only mark what is needed and
+start the flow. The socket is ordered, so an event received before an account's AccountAuthRes concerns an
+older session and is ignored for that account (``Envelope.seq``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from .client import (
+    PRIORITY_BULK,
+    OpenApiConnection,
+    OpenApiError,
+    OpenApiErrorResponse,
+    OpenApiTransportError,
+    TraderInfo,
+    trader_info,
+)
+from .messages import (
+    ACCOUNT_GONE_ERRORS,
+    ALREADY_LOGGED_IN_ERRORS,
+    APP_AUTH_REFUSED_ERRORS,
+    MAINTENANCE_ERRORS,
+    RATE_LIMIT_ERRORS,
+    ROUTING_ERRORS,
+    TOKEN_ERRORS,
+    Envelope,
+    PayloadType,
+)
+
+logger = logging.getLogger(__name__)
+
+Environment = Literal["live", "demo"]
+
+EVENT_NAMES = {
+    PayloadType.ACCOUNT_DISCONNECT_EVENT: "AccountDisconnect",
+    PayloadType.CLIENT_DISCONNECT_EVENT: "ClientDisconnect",
+    PayloadType.ACCOUNTS_TOKEN_INVALIDATED_EVENT: "AccountsTokenInvalidated",
+    PayloadType.TRADER_UPDATED_EVENT: "TraderUpdated",
+}
+
+
+@dataclass(frozen=True)
+class AccountTarget:
+    """An account the gateway should keep authorized, with the token to use."""
+
+    ctid_trader_account_id: int
+    ctid_id: int
+    is_live: bool
+    token_version: int
+    access_token: str = field(repr=False)
+
+
+class RefreshOutcome(enum.Enum):
+    REFRESHED = "refreshed"  # a newer token is stored (by this refresh or by someone else)
+    DEAD = "dead"  # the chain is dead; the cTID needs a new consent
+    TRANSIENT = "transient"  # nothing changed; try again later
+
+
+class GatewayStore(Protocol):
+    """What the gateway reads and writes. Every method may do I/O; none may block the event loop."""
+
+    async def snapshot(self) -> Hashable:
+        """A cheap value that changes whenever the set of usable accounts or their tokens may have changed."""
+
+    async def load_targets(self, environment: Environment) -> dict[int, AccountTarget]:
+        """Every usable account of the environment: token active, cTID connected, trader not suspended,
+        account active."""
+
+    async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
+        """The current target of one account, or None when it is no longer usable."""
+
+    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+        """Refresh the cTID's token through the single-flight service (unless a newer one is stored)."""
+
+    async def mark_ctid_needs_reconnect(self, *, ctid_id: int, reason: str) -> None: ...
+
+    async def mark_account(self, *, ctid_trader_account_id: int, status: str, reason: str) -> None:
+        """``status`` is "gone" or "disabled"."""
+
+    async def save_trader(self, *, info: TraderInfo, currency: str) -> None: ...
+
+    async def save_status(self, *, environment: Environment, **fields: Any) -> None: ...
+
+    async def alert(self, *, environment: Environment, action: str, message: str) -> None:
+        """Something staff must act on (the application was refused)."""
+
+
+@dataclass
+class GatewayConfig:
+    client_id: str
+    client_secret: str = field(repr=False)
+    request_timeout: float = 10.0
+    heartbeat_interval: float = 10.0
+    max_requests_per_second: int = 50
+    reconnect_base: float = 0.5
+    reconnect_max: float = 60.0
+    account_retry_base: float = 1.0
+    account_retry_max: float = 300.0
+    db_poll_seconds: float = 5.0
+    status_interval: float = 1.0
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with "equal jitter": between half and all of min(cap, base * 2**attempt)."""
+    delay = min(cap, base * (2 ** min(attempt, 30)))
+    return random.uniform(delay / 2, delay)
+
+
+@dataclass
+class _Account:
+    target: AccountTarget
+    authorized: bool = False
+    auth_seq: int = 0  # receive position of the AccountAuthRes of the current session
+    authorized_at: float = 0.0
+    version_used: int = 0
+    failures: int = 0
+    check_token: bool = False  # a token invalidation is pending: newer stored token, else refresh
+    again: bool = False  # another authorization was asked for while a flow was running
+    stopped: str = ""  # why the gateway stopped trying (account gone, wrong host, link broken)
+    task: asyncio.Task[None] | None = None
+
+
+class EnvironmentGateway:
+    def __init__(
+        self,
+        environment: Environment,
+        url: str,
+        store: GatewayStore,
+        config: GatewayConfig,
+        *,
+        connect: Callable[..., Awaitable[OpenApiConnection]] = OpenApiConnection.connect,
+    ) -> None:
+        self.environment: Environment = environment
+        self.url = url
+        self.store = store
+        self.config = config
+        self._connect = connect
+        self.conn: OpenApiConnection | None = None
+        self.accounts: dict[int, _Account] = {}
+        self.state = "starting"
+        self.connected_since: datetime | None = None
+        self.connections = 0
+        self.maintenance_until: datetime | None = None
+        self._refreshes: dict[int, asyncio.Task[RefreshOutcome]] = {}
+        self._assets: dict[str, dict[int, str]] = {}  # brokerName -> assetId -> name
+        self._stopping = asyncio.Event()
+        self._status_dirty = True
+        self._status: dict[str, Any] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._closed_on_purpose = (
+            False  # after ClientDisconnect or maintenance: the reason is already recorded
+        )
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        """Run in the background, keeping a reference so the task is not collected mid-way."""
+        task = asyncio.ensure_future(awaitable)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- lifecycle ---
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.conn is not None:
+            self._spawn(self.conn.close())
+
+    @property
+    def authorized_count(self) -> int:
+        return sum(1 for a in self.accounts.values() if a.authorized)
+
+    async def run(self) -> None:
+        status_task = asyncio.create_task(self._status_loop(), name=f"gateway-status-{self.environment}")
+        poll_task = asyncio.create_task(self._poll_loop(), name=f"gateway-poll-{self.environment}")
+        try:
+            await self._connection_loop()
+        finally:
+            poll_task.cancel()
+            await self._close_connection()
+            if self.state != "app_auth_refused":
+                self.state = "stopped"
+            self._set_status(state=self.state, connected_since=None, authorized_accounts=0)
+            status_task.cancel()
+            await asyncio.gather(status_task, poll_task, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.store.save_status(environment=self.environment, **self._status)
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep unless stopped first; True when the gateway is stopping."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0))
+        return self._stopping.is_set()
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            if self.maintenance_until is not None:
+                wait = (self.maintenance_until - datetime.now(UTC)).total_seconds()
+                self._set_status(
+                    state="reconnecting", last_error=f"maintenance until {self.maintenance_until}"
+                )
+                logger.warning(
+                    "openapi maintenance: waiting",
+                    extra={"environment": self.environment, "until": self.maintenance_until.isoformat()},
+                )
+                self.maintenance_until = None
+                if await self._sleep(wait):
+                    return
+            started = time.monotonic()
+            try:
+                self.conn = await self._connect(
+                    self.url,
+                    client_id=self.config.client_id,
+                    client_secret=self.config.client_secret,
+                    request_timeout=self.config.request_timeout,
+                    heartbeat_interval=self.config.heartbeat_interval,
+                    max_requests_per_second=self.config.max_requests_per_second,
+                    on_event=self._on_event,
+                )
+            except OpenApiErrorResponse as exc:
+                if exc.error_code in APP_AUTH_REFUSED_ERRORS:
+                    await self._app_auth_refused(exc)
+                    return
+                self._record_error(f"application auth failed: {exc.error_code}")
+                if exc.error_code in MAINTENANCE_ERRORS and exc.maintenance_end is not None:
+                    self.maintenance_until = exc.maintenance_end
+                    continue
+                if exc.error_code in RATE_LIMIT_ERRORS and exc.retry_after:
+                    if await self._sleep(exc.retry_after):
+                        return
+                    continue
+            except OpenApiTransportError as exc:
+                self._record_error(str(exc))
+                logger.warning(
+                    "openapi connect failed", extra={"environment": self.environment, "error": str(exc)}
+                )
+            else:
+                self.connections += 1
+                await self._serve(self.conn)
+                lived = time.monotonic() - started
+                if lived >= self.config.reconnect_max:
+                    attempt = 0
+            if self._stopping.is_set():
+                return
+            self.state = "reconnecting"
+            self._set_status(state="reconnecting", connected_since=None, authorized_accounts=0)
+            delay = backoff_delay(attempt, self.config.reconnect_base, self.config.reconnect_max)
+            attempt += 1
+            logger.info(
+                "openapi reconnecting",
+                extra={"environment": self.environment, "delay": round(delay, 3), "attempt": attempt},
+            )
+            if await self._sleep(delay):
+                return
+
+    async def _app_auth_refused(self, exc: OpenApiErrorResponse) -> None:
+        self.state = "app_auth_refused"
+        message = f"Application auth refused on {self.environment}: {exc.error_code}. Reconnecting stopped."
+        logger.critical(
+            "openapi application auth refused: environment stopped",
+            extra={"environment": self.environment, "error_code": exc.error_code},
+        )
+        self._record_error(message)
+        self._set_status(state="app_auth_refused", connected_since=None, authorized_accounts=0)
+        await self.store.alert(environment=self.environment, action="app_auth_refused", message=message)
+
+    async def _serve(self, conn: OpenApiConnection) -> None:
+        self.state = "connected"
+        self._closed_on_purpose = False
+        self.connected_since = datetime.now(UTC)
+        self._assets.clear()
+        logger.info("openapi connected", extra={"environment": self.environment, "url": self.url})
+        self._set_status(state="connected", connected_since=self.connected_since, authorized_accounts=0)
+        try:
+            targets = await self.store.load_targets(self.environment)
+        except Exception:
+            logger.exception(
+                "openapi gateway could not load accounts", extra={"environment": self.environment}
+            )
+            targets = {}
+        self._apply_targets(targets, fresh_connection=True)
+        stop_wait = asyncio.create_task(self._stopping.wait())
+        closed_wait = asyncio.create_task(conn.wait_closed())
+        await asyncio.wait({stop_wait, closed_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        closed_wait.cancel()
+        if conn.close_reason and not self._stopping.is_set() and not self._closed_on_purpose:
+            logger.warning(
+                "openapi connection closed",
+                extra={"environment": self.environment, "reason": conn.close_reason},
+            )
+            self._record_error(f"connection closed: {conn.close_reason}")
+        await self._close_connection()
+
+    async def _close_connection(self) -> None:
+        conn, self.conn = self.conn, None
+        tasks = [a.task for a in self.accounts.values() if a.task is not None and not a.task.done()]
+        for task in tasks:
+            task.cancel()
+        for account in self.accounts.values():
+            account.authorized = False
+            account.task = None
+        if conn is not None:
+            await conn.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.connected_since = None
+
+    # --- the set of accounts ---
+    def _apply_targets(self, targets: dict[int, AccountTarget], *, fresh_connection: bool = False) -> None:
+        for account_id in list(self.accounts):
+            if account_id not in targets:
+                self._forget(account_id)
+        for account_id, target in targets.items():
+            account = self.accounts.get(account_id)
+            if account is None:
+                self.accounts[account_id] = _Account(target)
+                self._want(account_id)
+                continue
+            token_moved = target.token_version != account.target.token_version
+            account.target = target
+            if token_moved or fresh_connection:
+                # A new token (refreshed elsewhere or a new consent) or a new connection: start over.
+                account.stopped = ""
+                account.failures = 0
+                self._want(account_id)
+
+    def _forget(self, account_id: int) -> None:
+        """The account is no longer usable (cTID disconnected, trader suspended, account gone): log it out."""
+        account = self.accounts.pop(account_id)
+        if account.task is not None and not account.task.done():
+            account.task.cancel()
+        conn = self.conn
+        if account.authorized and conn is not None and not conn.closed:
+            logger.info(
+                "openapi account logout", extra={"environment": self.environment, "account": account_id}
+            )
+            self._spawn(self._logout(conn, account_id))
+        self._set_status(authorized_accounts=self.authorized_count)
+
+    async def _logout(self, conn: OpenApiConnection, account_id: int) -> None:
+        with contextlib.suppress(OpenApiError):
+            await conn.logout_account(account_id)
+
+    async def _poll_loop(self) -> None:
+        last: Hashable = None
+        while not self._stopping.is_set():
+            if await self._sleep(self.config.db_poll_seconds):
+                return
+            if self.conn is None or self.conn.closed:
+                continue
+            try:
+                snapshot = await self.store.snapshot()
+                if snapshot == last:
+                    continue
+                targets = await self.store.load_targets(self.environment)
+            except Exception:
+                logger.exception("openapi gateway poll failed", extra={"environment": self.environment})
+                continue
+            if last is not None and self.conn is not None:
+                self._apply_targets(targets)
+            last = snapshot
+
+    # --- authorization flow, one per account at a time ---
+    def _want(self, account_id: int, *, check_token: bool = False) -> None:
+        account = self.accounts.get(account_id)
+        conn = self.conn
+        if account is None or conn is None or conn.closed:
+            return
+        account.check_token = account.check_token or check_token
+        if account.task is not None and not account.task.done():
+            account.again = True
+            return
+        account.again = False
+        account.task = asyncio.create_task(self._authorize(conn, account), name=f"auth-{account_id}")
+
+    async def _authorize(self, conn: OpenApiConnection, account: _Account) -> None:
+        account_id = account.target.ctid_trader_account_id
+        token_retried = False
+        try:
+            while not conn.closed and self.accounts.get(account_id) is account:
+                account.again = False
+                if account.failures:
+                    delay = backoff_delay(
+                        account.failures - 1, self.config.account_retry_base, self.config.account_retry_max
+                    )
+                    await asyncio.sleep(delay)
+                if account.check_token:
+                    account.check_token = False
+                    step = await self._use_newest_token(
+                        account, tried_version=account.version_used, reason="token invalidated"
+                    )
+                    if step == "stop":
+                        return
+                    if step == "retry":
+                        continue
+                    token_retried = True
+                try:
+                    response = await conn.request_envelope(
+                        PayloadType.ACCOUNT_AUTH_REQ,
+                        {"ctidTraderAccountId": account_id, "accessToken": account.target.access_token},
+                    )
+                    self._authorized(account, response.seq)
+                except OpenApiErrorResponse as exc:
+                    if exc.error_code in ALREADY_LOGGED_IN_ERRORS:
+                        self._authorized(account, exc.seq)
+                    elif exc.error_code in TOKEN_ERRORS:
+                        if token_retried:
+                            await self._link_broken(account, f"account auth refused: {exc.error_code}")
+                            return
+                        token_retried = True
+                        step = await self._use_newest_token(
+                            account, tried_version=account.target.token_version, reason=exc.error_code
+                        )
+                        if step == "stop":
+                            return
+                        continue
+                    elif await self._handle_error(account, exc, "account auth"):
+                        continue
+                    else:
+                        return
+                except OpenApiTransportError:
+                    if conn.closed:
+                        return  # the connection loop reconnects and authorizes everything again
+                    account.failures += 1  # a timeout on a live connection: try again later
+                    continue
+                await self._read_trader(conn, account)
+                if not account.again:
+                    return
+        except OpenApiTransportError:
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "openapi account flow failed", extra={"environment": self.environment, "account": account_id}
+            )
+
+    def _authorized(self, account: _Account, seq: int) -> None:
+        account.authorized = True
+        account.auth_seq = seq
+        account.authorized_at = time.monotonic()
+        account.version_used = account.target.token_version
+        self._status_dirty = True
+
+    async def _handle_error(self, account: _Account, exc: OpenApiErrorResponse, what: str) -> bool:
+        """React to an error by name; True to try again, False when the flow must end."""
+        account_id = account.target.ctid_trader_account_id
+        log_extra = {"environment": self.environment, "account": account_id, "error_code": exc.error_code}
+        if exc.error_code in ACCOUNT_GONE_ERRORS:
+            status = "disabled" if exc.error_code == "RET_ACCOUNT_DISABLED" else "gone"
+            logger.warning(f"openapi {what}: account {status}", extra=log_extra)
+            account.stopped = exc.error_code
+            self._record_error(f"account {account_id}: {exc.error_code}")
+            await self.store.mark_account(
+                ctid_trader_account_id=account_id, status=status, reason=exc.error_code
+            )
+            return False
+        if exc.error_code in RATE_LIMIT_ERRORS:
+            logger.warning(
+                f"openapi {what}: rate limited", extra={**log_extra, "retry_after": exc.retry_after}
+            )
+            self._record_error(f"rate limited ({exc.error_code})")
+            conn = self.conn
+            if conn is not None:
+                conn.pacer.slow_down()
+                conn.pacer.hold(exc.retry_after or 1.0)
+            return True
+        if exc.error_code in MAINTENANCE_ERRORS:
+            logger.warning(f"openapi {what}: maintenance", extra=log_extra)
+            self.maintenance_until = exc.maintenance_end or datetime.fromtimestamp(time.time() + 60, UTC)
+            self._record_error(f"maintenance until {self.maintenance_until.isoformat()}")
+            self._closed_on_purpose = True
+            if self.conn is not None:
+                self._spawn(self.conn.close())
+            return False
+        if exc.error_code in ROUTING_ERRORS:
+            logger.error(f"openapi {what}: account is not on this host", extra=log_extra)
+            account.stopped = exc.error_code
+            self._record_error(f"account {account_id}: {exc.error_code} on {self.environment}")
+            return False
+        account.failures += 1
+        logger.warning(f"openapi {what} failed", extra={**log_extra, "failures": account.failures})
+        self._record_error(f"account {account_id}: {exc.error_code}")
+        return True
+
+    async def _use_newest_token(
+        self, account: _Account, *, tried_version: int, reason: str
+    ) -> Literal["use", "retry", "stop"]:
+        """Adopt a stored token newer than ``tried_version``, or refresh when there is none.
+
+        "use": authorize with ``account.target`` now; "retry": nothing changed, try again after backoff;
+        "stop": the account is no longer usable or its cTID needs a new consent.
+        """
+        account_id = account.target.ctid_trader_account_id
+        stored = await self.store.load_target(account_id)
+        if stored is None:
+            self._forget_later(account_id)
+            return "stop"
+        if stored.token_version <= tried_version:
+            outcome = await self._refresh(stored, reason=reason)
+            if outcome is RefreshOutcome.DEAD:
+                await self._link_broken(account, f"token refresh failed after {reason}")
+                return "stop"
+            if outcome is RefreshOutcome.TRANSIENT:
+                account.failures += 1
+                account.check_token = True
+                return "retry"
+            stored = await self.store.load_target(account_id)
+            if stored is None:
+                self._forget_later(account_id)
+                return "stop"
+        account.target = stored
+        return "use"
+
+    async def _refresh(self, target: AccountTarget, *, reason: str) -> RefreshOutcome:
+        """One refresh per cTID at a time: accounts of the same cTID share it."""
+        running = self._refreshes.get(target.ctid_id)
+        if running is None or running.done():
+            running = asyncio.create_task(
+                self.store.refresh_token(
+                    ctid_id=target.ctid_id, seen_version=target.token_version, reason=reason
+                )
+            )
+            self._refreshes[target.ctid_id] = running
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("openapi token refresh failed", extra={"environment": self.environment})
+            return RefreshOutcome.TRANSIENT
+
+    async def _link_broken(self, account: _Account, reason: str) -> None:
+        account.stopped = "needs_reconnect"
+        account.authorized = False
+        self._record_error(f"cTID link broken: {reason}")
+        await self.store.mark_ctid_needs_reconnect(ctid_id=account.target.ctid_id, reason=reason)
+
+    def _forget_later(self, account_id: int) -> None:
+        def forget() -> None:
+            if account_id in self.accounts:
+                self._forget(account_id)
+
+        asyncio.get_running_loop().call_soon(forget)
+
+    async def _read_trader(self, conn: OpenApiConnection, account: _Account) -> None:
+        account_id = account.target.ctid_trader_account_id
+        try:
+            info = await conn.get_trader(account_id, priority=PRIORITY_BULK)
+            currency = await self._currency(conn, info)
+            await self.store.save_trader(info=info, currency=currency)
+        except OpenApiErrorResponse as exc:
+            if exc.error_code == "ACCOUNT_NOT_AUTHORIZED":
+                account.authorized = False
+                account.again = True
+            elif await self._handle_error(account, exc, "trader read"):
+                return
+        except OpenApiTransportError:
+            raise
+        except Exception:
+            logger.exception("openapi trader info not stored", extra={"account": account_id})
+
+    async def _currency(self, conn: OpenApiConnection, info: TraderInfo) -> str:
+        assets = self._assets.get(info.broker_name)
+        if assets is None or info.deposit_asset_id not in assets:
+            assets = await conn.get_asset_names(info.ctid_trader_account_id, priority=PRIORITY_BULK)
+            self._assets[info.broker_name] = assets
+        return assets.get(info.deposit_asset_id, "")
+
+    # --- events ---
+    async def _on_event(self, envelope: Envelope) -> None:
+        kind = envelope.payload_type
+        if kind == PayloadType.HEARTBEAT_EVENT:
+            return
+        name = EVENT_NAMES.get(PayloadType(kind)) if kind in EVENT_NAMES else f"payloadType {kind}"
+        self._set_status(last_event=name, last_event_at=datetime.now(UTC))
+        payload = envelope.payload
+        if kind == PayloadType.ACCOUNT_DISCONNECT_EVENT:
+            self._account_ended(envelope, [payload.get("ctidTraderAccountId")], check_token=False)
+        elif kind == PayloadType.ACCOUNTS_TOKEN_INVALIDATED_EVENT:
+            logger.info(
+                "openapi accounts token invalidated",
+                extra={"environment": self.environment, "reason": payload.get("reason", "")},
+            )
+            self._account_ended(envelope, payload.get("ctidTraderAccountIds") or [], check_token=True)
+        elif kind == PayloadType.CLIENT_DISCONNECT_EVENT:
+            reason = str(payload.get("reason") or "")
+            logger.error(
+                "openapi client disconnected by server",
+                extra={"environment": self.environment, "reason": reason},
+            )
+            self._record_error(f"ClientDisconnect: {reason}" if reason else "ClientDisconnect")
+            self._closed_on_purpose = True
+            if self.conn is not None:
+                self._spawn(self.conn.close())
+        elif kind == PayloadType.TRADER_UPDATED_EVENT:
+            try:
+                info = trader_info(payload)
+            except (KeyError, TypeError, ValueError):
+                return
+            if info.ctid_trader_account_id in self.accounts:
+                self._spawn(self._save_update(info))
+        elif kind in (PayloadType.ERROR_RES, PayloadType.OA_ERROR_RES):
+            self._record_error(f"server error: {payload.get('errorCode')}")
+
+    async def _save_update(self, info: TraderInfo) -> None:
+        assets = self._assets.get(info.broker_name, {})
+        try:
+            await self.store.save_trader(info=info, currency=assets.get(info.deposit_asset_id, ""))
+        except Exception:
+            logger.exception(
+                "openapi balance update not stored", extra={"account": info.ctid_trader_account_id}
+            )
+
+    def _account_ended(self, envelope: Envelope, ids: list[Any], *, check_token: bool) -> None:
+        for raw in ids:
+            try:
+                account_id = int(raw)
+            except (TypeError, ValueError):
+                continue
+            account = self.accounts.get(account_id)
+            if account is None or not account.authorized or envelope.seq < account.auth_seq:
+                continue  # unknown, no session on our side, or about a session older than the current one
+            if account.authorized and time.monotonic() - account.authorized_at < 30:
+                account.failures += 1  # dropped right after authorizing: back off
+            elif account.authorized:
+                account.failures = 0
+            account.authorized = False
+            self._status_dirty = True
+            self._want(account_id, check_token=check_token)
+
+    # --- status ---
+    def _record_error(self, message: str) -> None:
+        self._set_status(last_error=message[:500], last_error_at=datetime.now(UTC))
+
+    def _set_status(self, **fields: Any) -> None:
+        self._status.update(fields)
+        self._status_dirty = True
+
+    async def _status_loop(self) -> None:
+        last_write = 0.0
+        while True:
+            await asyncio.sleep(self.config.status_interval)
+            now = time.monotonic()
+            alive = self.conn is not None and not self.conn.closed
+            if not self._status_dirty and not (alive and now - last_write >= self.config.heartbeat_interval):
+                continue
+            self._status_dirty = False
+            self._status["authorized_accounts"] = self.authorized_count
+            if alive:
+                self._status["heartbeat_at"] = datetime.now(UTC)
+            try:
+                await self.store.save_status(environment=self.environment, **self._status)
+                last_write = now
+            except Exception:
+                logger.exception("openapi gateway status not stored", extra={"environment": self.environment})
+
+
+class Gateway:
+    """Both environments in one process."""
+
+    def __init__(
+        self,
+        store: GatewayStore,
+        config: GatewayConfig,
+        urls: dict[Environment, str],
+        *,
+        connect: Callable[..., Awaitable[OpenApiConnection]] = OpenApiConnection.connect,
+    ) -> None:
+        self.environments = {
+            env: EnvironmentGateway(env, url, store, config, connect=connect)
+            for env, url in urls.items()
+            if url
+        }
+        self.tasks: dict[Environment, asyncio.Task[None]] = {}
+
+    def stop(self) -> None:
+        for environment in self.environments.values():
+            environment.stop()
+
+    async def run(self) -> None:
+        self.tasks = {
+            env: asyncio.create_task(e.run(), name=f"gateway-{env}") for env, e in self.environments.items()
+        }
+        await asyncio.gather(*self.tasks.values())

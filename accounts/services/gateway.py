@@ -1,0 +1,265 @@
+"""The Django side of the Open API gateway: what it reads from and writes to the database.
+
+The functions are synchronous services; ``DjangoGatewayStore`` runs them off the event loop with
+``sync_to_async`` so the gateway's asyncio loop never blocks on the database or on a token refresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.utils import timezone
+
+from accounts.ctrader.openapi.client import TraderInfo
+from accounts.ctrader.openapi.gateway import AccountTarget, Environment, GatewayConfig, RefreshOutcome
+from accounts.models import Ctid, CtidToken, GatewayStatus, TradingAccount
+from accounts.services.audit import audit_event_record
+from accounts.signals import ctid_needs_reconnect
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_USABLE = Q(
+    status=TradingAccount.Status.ACTIVE,
+    ctid__state=Ctid.State.CONNECTED,
+    ctid__token__state=CtidToken.State.ACTIVE,
+    ctid__trader__suspended=False,
+)
+
+
+def gateway_config() -> GatewayConfig:
+    return GatewayConfig(
+        client_id=settings.CTRADER_CLIENT_ID,
+        client_secret=settings.CTRADER_CLIENT_SECRET,
+        request_timeout=settings.OPENAPI_REQUEST_TIMEOUT,
+        heartbeat_interval=settings.OPENAPI_HEARTBEAT_SECONDS,
+        max_requests_per_second=settings.OPENAPI_MAX_REQUESTS_PER_SECOND,
+        reconnect_max=settings.OPENAPI_RECONNECT_MAX_SECONDS,
+        db_poll_seconds=settings.OPENAPI_DB_POLL_SECONDS,
+    )
+
+
+def _usable_accounts() -> QuerySet[TradingAccount]:
+    return TradingAccount.objects.filter(_USABLE)
+
+
+def gateway_snapshot() -> Hashable:
+    """One aggregate query whose result moves whenever a usable account, a token or a link changes."""
+    return tuple(
+        _usable_accounts()
+        .aggregate(
+            accounts=Count("id"),
+            ids=Sum("ctid_trader_account_id"),
+            live=Count("id", filter=Q(is_live=True)),
+            versions=Sum("ctid__token__version"),
+            tokens_updated=Max("ctid__token__updated_at"),
+        )
+        .values()
+    )
+
+
+def _targets(accounts: QuerySet[TradingAccount]) -> dict[int, AccountTarget]:
+    rows = list(accounts.values_list("ctid_trader_account_id", "ctid_id", "is_live"))
+    # One decryption per cTID, however many accounts it has.
+    tokens = {
+        t.ctid_id: t
+        for t in CtidToken.objects.filter(ctid_id__in={ctid_id for _, ctid_id, _ in rows}).only(
+            "ctid_id", "access_token", "version"
+        )
+    }
+    targets = {}
+    for account_id, ctid_id, is_live in rows:
+        token = tokens.get(ctid_id)
+        if token is None:
+            continue
+        targets[account_id] = AccountTarget(account_id, ctid_id, is_live, token.version, token.access_token)
+    return targets
+
+
+def gateway_targets(*, environment: Environment) -> dict[int, AccountTarget]:
+    """Every account the gateway should keep authorized on one environment."""
+    return _targets(_usable_accounts().filter(is_live=environment == "live"))
+
+
+def gateway_target(*, ctid_trader_account_id: int) -> AccountTarget | None:
+    return _targets(_usable_accounts().filter(ctid_trader_account_id=ctid_trader_account_id)).get(
+        ctid_trader_account_id
+    )
+
+
+def _token_state(ctid_id: int) -> tuple[int, str, str] | None:
+    row = CtidToken.objects.filter(ctid_id=ctid_id).values_list("version", "state", "ctid__state").first()
+    return row
+
+
+def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+    """Refresh a cTID's token through the single-flight refresh service, unless a newer one is stored.
+
+    The outcome is read back from the database, so it holds whatever the service returns and whoever won a
+    concurrent refresh.
+    """
+    from accounts.services.tokens import ctid_token_refresh
+
+    def outcome() -> RefreshOutcome | None:
+        row = _token_state(ctid_id)
+        if row is None:
+            return RefreshOutcome.DEAD
+        version, token_state, ctid_state = row
+        if token_state != CtidToken.State.ACTIVE or ctid_state != Ctid.State.CONNECTED:
+            return RefreshOutcome.DEAD
+        if version > seen_version:
+            return RefreshOutcome.REFRESHED
+        return None
+
+    before = outcome()
+    if before is not None:
+        return before
+    logger.info("gateway refreshing token", extra={"ctid_id": ctid_id, "reason": reason})
+    try:
+        ctid_token_refresh(ctid_id=ctid_id, reason=f"openapi gateway: {reason}")
+    except Exception as exc:
+        # The service records its own outcome; what the database holds now decides below.
+        logger.warning(
+            "gateway token refresh raised", extra={"ctid_id": ctid_id, "error": exc.__class__.__name__}
+        )
+    return outcome() or RefreshOutcome.TRANSIENT
+
+
+def gateway_ctid_needs_reconnect(*, ctid_id: int, reason: str) -> bool:
+    """Mark a cTID whose token the Open API keeps refusing; the trader is asked to reconnect it."""
+    with transaction.atomic():
+        ctid = Ctid.objects.select_for_update().select_related("trader").filter(pk=ctid_id).first()
+        if ctid is None or ctid.state != Ctid.State.CONNECTED:
+            return False
+        ctid.state = Ctid.State.NEEDS_RECONNECT
+        ctid.state_reason = reason[:500]
+        ctid.state_changed_at = timezone.now()
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
+        audit_event_record(
+            trader=ctid.trader,
+            category="ctid",
+            action="needs_reconnect",
+            outcome="openapi_gateway",
+            message=reason[:500],
+            detail={"ctid_user_id": ctid.user_id},
+        )
+        transaction.on_commit(lambda: ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=reason))
+    logger.warning("gateway marked cTID needs_reconnect", extra={"ctid_id": ctid_id, "reason": reason})
+    return True
+
+
+def trading_account_mark_unavailable(*, ctid_trader_account_id: int, status: str, reason: str) -> None:
+    """The Open API says the account no longer exists or is disabled: stop using it."""
+    if status not in (TradingAccount.Status.GONE, TradingAccount.Status.DISABLED):
+        raise ValueError(f"unexpected account status {status!r}")
+    TradingAccount.objects.filter(ctid_trader_account_id=ctid_trader_account_id).update(
+        status=status, status_reason=reason[:500], last_synced_at=timezone.now()
+    )
+
+
+def trading_account_balance_save(*, info: TraderInfo, currency: str) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "balance": Decimal(info.balance),
+        "balance_updated_at": now,
+        "last_synced_at": now,
+    }
+    if currency:
+        fields["currency"] = currency
+    if info.broker_name:
+        fields["broker_name"] = info.broker_name
+    TradingAccount.objects.filter(ctid_trader_account_id=info.ctid_trader_account_id).update(**fields)
+
+
+def gateway_status_save(*, environment: Environment, **fields: Any) -> None:
+    known = {f.name for f in GatewayStatus._meta.get_fields()}
+    values = {k: v for k, v in fields.items() if k in known and k not in ("id", "environment")}
+    GatewayStatus.objects.update_or_create(environment=environment, defaults=values)
+
+
+def gateway_alert(*, environment: Environment, action: str, message: str) -> None:
+    audit_event_record(
+        category="gateway",
+        action=action,
+        outcome="alert",
+        message=message[:500],
+        detail={"environment": environment},
+    )
+
+
+def gateway_status_report() -> dict[str, Any]:
+    """The per-environment status for staff and health checks."""
+    now = timezone.now()
+    stale_after = timedelta(seconds=max(settings.OPENAPI_HEARTBEAT_SECONDS * 3, 30))
+    environments = {}
+    for status in GatewayStatus.objects.order_by("environment"):
+        fresh = status.heartbeat_at is not None and now - status.heartbeat_at <= stale_after
+        environments[status.environment] = {
+            "state": status.state,
+            "healthy": status.state == GatewayStatus.State.CONNECTED and fresh,
+            "connected_since": status.connected_since,
+            "authorized_accounts": status.authorized_accounts,
+            "last_event": status.last_event,
+            "last_event_at": status.last_event_at,
+            "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "heartbeat_at": status.heartbeat_at,
+            "updated_at": status.updated_at,
+        }
+    return {"environments": environments, "checked_at": now}
+
+
+def _db(func: Callable[P, R], *, thread_sensitive: bool = True) -> Callable[P, Any]:
+    """Run a database service off the event loop, on connections that are closed when stale."""
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        close_old_connections()
+        return func(*args, **kwargs)
+
+    return sync_to_async(call, thread_sensitive=thread_sensitive)
+
+
+class DjangoGatewayStore:
+    """The GatewayStore of the gateway, on the Django models."""
+
+    async def snapshot(self) -> Hashable:
+        return await _db(gateway_snapshot)()
+
+    async def load_targets(self, environment: Environment) -> dict[int, AccountTarget]:
+        return await _db(gateway_targets)(environment=environment)
+
+    async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
+        return await _db(gateway_target)(ctid_trader_account_id=ctid_trader_account_id)
+
+    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+        # An HTTP call: not on the shared database thread, so other accounts' writes go on meanwhile.
+        return await _db(gateway_token_refresh, thread_sensitive=False)(
+            ctid_id=ctid_id, seen_version=seen_version, reason=reason
+        )
+
+    async def mark_ctid_needs_reconnect(self, *, ctid_id: int, reason: str) -> None:
+        await _db(gateway_ctid_needs_reconnect)(ctid_id=ctid_id, reason=reason)
+
+    async def mark_account(self, *, ctid_trader_account_id: int, status: str, reason: str) -> None:
+        await _db(trading_account_mark_unavailable)(
+            ctid_trader_account_id=ctid_trader_account_id, status=status, reason=reason
+        )
+
+    async def save_trader(self, *, info: TraderInfo, currency: str) -> None:
+        await _db(trading_account_balance_save)(info=info, currency=currency)
+
+    async def save_status(self, *, environment: Environment, **fields: Any) -> None:
+        await _db(gateway_status_save)(environment=environment, **fields)
+
+    async def alert(self, *, environment: Environment, action: str, message: str) -> None:
+        await _db(gateway_alert)(environment=environment, action=action, message=message)
