@@ -20,7 +20,13 @@ from django.utils import timezone
 from accounts.ctrader.oauth import TokenRejected, TokenTransientError
 from accounts.models import Ctid, Trader
 from accounts.services.audit import audit_event_record
-from accounts.services.sync import SyncError, SyncResult, ctid_sync_accounts, openapi_ctid_user_id
+from accounts.services.sync import (
+    SyncError,
+    SyncResult,
+    SyncTransient,
+    ctid_sync_accounts,
+    openapi_ctid_user_id,
+)
 from accounts.services.tokens import ctid_token_store, oauth_client
 
 logger = logging.getLogger(__name__)
@@ -192,5 +198,15 @@ def ctid_connect_complete(
     try:
         synced = ctid_sync_accounts(ctid_id=ctid.pk)
     except SyncError as exc:
+        if isinstance(exc, SyncTransient):
+            _sync_later(ctid.pk)
         return ConnectResult(ctid, created, None, str(exc))
     return ConnectResult(ctid, created, synced)
+
+
+def _sync_later(ctid_id: int) -> None:
+    """With a broker, a worker retries the first sync with backoff; the embedded mode has the periodic sync."""
+    from accounts import tasks
+
+    if not tasks.sync_ctid_accounts.app.conf.task_always_eager:
+        tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)

@@ -272,3 +272,19 @@ def test_admin_actions_refresh_and_sync_without_showing_tokens(peers, trader_cli
     assert TradingAccount.objects.filter(ctid=ctid).count() == 3
     assert token.access_token not in text and token.refresh_token not in text
     assert AuditEvent.objects.filter(category="ctid", action="token_refresh", actor__is_staff=True).exists()
+
+
+def test_a_failed_first_sync_still_connects_and_the_button_recovers(peers, trader_client):
+    _, openapi = peers
+    openapi["live"].fail_next(PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_REQ, "SERVER_IS_UNDER_MAINTENANCE")
+    response = callback(trader_client, consent(start(trader_client)))
+    assert response.status_code == 302
+    ctid = Ctid.objects.get()
+    assert CtidToken.objects.filter(ctid=ctid, state=CtidToken.State.ACTIVE).exists()
+    assert "SERVER_IS_UNDER_MAINTENANCE" in ctid.last_sync_error
+    page = trader_client.get(response["Location"]).content.decode()
+    assert "could not be read yet" in page
+    response = trader_client.post(reverse("ctid-sync", args=[ctid.pk]), follow=True)
+    assert TradingAccount.objects.filter(ctid=ctid).count() == 3
+    ctid.refresh_from_db()
+    assert ctid.last_sync_error == ""
