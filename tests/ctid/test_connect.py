@@ -288,3 +288,17 @@ def test_a_failed_first_sync_still_connects_and_the_button_recovers(peers, trade
     assert TradingAccount.objects.filter(ctid=ctid).count() == 3
     ctid.refresh_from_db()
     assert ctid.last_sync_error == ""
+
+
+def test_a_trader_cannot_use_the_staff_refresh_or_sync(peers, trader_client):
+    ctrader_id, openapi = peers
+    callback(trader_client, consent(start(trader_client)))
+    ctid = Ctid.objects.get()
+    openapi["live"].clear_received()
+    for action in ("refresh_now", "sync_accounts"):
+        response = trader_client.post(
+            reverse("admin:accounts_ctid_changelist"), {"action": action, "_selected_action": [ctid.pk]}
+        )
+        assert response.status_code == 302 and reverse("admin:login") in response["Location"]
+    assert ctrader_id.calls == ["authorization_code"] and openapi["live"].received() == []
+    assert CtidToken.objects.get().version == 1
