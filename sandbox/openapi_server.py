@@ -29,6 +29,7 @@ from typing import Any, Literal
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from accounts.ctrader.openapi.client import websockets_logger
 from accounts.ctrader.openapi.messages import EnvelopeError, PayloadType, decode, encode
 from sandbox.world import SimAccount, World
 
@@ -105,7 +106,13 @@ class OpenApiSimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._loop = asyncio.get_running_loop()
         self._server = await serve(
-            self._handle, host, port, compression=None, max_size=16 * 1024 * 1024, ping_interval=None
+            self._handle,
+            host,
+            port,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+            ping_interval=None,
+            logger=websockets_logger("websockets.server"),
         )
         bound_port = next(iter(self._server.sockets)).getsockname()[1]
         self.url = f"ws://{host}:{bound_port}"

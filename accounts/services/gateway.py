@@ -126,7 +126,9 @@ def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> Re
         return before
     logger.info("gateway refreshing token", extra={"ctid_id": ctid_id, "reason": reason})
     try:
-        ctid_token_refresh(ctid_id=ctid_id, reason=f"openapi gateway: {reason}")
+        # ``seen_version``: a refresh (the sweep's, another environment's) that lands between the read above
+        # and the claim makes this call SUPERSEDED instead of rotating the brand-new token a second time.
+        ctid_token_refresh(ctid_id=ctid_id, reason=f"openapi gateway: {reason}", seen_version=seen_version)
     except Exception as exc:
         # The service records its own outcome; what the database holds now decides below.
         logger.warning(

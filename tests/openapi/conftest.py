@@ -16,6 +16,8 @@ from django.utils import timezone
 from accounts.ctrader.openapi.gateway import Gateway, GatewayConfig
 from accounts.models import Ctid, CtidToken, Trader, TradingAccount
 from accounts.services.gateway import DjangoGatewayStore
+from sandbox.ctrader_id import CtraderIdSimulator
+from sandbox.httpd import serve
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import Grant, SimAccount, World
 
@@ -55,6 +57,25 @@ def _start(world: World, environment: str, heartbeat: float | None) -> OpenApiSi
     )
     sim.start_in_thread()
     return sim
+
+
+@pytest.fixture
+def ctrader_id(world: World, settings: Any) -> Iterator[CtraderIdSimulator]:
+    """The cTrader ID token endpoint on loopback, on the same World as the Open API simulators.
+
+    A refresh through it rotates the World's tokens, so the simulators refuse the old access token and end its
+    sessions with ProtoOAAccountsTokenInvalidatedEvent, as Spotware does. ``calls`` lists every token call.
+    """
+    sim = CtraderIdSimulator(world, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, hang_seconds=3.0)
+    server = serve(sim.routes())
+    settings.CTRADER_CLIENT_ID = CLIENT_ID
+    settings.CTRADER_CLIENT_SECRET = CLIENT_SECRET
+    settings.CTRADER_TOKEN_URL = f"{server.url}/ctrader-id/apps/token"
+    settings.CTRADER_AUTH_URL = f"{server.url}/ctrader-id/grantingaccess/"
+    settings.TOKEN_HTTP_READ_TIMEOUT = 2.0
+    yield sim
+    sim.release_hangs()
+    server.stop()
 
 
 @pytest.fixture
@@ -100,15 +121,6 @@ def link_ctid(world: World, user_id: int, *, username: str | None = None) -> tup
         for a in sim_accounts
     )
     return ctid, tokens
-
-
-def store_new_tokens(ctid: Ctid, tokens: dict[str, object]) -> None:
-    """Write a refreshed pair the way the single-flight refresh does: both values and a version bump."""
-    token = CtidToken.objects.get(ctid=ctid)
-    token.access_token = str(tokens["accessToken"])
-    token.refresh_token = str(tokens["refreshToken"])
-    token.version += 1
-    token.save()
 
 
 class GatewayRunner:
@@ -169,7 +181,7 @@ def gateway_config_for_tests(**overrides: Any) -> GatewayConfig:
 
 @pytest.fixture
 def start_gateway(
-    live_sim: OpenApiSimulator, demo_sim: OpenApiSimulator
+    live_sim: OpenApiSimulator, demo_sim: OpenApiSimulator, ctrader_id: CtraderIdSimulator
 ) -> Iterator[Callable[..., GatewayRunner]]:
     runners: list[GatewayRunner] = []
 

@@ -15,7 +15,7 @@ from accounts.models import AuditEvent, Ctid, GatewayStatus, TradingAccount
 from sandbox.openapi_server import OpenApiSimulator, Received
 from sandbox.world import SimAccount, World
 
-from .conftest import GatewayRunner, link_ctid, store_new_tokens
+from .conftest import GatewayRunner, link_ctid
 from .test_client import max_in_any_window
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -156,53 +156,6 @@ def test_a_dropped_socket_is_reconnected(
 
     assert steps(live_sim.received())[0] == (2100, None)
     assert live_sim.connections_opened == 2
-
-
-def test_token_refreshed_elsewhere_is_used_after_the_invalidation_event(
-    world: World,
-    linked: tuple[Ctid, dict[str, object]],
-    live_sim: OpenApiSimulator,
-    demo_sim: OpenApiSimulator,
-    start_gateway: Callable[..., GatewayRunner],
-) -> None:
-    ctid, tokens = linked
-    start_gateway()
-    live_sim.wait_until(settled(live_sim, LIVE))
-    demo_sim.wait_until(settled(demo_sim, DEMO))
-    live_sim.clear_received()
-    demo_sim.clear_received()
-
-    # What the refresh task does: rotate at Spotware (which ends the sessions: event 2147), store the new pair.
-    new = world.rotate(str(tokens["refreshToken"]))
-    assert new is not None
-    store_new_tokens(ctid, new)
-
-    live_sim.wait_until(settled(live_sim, LIVE))
-    demo_sim.wait_until(settled(demo_sim, DEMO))
-    auths = live_sim.received(PayloadType.ACCOUNT_AUTH_REQ) + demo_sim.received(PayloadType.ACCOUNT_AUTH_REQ)
-    assert {a.payload["ctidTraderAccountId"] for a in auths} == LIVE | DEMO
-    assert {a.payload["accessToken"] for a in auths} == {new["accessToken"]}
-    # No refresh by the gateway: the one rotation above is the only one.
-    assert len(world.used_refresh_tokens) == 1
-
-
-def test_token_invalidated_with_no_newer_token_and_a_dead_chain_marks_the_ctid(
-    world: World,
-    linked: tuple[Ctid, dict[str, object]],
-    live_sim: OpenApiSimulator,
-    demo_sim: OpenApiSimulator,
-    start_gateway: Callable[..., GatewayRunner],
-) -> None:
-    pytest.importorskip("accounts.services.tokens", reason="the single-flight refresh service is not merged")
-    ctid, _ = linked
-    start_gateway()
-    live_sim.wait_until(settled(live_sim, LIVE))
-    # The consent was withdrawn at Spotware: the refresh token is dead too.
-    world.refresh_tokens.clear()
-    live_sim.tokens_invalidated([61000001], "Access token was recalled")
-
-    wait_db(lambda: Ctid.objects.get(pk=ctid.pk).state == Ctid.State.NEEDS_RECONNECT, timeout=20)
-    live_sim.wait_until(lambda: 61000003 not in live_sim.authorized_accounts())
 
 
 def test_account_gone_errors_mark_the_account_and_stop_retrying(

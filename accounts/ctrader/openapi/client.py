@@ -50,6 +50,22 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 _ids = itertools.count(1)
 
 
+class _NoFrameLogs(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs every frame at DEBUG, and Open API frames carry access tokens and the client secret.
+
+    websockets decides once per connection, from ``isEnabledFor(DEBUG)``, whether to log frames: answering
+    False keeps them out whatever the logging configuration, while its INFO and above still get through.
+    """
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+def websockets_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """The logger to give websockets for a socket that carries Open API frames (``websockets.client``...)."""
+    return _NoFrameLogs(logging.getLogger(name), {})
+
+
 class OpenApiError(Exception):
     """Base of every error this client raises."""
 
@@ -260,6 +276,7 @@ class OpenApiConnection:
                 max_size=MAX_FRAME_BYTES,
                 compression=None,
                 proxy=None,
+                logger=websockets_logger("websockets.client"),
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise OpenApiTransportError(f"cannot connect to {url}: {exc.__class__.__name__}: {exc}") from exc

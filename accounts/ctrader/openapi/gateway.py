@@ -340,8 +340,11 @@ class EnvironmentGateway:
                 continue
             token_moved = target.token_version != account.target.token_version
             account.target = target
-            if token_moved or fresh_connection:
-                # A new token (refreshed elsewhere or a new consent) or a new connection: start over.
+            if fresh_connection or (token_moved and not account.authorized):
+                # A new connection, or a new token (refreshed elsewhere or a new consent) for an account that
+                # has no session: start over. A session on the old token is left alone: the rotation ends it
+                # with ProtoOAAccountsTokenInvalidatedEvent, and re-authorizing before that would only earn
+                # ALREADY_LOGGED_IN and a wasted request under the rate limit.
                 account.stopped = ""
                 account.failures = 0
                 self._want(account_id)
@@ -401,6 +404,12 @@ class EnvironmentGateway:
         try:
             while not conn.closed and self.accounts.get(account_id) is account:
                 account.again = False
+                if (
+                    account.authorized
+                    and not account.check_token
+                    and account.version_used >= account.target.token_version
+                ):
+                    return  # asked again while this flow authorized with the newest token: nothing left to do
                 if account.failures:
                     delay = backoff_delay(
                         account.failures - 1, self.config.account_retry_base, self.config.account_retry_max
@@ -415,26 +424,29 @@ class EnvironmentGateway:
                         return
                     if step == "retry":
                         continue
-                    token_retried = True
+                    token_retried = token_retried or step == "refreshed"
                 try:
                     response = await conn.request_envelope(
                         PayloadType.ACCOUNT_AUTH_REQ,
                         {"ctidTraderAccountId": account_id, "accessToken": account.target.access_token},
                     )
-                    self._authorized(account, response.seq)
+                    self._authorized(account, response.seq, account.target.token_version)
                 except OpenApiErrorResponse as exc:
                     if exc.error_code in ALREADY_LOGGED_IN_ERRORS:
-                        self._authorized(account, exc.seq)
+                        # The live session may be on an older token: keep the version it was opened with, so
+                        # the invalidation of that token adopts the stored one instead of refreshing it.
+                        self._authorized(account, exc.seq, account.version_used)
                     elif exc.error_code in TOKEN_ERRORS:
                         if token_retried:
+                            # Refused again with a token refreshed for this very flow.
                             await self._link_broken(account, f"account auth refused: {exc.error_code}")
                             return
-                        token_retried = True
                         step = await self._use_newest_token(
                             account, tried_version=account.target.token_version, reason=exc.error_code
                         )
                         if step == "stop":
                             return
+                        token_retried = step == "refreshed"
                         continue
                     elif await self._handle_error(account, exc, "account auth"):
                         continue
@@ -457,11 +469,11 @@ class EnvironmentGateway:
                 "openapi account flow failed", extra={"environment": self.environment, "account": account_id}
             )
 
-    def _authorized(self, account: _Account, seq: int) -> None:
+    def _authorized(self, account: _Account, seq: int, version: int) -> None:
         account.authorized = True
         account.auth_seq = seq
         account.authorized_at = time.monotonic()
-        account.version_used = account.target.token_version
+        account.version_used = version
         self._status_dirty = True
 
     async def _handle_error(self, account: _Account, exc: OpenApiErrorResponse, what: str) -> bool:
@@ -507,11 +519,12 @@ class EnvironmentGateway:
 
     async def _use_newest_token(
         self, account: _Account, *, tried_version: int, reason: str
-    ) -> Literal["use", "retry", "stop"]:
+    ) -> Literal["use", "refreshed", "retry", "stop"]:
         """Adopt a stored token newer than ``tried_version``, or refresh when there is none.
 
-        "use": authorize with ``account.target`` now; "retry": nothing changed, try again after backoff;
-        "stop": the account is no longer usable or its cTID needs a new consent.
+        "use": a newer token was already stored, authorize with ``account.target`` now; "refreshed": the same
+        after a refresh this call waited for; "retry": nothing changed, try again after backoff; "stop": the
+        account is no longer usable or its cTID needs a new consent.
         """
         account_id = account.target.ctid_trader_account_id
         stored = await self.store.load_target(account_id)
@@ -531,6 +544,8 @@ class EnvironmentGateway:
             if stored is None:
                 self._forget_later(account_id)
                 return "stop"
+            account.target = stored
+            return "refreshed"
         account.target = stored
         return "use"
 
