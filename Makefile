@@ -15,10 +15,10 @@ venv: $(BIN)/python
 venv-dev: $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 
+# One process tree: web, sandbox simulators, background tasks (in-process, or Celery worker + beat when
+# REDIS_URL is set) and the Open API gateway. `manage.py run` migrates and seeds first; Ctrl-C stops it all.
 run: venv
-	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py migrate --no-input
-	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py seed_demo
-	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py runserver 127.0.0.1:8000
+	DEBUG=$${DEBUG:-1} SANDBOX=$${SANDBOX:-1} $(BIN)/python manage.py run $(RUN_ARGS)
 
 # The suite runs on PostgreSQL: DATABASE_URL when set, else the local `test` database.
 test: venv-dev

@@ -367,3 +367,25 @@ OPENAPI_HEARTBEAT_SECONDS = env.float("OPENAPI_HEARTBEAT_SECONDS", default=10.0)
 OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", default=50)
 OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
 OPENAPI_DB_POLL_SECONDS = env.float("OPENAPI_DB_POLL_SECONDS", default=5.0)
+
+# --- Operations: health probes, request ids, log safety, the run command ---
+INSTALLED_APPS.append("clientarea")
+MIDDLEWARE.insert(0, "clientarea.request_id.RequestIdMiddleware")
+MIDDLEWARE.insert(1, "clientarea.health.HealthCheckMiddleware")
+LOGGING["filters"] = {"request_id": {"()": "clientarea.request_id.RequestIdFilter"}}
+LOGGING["handlers"]["console"]["filters"] = ["request_id"]  # type: ignore[index]
+LOGGING["formatters"]["json"]["()"] = "clientarea.logs.JsonFormatter"  # type: ignore[index]
+LOGGING["formatters"]["plain"] = {  # type: ignore[index]
+    "()": "clientarea.logs.PlainFormatter",
+    "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+}
+# Seconds each readiness check may take (Redis ping, Celery worker ping).
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=1.0)
+# Set where an Open API gateway must be running: /readyz then fails when its heartbeat goes stale.
+HEALTH_GATEWAY_EXPECTED = env.bool("HEALTH_GATEWAY_EXPECTED", default=False)
+HEALTH_GATEWAY_STALE_SECONDS = env.int("HEALTH_GATEWAY_STALE_SECONDS", default=60)
+HEALTH_GATEWAY_ENVIRONMENTS = env.list("HEALTH_GATEWAY_ENVIRONMENTS", default=["live", "demo"])
+# The periodic loop of the embedded mode (manage.py run_periodic): how often it looks for due tasks.
+PERIODIC_TICK_SECONDS = env.float("PERIODIC_TICK_SECONDS", default=5.0)
+# Celery workers keep the JSON logging above instead of installing their own plain-text handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

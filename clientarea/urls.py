@@ -3,6 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from clientarea.health import healthz, readyz
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -15,3 +17,5 @@ urlpatterns = [
 
 if settings.SANDBOX:
     urlpatterns.insert(0, path("sandbox/", include("sandbox.urls")))
+
+urlpatterns += [path("healthz", healthz, name="healthz"), path("readyz", readyz, name="readyz")]

@@ -1,0 +1,72 @@
+"""Log formatters with a last line of defence against leaked secrets.
+
+Code never passes a secret to a logger. These formatters still blank out, in the finished line, every secret
+value the settings hold (client secret, adapter bearer, Django and encryption keys) and the values of query
+parameters that carry OAuth credentials, so a third-party library that logs a full URL or an exception that
+quotes one cannot put a credential in the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import lru_cache
+
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+REDACTED = "[redacted]"
+_SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "CTRADER_CLIENT_SECRET",
+    "TRADINGVIEW_ADAPTER_TOKEN",
+    "TOKEN_ENCRYPTION_KEYS",
+)
+_SENSITIVE_PARAMETER = re.compile(
+    r"(?i)\b(client_secret|refresh_token|access_token|accessToken|refreshToken|code|token|password)"
+    # A value ends where a URL or a quoted string would; backslashes stay, or escapes in JSON lines would break.
+    r"(=|%3D)([^&\s\"'<>\\]+)"
+)
+# Shorter values are too likely to match ordinary words ("sandbox" would blank half the logs).
+_MIN_SECRET_LENGTH = 12
+
+
+@lru_cache(maxsize=1)
+def _known_secrets() -> tuple[str, ...]:
+    from django.conf import settings
+
+    values: list[str] = []
+    for name in _SECRET_SETTINGS:
+        value = getattr(settings, name, "")
+        values.extend(value if isinstance(value, list | tuple) else [value])
+    # Longest first, so a secret that contains another is blanked whole.
+    return tuple(
+        sorted(
+            {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+    )
+
+
+def scrub(text: str) -> str:
+    try:
+        secrets = _known_secrets()
+    except Exception:  # settings not configured (a log line during start-up): the pattern still applies
+        secrets = ()
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return _SENSITIVE_PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+
+
+def reset_known_secrets() -> None:
+    """Forget the cached secret values (after settings change, e.g. in tests)."""
+    _known_secrets.cache_clear()
+
+
+class JsonFormatter(_JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+class PlainFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))

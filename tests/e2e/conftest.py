@@ -1,0 +1,176 @@
+"""Browser journeys: headless Chromium against a live server and the sandbox simulators on loopback.
+
+Every test gets a fresh ``Sandbox`` (cTrader ID, Open API live and demo, the TradingView adapter and
+TradingView) on free ports, the client area's settings pointed at it, and a fresh browser context. Every log
+record written during the journeys is kept unscrubbed, together with every secret the run used, for the
+final scan (test_zz_logs_have_no_secrets.py).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from sandbox.control import Endpoint, Sandbox
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make are still sync.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
+ADAPTER_BEARER = "sandbox-adapter-bearer"
+TRADINGVIEW_CLIENT_ID, TRADINGVIEW_CLIENT_SECRET = "sandbox-tradingview", "sandbox-tradingview-secret"
+DEMO_TRADER = ("demo", "demo-trader-2026")
+STAFF = ("admin", "admin-staff-2026")
+ALICE = 7001001  # the sandbox cTID with live and demo accounts
+
+
+class JourneyLog(logging.Handler):
+    """Keeps every record raw: what the code logged, before any safety-net scrubbing."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES}
+        exc = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
+        self.lines.append(f"{record.name} {record.levelname} {text} {extras!r} {exc}")
+
+
+_STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class Run:
+    """What the whole e2e session saw: log lines and the secrets that were in play."""
+
+    def __init__(self) -> None:
+        self.log = JourneyLog()
+        self.secrets: set[str] = {CLIENT_SECRET, ADAPTER_BEARER, TRADINGVIEW_CLIENT_SECRET}
+        self.journeys = 0
+
+    def collect(self, sandbox: Sandbox) -> None:
+        world = sandbox.world
+        with world.lock:
+            self.secrets.update(world.access_tokens)
+            self.secrets.update(world.refresh_tokens)
+            self.secrets.update(world.used_refresh_tokens)
+            self.secrets.update(code for code in world.codes)
+        with sandbox.adapter.lock:
+            self.secrets.update(sandbox.adapter.tokens)
+        if sandbox.tradingview is not None:
+            for link in sandbox.tradingview.links:
+                self.secrets.update(t for t in (link.access_token, link.refresh_token) if t)
+
+
+@pytest.fixture(scope="session")
+def run_record() -> Iterator[Run]:
+    record = Run()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(record.log)
+    # Everything the code logs at any level; library loggers keep the levels the settings give them.
+    root.setLevel(logging.DEBUG)
+    yield record
+    root.removeHandler(record.log)
+    root.setLevel(previous_level)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def sandbox(live_server, run_record) -> Iterator[Sandbox]:
+    loopback = Endpoint("127.0.0.1", 0)
+    box = Sandbox(
+        http=loopback,
+        live=loopback,
+        demo=loopback,
+        clientarea_url=live_server.url,
+        ctrader_client_id=CLIENT_ID,
+        ctrader_client_secret=CLIENT_SECRET,
+        adapter_bearer=ADAPTER_BEARER,
+        tradingview_client_id=TRADINGVIEW_CLIENT_ID,
+        tradingview_client_secret=TRADINGVIEW_CLIENT_SECRET,
+    )
+    box.start()
+    try:
+        yield box
+    finally:
+        run_record.collect(box)
+        run_record.journeys += 1
+        box.stop()
+
+
+@pytest.fixture
+def clientarea(live_server, sandbox, settings) -> str:
+    """The live client area, pointed at this test's sandbox, with the demo data seeded."""
+    from clientarea.logs import reset_known_secrets
+    from tradingview.services import tradingview_client_ensure_sandbox
+
+    settings.SANDBOX = True
+    settings.SANDBOX_HTTP = sandbox.url
+    settings.SITE_URL = live_server.url
+    settings.CTRADER_CLIENT_ID = CLIENT_ID
+    settings.CTRADER_CLIENT_SECRET = CLIENT_SECRET
+    settings.CTRADER_REDIRECT_URI = f"{live_server.url}/ctrader/callback/"
+    settings.CTRADER_AUTH_URL = f"{sandbox.url}/ctrader-id/grantingaccess/"
+    settings.CTRADER_TOKEN_URL = f"{sandbox.url}/ctrader-id/apps/token"
+    settings.CTRADER_OPENAPI_LIVE_URL = sandbox.openapi["live"].url
+    settings.CTRADER_OPENAPI_DEMO_URL = sandbox.openapi["demo"].url
+    settings.TRADINGVIEW_ADAPTER_URL = f"{sandbox.url}/adapter"
+    settings.TRADINGVIEW_ADAPTER_TOKEN = ADAPTER_BEARER
+    reset_known_secrets()
+    call_command("seed_demo", stdout=io.StringIO())
+    tradingview_client_ensure_sandbox(sandbox_url=sandbox.url)
+    return live_server.url
