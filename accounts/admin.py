@@ -21,6 +21,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import AuditEvent, Ctid, CtidToken, GatewayStatus, Jurisdiction, Trader, TradingAccount
+from accounts.services.audit import audit_event_record
+from accounts.services.sync import SyncError, ctid_sync_accounts
+from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 from accounts.services.traders import (
     trader_change_password,
     trader_get_or_create_for_user,
@@ -71,6 +74,86 @@ class TokenExpiryFilter(admin.SimpleListFilter):
 
 class CtidTokenExpiryFilter(TokenExpiryFilter):
     field = "token__expires_at"
+
+
+REFRESH_OUTCOME_TEXT = {
+    RefreshOutcome.REFRESHED: "refreshed",
+    RefreshOutcome.SUPERSEDED: "already refreshed elsewhere",
+    RefreshOutcome.REJECTED: "refused by cTrader, the trader must reconnect",
+    RefreshOutcome.NOT_ACTIVE: "not active (needs reconnect or revoked)",
+    RefreshOutcome.NOT_DUE: "not due",
+}
+
+
+class CtidActions:
+    """ "Refresh now" and "Sync accounts" on cTIDs and on their tokens, through the same services as the
+    sweep and the trader's button. A few rows run at once (the outcome is shown); more are queued."""
+
+    run_now_limit = 10
+    ctid_field = "pk"
+    user_id_field = "user_id"
+
+    def _ctids(self, queryset: QuerySet[Any]) -> list[tuple[int, int]]:
+        """(cTID row id, cTID userId) of the selected rows."""
+        return list(queryset.order_by().values_list(self.ctid_field, self.user_id_field))
+
+    def _audit(self, request: HttpRequest, action: str, ctid_ids: list[int], outcome: str) -> None:
+        audit_event_record(
+            category="ctid",
+            action=action,
+            outcome=outcome,
+            actor=request.user,
+            message=f"Staff ran {action} on {len(ctid_ids)} cTID(s).",
+            detail={"ctid_ids": ctid_ids[:100]},
+        )
+
+    @admin.action(description="Refresh the Open API token now")
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from accounts import tasks
+
+        selected = self._ctids(queryset)
+        ids = [pk for pk, _ in selected]
+        if len(ids) > self.run_now_limit:
+            for ctid_id in ids:
+                tasks.refresh_ctid_token.delay(ctid_id, reason="admin")
+            self._audit(request, "token_refresh", ids, "queued")
+            messages.info(request, f"{len(ids)} token refreshes queued.")
+            return
+        done: list[str] = []
+        for ctid_id, user_id in selected:
+            try:
+                result = ctid_token_refresh(ctid_id=ctid_id, reason=f"admin: {request.user}")
+                done.append(f"cTID {user_id}: {REFRESH_OUTCOME_TEXT[result.outcome]}")
+            except TokenRefreshTransient as exc:
+                done.append(f"cTID {user_id}: not now ({exc})")
+            except CtidToken.DoesNotExist:
+                done.append(f"cTID {user_id}: no token")
+        self._audit(request, "token_refresh", ids, "done")
+        messages.info(request, "Token refresh: " + "; ".join(done))
+
+    @admin.action(description="Sync trading accounts now")
+    def sync_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from accounts import tasks
+
+        selected = self._ctids(queryset)
+        ids = [pk for pk, _ in selected]
+        if len(ids) > self.run_now_limit:
+            for ctid_id in ids:
+                tasks.sync_ctid_accounts.delay(ctid_id)
+            self._audit(request, "account_sync", ids, "queued")
+            messages.info(request, f"{len(ids)} account syncs queued.")
+            return
+        done: list[str] = []
+        for ctid_id, user_id in selected:
+            try:
+                result = ctid_sync_accounts(ctid_id=ctid_id)
+                done.append(f"cTID {user_id}: {result.active} active, {result.gone} gone")
+            except SyncError as exc:
+                done.append(f"cTID {user_id}: failed ({exc})")
+            except CtidToken.DoesNotExist:
+                done.append(f"cTID {user_id}: no token")
+        self._audit(request, "account_sync", ids, "done")
+        messages.info(request, "Account sync: " + "; ".join(done))
 
 
 # --- Jurisdictions ---
@@ -291,7 +374,8 @@ class TradingAccountInline(admin.TabularInline):
 
 
 @admin.register(Ctid)
-class CtidAdmin(admin.ModelAdmin):
+class CtidAdmin(CtidActions, admin.ModelAdmin):
+    actions = ("refresh_now", "sync_accounts")
     list_display = (
         "user_id",
         "trader_link",
@@ -364,9 +448,12 @@ class CtidAdmin(admin.ModelAdmin):
 
 
 @admin.register(CtidToken)
-class CtidTokenAdmin(admin.ModelAdmin):
+class CtidTokenAdmin(CtidActions, admin.ModelAdmin):
     """Token health only: presence, expiry, version, state and the last refresh. Never the values."""
 
+    actions = ("refresh_now", "sync_accounts")
+    ctid_field = "ctid_id"
+    user_id_field = "ctid__user_id"
     list_display = (
         "ctid",
         "trader",

@@ -33,6 +33,13 @@ def retry_countdown(retries: int) -> float:
 
 
 def _retry(task: Task, exc: Exception) -> Exception:
+    if task.request.is_eager:
+        # Embedded mode has no broker to hold a delayed retry (an eager retry would run at once, in a loop);
+        # the next sweep or periodic sync tries again.
+        logger.warning(
+            "task failed, left to the next periodic run", extra={"task": task.name, "error": str(exc)}
+        )
+        return exc
     return task.retry(
         exc=exc, countdown=retry_countdown(task.request.retries), max_retries=settings.TASK_MAX_RETRIES
     )

@@ -340,6 +340,8 @@ CELERY_BEAT_SCHEDULE.update(
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=30.0)
 TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
+# websockets logs every frame at DEBUG, and Open API frames carry access tokens and the client secret.
+LOGGING["loggers"]["websockets"] = {"level": "INFO"}  # type: ignore[index]
 
 # --- TradingView ---
 # expires_in handed to TradingView: it refreshes before this runs out (TradingView recommends 15-30 minutes);

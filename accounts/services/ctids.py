@@ -18,8 +18,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.ctrader.oauth import TokenRejected, TokenTransientError
-from accounts.models import AuditEvent, Ctid, Trader
-from accounts.services.sync import SyncError, SyncResult, ctid_sync_accounts, openapi_ctid_user_id
+from accounts.models import Ctid, Trader
+from accounts.services.audit import audit_event_record
+from accounts.services.sync import (
+    SyncError,
+    SyncResult,
+    SyncTransient,
+    ctid_sync_accounts,
+    openapi_ctid_user_id,
+)
 from accounts.services.tokens import ctid_token_store, oauth_client
 
 logger = logging.getLogger(__name__)
@@ -144,12 +151,12 @@ def ctid_connect_complete(
     with transaction.atomic():
         existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
         if existing is not None and existing.trader_id != trader.pk:
-            AuditEvent.objects.create(
+            audit_event_record(
                 trader=trader,
                 actor=trader.user,
                 category="ctid",
                 action="connect",
-                outcome="refused_owned_by_another_trader",
+                outcome="refused_other_owner",
                 message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
                 detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
             )
@@ -171,7 +178,7 @@ def ctid_connect_complete(
             # The same path as every token write: the version moves, so a refresh of the old chain in
             # flight loses cleanly.
             ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
-            AuditEvent.objects.create(
+            audit_event_record(
                 trader=trader,
                 actor=trader.user,
                 category="ctid",
@@ -191,5 +198,15 @@ def ctid_connect_complete(
     try:
         synced = ctid_sync_accounts(ctid_id=ctid.pk)
     except SyncError as exc:
+        if isinstance(exc, SyncTransient):
+            _sync_later(ctid.pk)
         return ConnectResult(ctid, created, None, str(exc))
     return ConnectResult(ctid, created, synced)
+
+
+def _sync_later(ctid_id: int) -> None:
+    """With a broker, a worker retries the first sync with backoff; the embedded mode has the periodic sync."""
+    from accounts import tasks
+
+    if not tasks.sync_ctid_accounts.app.conf.task_always_eager:
+        tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)

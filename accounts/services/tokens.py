@@ -24,9 +24,10 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -34,9 +35,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.ctrader.oauth import CtraderOAuth, TokenPair, TokenRejected, TokenTransientError
-from accounts.models import AuditEvent, Ctid, CtidToken
+from accounts.models import Ctid, CtidToken
+from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
-from clientarea import http
+from clientarea import crypto, http
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +118,11 @@ def _assert_no_transaction() -> None:
         raise RuntimeError("ctid_token_refresh must not run inside a database transaction.")
 
 
+_HOST = socket.gethostname()[:24]
+
+
 def _lease_owner() -> str:
-    return f"{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
 
 
 def _expiry(pair: TokenPair, now: datetime) -> datetime:
@@ -177,8 +182,7 @@ def ctid_token_refresh(
     ``CtidToken.DoesNotExist`` when the cTID has no token.
     """
     _assert_no_transaction()
-    start = CtidToken.objects.only("version").get(ctid_id=ctid_id)
-    expected_version = seen_version if seen_version is not None else start.version
+    expected_version = seen_version
     owner = _lease_owner()
     deadline = time.monotonic() + settings.TOKEN_REFRESH_COALESCE_WAIT_SECONDS
     waited = False
@@ -186,23 +190,22 @@ def ctid_token_refresh(
     while True:
         now = timezone.now()
         if not waited:
-            claim = CtidToken.objects.filter(
-                Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            claimed = _claim(
                 ctid_id=ctid_id,
-                state=CtidToken.State.ACTIVE,
+                owner=owner,
+                now=now,
                 version=expected_version,
+                due_before=_refresh_window_end(now) if only_if_due else None,
             )
-            if only_if_due:
-                claim = claim.filter(expires_at__lte=_refresh_window_end(now))
-            if claim.update(
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS),
-            ):
-                return _refresh_claimed(ctid_id=ctid_id, owner=owner, reason=reason)
+            if claimed is not None:
+                return _refresh_claimed(claimed, owner=owner, reason=reason)
 
         row = CtidToken.objects.only(
             "version", "state", "expires_at", "lease_owner", "lease_until", "last_refresh_outcome"
         ).get(ctid_id=ctid_id)
+        if expected_version is None:
+            # From here on, a moved version means the refresh in flight (or a new consent) is our answer.
+            expected_version = row.version
         if row.version != expected_version:
             return RefreshResult(RefreshOutcome.SUPERSEDED, row.version, row.expires_at, coalesced=waited)
         if row.state != CtidToken.State.ACTIVE:
@@ -226,39 +229,72 @@ def ctid_token_refresh(
         delay = min(delay * 1.5, 0.5)
 
 
-def _refresh_claimed(*, ctid_id: int, owner: str, reason: str) -> RefreshResult:
+@dataclass(frozen=True)
+class _Claimed:
+    pk: int
+    ctid_id: int
+    version: int
+    refresh_token: str = field(repr=False)
+    last_refresh_outcome: str
+    last_refresh_error: str
+
+
+def _claim(
+    *, ctid_id: int, owner: str, now: datetime, version: int | None, due_before: datetime | None
+) -> _Claimed | None:
+    """Take the refresh lease if it is free, and read the refresh token in the same statement.
+
+    One conditional UPDATE ... RETURNING (PostgreSQL, and SQLite >= 3.35): the claim and the read cannot
+    be separated by another writer, and the hot path costs one round trip.
+    """
+    table = connection.ops.quote_name(CtidToken._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    conditions = [
+        "ctid_id = %s",
+        "state = %s",
+        "(lease_until IS NULL OR lease_until < %s)",
+    ]
+    params: list[Any] = [ctid_id, CtidToken.State.ACTIVE, adapt(now)]
+    if version is not None:
+        conditions.append("version = %s")
+        params.append(version)
+    if due_before is not None:
+        conditions.append("expires_at <= %s")
+        params.append(adapt(due_before))
+    lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
+    # Only the quoted table name and fixed condition strings are interpolated; every value is a parameter.
+    sql = (
+        f"UPDATE {table} SET lease_owner = %s, lease_until = %s WHERE {' AND '.join(conditions)} "  # noqa: S608
+        "RETURNING id, version, refresh_token, last_refresh_outcome, last_refresh_error"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [owner, adapt(lease_until), *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, claimed_version, ciphertext, outcome, error = row
+    return _Claimed(pk, ctid_id, claimed_version, crypto.decrypt(ciphertext), outcome, error)
+
+
+def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str) -> RefreshResult:
     released = False
+    ctid_id = claimed.ctid_id
     try:
-        # Read the refresh token only now that the lease is ours.
-        token = CtidToken.objects.get(ctid_id=ctid_id)
-        version = token.version
+        version = claimed.version
         started = timezone.now()
         try:
-            pair = oauth_client().refresh(refresh_token=token.refresh_token)
+            pair = oauth_client().refresh(refresh_token=claimed.refresh_token)
         except TokenRejected as exc:
             released = True
-            return _on_rejected(token=token, owner=owner, reason=reason, error=exc, at=started)
+            return _on_rejected(token=claimed, owner=owner, reason=reason, error=exc, at=started)
         except TokenTransientError as exc:
             released = True
-            _on_transient(token=token, owner=owner, error=exc, at=started)
+            _on_transient(token=claimed, owner=owner, error=exc, at=started)
             raise TokenRefreshTransient(str(exc), ambiguous=exc.may_have_been_sent) from None
 
         now = timezone.now()
         expires_at = _expiry(pair, now)
-        values = {
-            "access_token": pair.access_token,
-            "refresh_token": pair.refresh_token,
-            "expires_at": expires_at,
-            "version": F("version") + 1,
-            "lease_owner": "",
-            "lease_until": None,
-            "last_refresh_at": now,
-            "last_refresh_outcome": CtidToken.Outcome.OK,
-            "last_refresh_error": "",
-            "refresh_failures": 0,
-            "updated_at": now,
-        }
-        updated = CtidToken.objects.filter(pk=token.pk, version=version).update(**values)
+        updated = _store_refreshed(claimed, pair=pair, now=now, expires_at=expires_at)
         released = True
         if updated:
             logger.info(
@@ -267,7 +303,7 @@ def _refresh_claimed(*, ctid_id: int, owner: str, reason: str) -> RefreshResult:
             )
             return RefreshResult(RefreshOutcome.REFRESHED, version + 1, expires_at)
 
-        current = CtidToken.objects.only("version", "lease_owner", "expires_at").get(pk=token.pk)
+        current = CtidToken.objects.only("version", "lease_owner", "expires_at").get(pk=claimed.pk)
         if current.lease_owner != owner:
             # A new consent replaced the token (and cleared the lease) while the call was in flight; the
             # consent's pair is the valid one and the pair just received belongs to the old chain.
@@ -282,8 +318,8 @@ def _refresh_claimed(*, ctid_id: int, owner: str, reason: str) -> RefreshResult:
             "ctid token version moved during a leased refresh; storing the new pair anyway",
             extra={"ctid_id": ctid_id, "expected_version": version, "found_version": current.version},
         )
-        CtidToken.objects.filter(pk=token.pk).update(**values)
-        stored = CtidToken.objects.only("version").get(pk=token.pk)
+        _store_refreshed(claimed, pair=pair, now=now, expires_at=expires_at, any_version=True)
+        stored = CtidToken.objects.only("version").get(pk=claimed.pk)
         return RefreshResult(RefreshOutcome.REFRESHED, stored.version, expires_at)
     finally:
         if not released:
@@ -292,7 +328,39 @@ def _refresh_claimed(*, ctid_id: int, owner: str, reason: str) -> RefreshResult:
             )
 
 
-def _on_transient(*, token: CtidToken, owner: str, error: TokenTransientError, at: datetime) -> None:
+def _store_refreshed(
+    claimed: _Claimed, *, pair: TokenPair, now: datetime, expires_at: datetime, any_version: bool = False
+) -> bool:
+    """Write both tokens, the expiry and the new version in one UPDATE conditional on the version read.
+
+    Plain SQL with the same encryption the model field applies: this is the one write on the refresh path
+    and the ORM's update machinery would cost more than the statement itself.
+    """
+    table = connection.ops.quote_name(CtidToken._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"UPDATE {table} SET access_token = %s, refresh_token = %s, expires_at = %s, "  # noqa: S608
+        "version = version + 1, lease_owner = '', lease_until = NULL, last_refresh_at = %s, "
+        "last_refresh_outcome = %s, last_refresh_error = '', refresh_failures = 0, updated_at = %s "
+        "WHERE id = %s" + ("" if any_version else " AND version = %s")
+    )
+    params: list[Any] = [
+        crypto.encrypt(pair.access_token),
+        crypto.encrypt(pair.refresh_token),
+        adapt(expires_at),
+        adapt(now),
+        CtidToken.Outcome.OK.value,
+        adapt(now),
+        claimed.pk,
+    ]
+    if not any_version:
+        params.append(claimed.version)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount == 1
+
+
+def _on_transient(*, token: _Claimed, owner: str, error: TokenTransientError, at: datetime) -> None:
     message = ("ambiguous: " if error.may_have_been_sent else "") + str(error)
     record = {
         "last_refresh_at": at,
@@ -312,7 +380,7 @@ def _on_transient(*, token: CtidToken, owner: str, error: TokenTransientError, a
 
 
 def _on_rejected(
-    *, token: CtidToken, owner: str, reason: str, error: TokenRejected, at: datetime
+    *, token: _Claimed, owner: str, reason: str, error: TokenRejected, at: datetime
 ) -> RefreshResult:
     now = timezone.now()
     record = {
@@ -346,7 +414,7 @@ def _on_rejected(
         Ctid.objects.filter(pk=ctid.pk).update(
             state=Ctid.State.NEEDS_RECONNECT, state_reason=state_reason, state_changed_at=now
         )
-        AuditEvent.objects.create(
+        audit_event_record(
             trader=ctid.trader,
             category="ctid",
             action="token_refresh",
@@ -375,7 +443,8 @@ def _on_rejected(
     ctid.state = Ctid.State.NEEDS_RECONNECT
     ctid.state_reason = state_reason
     ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=state_reason)
-    return RefreshResult(RefreshOutcome.REJECTED, token.version, token.expires_at)
+    expires_at = CtidToken.objects.only("expires_at").get(pk=token.pk).expires_at
+    return RefreshResult(RefreshOutcome.REJECTED, token.version, expires_at)
 
 
 def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[int]]:

@@ -96,3 +96,20 @@ def test_the_sweep_selection_costs_one_query_per_batch(
     settings.TOKEN_SWEEP_BATCH_SIZE = 100
     with django_assert_num_queries(1):
         assert sum(len(b) for b in ctid_tokens_due_batches()) == 5
+
+
+def test_in_embedded_mode_a_transient_failure_waits_for_the_next_sweep(world, ctrader_id, settings):
+    settings.TOKEN_HTTP_READ_TIMEOUT = 0.3
+    ctrader_id.hang_seconds = 0.6
+    ctid, issued = connect_in_world(world, trader=make_trader())
+    expire_in(ctid, 1)
+    world.next_refresh_failure = "timeout"
+    assert tasks.run_token_sweep() == 1  # eager: the task ran inline and failed once, without a retry loop
+    assert world.token_calls == 1
+    token = stored(ctid)
+    assert (
+        token.refresh_token == issued["refreshToken"]
+        and token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
+    )
+    assert tasks.run_token_sweep() == 1
+    assert stored(ctid).version == 2 and world.token_calls == 2

@@ -1,0 +1,251 @@
+"""Benchmark of the token sweep and of the single-flight refresh path.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/helper_b .venv/bin/python bench/bench_refresh.py
+
+It creates a scratch database ``bench_refresh_<pid>`` on the same PostgreSQL server (dropped at the end), fills
+it with 100,000 cTIDs and tokens of which 1 in 30 are due, and prints:
+
+1. the sweep's selection and enqueue: time and number of SQL queries, at two due counts, to show the queries
+   follow the number of batches (one per batch), never the number of tokens;
+2. the refresh path (lease claim with the refresh token read, token call, conditional write) against a bare
+   GET to the same local token server (the cTrader ID simulator on loopback): medians and ratio, once with
+   the simulator answering at once and once with 20 ms of endpoint latency (closer to a remote endpoint).
+
+Enqueueing goes to Celery's in-memory transport unless BENCH_REDIS_URL is set (then to that Redis, on a
+queue of its own that is deleted afterwards). Sizes: BENCH_CTIDS (100000), BENCH_REFRESHES (400).
+Runtime: about a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+SOURCE_URL = os.environ.get("DATABASE_URL", "")
+if not SOURCE_URL.startswith("postgres"):
+    sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+BENCH_DB = f"bench_refresh_{os.getpid()}"
+CTIDS = int(os.environ.get("BENCH_CTIDS", "100000"))
+REFRESHES = int(os.environ.get("BENCH_REFRESHES", "400"))
+DUE_EVERY = 30
+
+
+def admin_url() -> str:
+    parts = urlsplit(SOURCE_URL)
+    return urlunsplit(
+        (
+            parts.scheme.replace("postgres", "postgresql", 1) if parts.scheme == "postgres" else parts.scheme,
+            parts.netloc,
+            "/postgres",
+            "",
+            "",
+        )
+    )
+
+
+def bench_url() -> str:
+    parts = urlsplit(SOURCE_URL)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
+
+
+def run() -> None:
+    os.environ["DATABASE_URL"] = bench_url()
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientarea.settings")
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+
+    from datetime import timedelta
+
+    import requests
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from accounts import tasks
+    from accounts.ctrader.oauth import TokenPair
+    from accounts.models import Ctid, CtidToken, Trader
+    from accounts.services.tokens import ctid_token_refresh, ctid_token_store
+    from clientarea import crypto
+    from clientarea.celery import app
+    from sandbox.ctrader_id import CtraderIdSimulator
+    from sandbox.httpd import Request, Response, serve
+    from sandbox.world import Grant, World
+
+    call_command("migrate", verbosity=0)
+    print(f"database {BENCH_DB}: {CTIDS:,} cTIDs, 1 in {DUE_EVERY} due")
+
+    # --- data ---
+    started = time.perf_counter()
+    User = get_user_model()
+    batch = 5000
+    now = timezone.now()
+    # Every row gets the same ciphertexts: the sweep never decrypts, and encrypting 200,000 values would
+    # only measure Fernet.
+    access, refresh = crypto.encrypt("bench-access"), crypto.encrypt("bench-refresh")
+    for start in range(0, CTIDS, batch):
+        n = min(batch, CTIDS - start)
+        users = User.objects.bulk_create(
+            [User(username=f"bench{start + i}", password="!") for i in range(n)], batch_size=batch
+        )
+        traders = Trader.objects.bulk_create([Trader(user=u) for u in users], batch_size=batch)
+        ctids = Ctid.objects.bulk_create(
+            [Ctid(user_id=10_000_000 + start + i, trader=t) for i, t in enumerate(traders)], batch_size=batch
+        )
+        tokens = [
+            CtidToken(
+                ctid=c,
+                access_token="x",
+                refresh_token="x",
+                expires_at=now + timedelta(days=2 if (start + i) % DUE_EVERY == 0 else 25),
+            )
+            for i, c in enumerate(ctids)
+        ]
+        CtidToken.objects.bulk_create(tokens, batch_size=batch)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CtidToken._meta.db_table} SET access_token = %s, refresh_token = %s", [access, refresh]
+        )
+        cursor.execute(f"ANALYZE {CtidToken._meta.db_table}")
+    print(f"created in {time.perf_counter() - started:.1f} s")
+
+    # --- sweep: selection and enqueue ---
+    redis_url = os.environ.get("BENCH_REDIS_URL", "")
+    # Django-namespaced Celery settings are overridden by their prefixed names. Nothing consumes the
+    # queue: only the selection and the sending are measured.
+    app.conf.update(
+        CELERY_BROKER_URL=redis_url or "memory://",
+        CELERY_TASK_ALWAYS_EAGER=False,
+        CELERY_TASK_ROUTES={"accounts.tasks.refresh_ctid_token": {"queue": f"bench-refresh-{os.getpid()}"}},
+    )
+    print(
+        f"\n1. sweep (batch size {settings.TOKEN_SWEEP_BATCH_SIZE}, enqueue to {'Redis' if redis_url else 'the in-memory transport'})"
+    )
+    print(
+        f"   {'due tokens':>10} {'selection':>11} {'queries':>8} {'select+enqueue':>15} {'queries':>8} {'per token':>10}"
+    )
+
+    def measure_sweep() -> None:
+        collected: list[int] = []
+        with CaptureQueriesContext(connection) as selection_queries:
+            t0 = time.perf_counter()
+            tasks.run_token_sweep(enqueue=collected.extend)
+            selection = time.perf_counter() - t0
+        with CaptureQueriesContext(connection) as full_queries:
+            t0 = time.perf_counter()
+            enqueued = tasks.run_token_sweep()
+            full = time.perf_counter() - t0
+        assert enqueued == len(collected)
+        print(
+            f"   {enqueued:>10,} {selection * 1000:>9.1f}ms {len(selection_queries):>8} "
+            f"{full * 1000:>13.1f}ms {len(full_queries):>8} {full / max(enqueued, 1) * 1e6:>8.1f}µs"
+        )
+
+    assert not app.conf.task_always_eager
+    measure_sweep()
+    # Three times as many due tokens: the query count follows the number of batches only.
+    CtidToken.objects.filter(
+        ctid__user_id__gte=10_000_000,
+        expires_at__gt=now + timedelta(days=10),
+        pk__lte=CtidToken.objects.order_by("pk").values_list("pk", flat=True)[CTIDS // 15],
+    ).update(expires_at=now + timedelta(days=1))
+    measure_sweep()
+    if redis_url:
+        queue = f"bench-refresh-{os.getpid()}"
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.delete(queue, f"_kombu.binding.{queue}")
+
+    # --- refresh path vs a bare GET ---
+    world = World()
+    sim = CtraderIdSimulator(world, client_id="bench-client", client_secret="bench-secret")
+    latency = {"seconds": 0.0}
+
+    def token_endpoint(request: Request) -> Response:
+        if latency["seconds"]:
+            time.sleep(latency["seconds"])
+        return sim.token(request)
+
+    server = serve([("GET", "/apps/token", token_endpoint)])
+    settings.CTRADER_CLIENT_ID, settings.CTRADER_CLIENT_SECRET = "bench-client", "bench-secret"
+    settings.CTRADER_TOKEN_URL = f"{server.url}/apps/token"
+    bench_trader = Trader.objects.first()
+    assert bench_trader is not None
+    ctid_ids = []
+    for i in range(REFRESHES):
+        issued = world.issue_tokens(Grant(2_000_000 + i, (), "accounts"))
+        ctid = Ctid.objects.create(user_id=2_000_000 + i, trader=bench_trader)
+        pair = TokenPair(str(issued["accessToken"]), str(issued["refreshToken"]), 60, "bearer")
+        ctid_token_store(ctid=ctid, pair=pair, scope="accounts")
+        ctid_ids.append(ctid.pk)
+
+    session = requests.Session()
+    session.trust_env = False
+    params = {"grant_type": "refresh_token", "client_id": "bench-client", "client_secret": "bench-secret"}
+    print(f"\n2. refresh path vs bare GET to the same token server ({REFRESHES // 2} each per row, medians)")
+    print(
+        f"   {'endpoint latency':>16} {'bare GET':>10} {'refresh path':>13} {'ratio':>6} {'SQL per refresh':>16}"
+    )
+    half = REFRESHES // 2
+    for row, added in enumerate((0.0, 0.020)):
+        latency["seconds"] = added
+        session.get(
+            settings.CTRADER_TOKEN_URL, params={**params, "refresh_token": "warm-up"}, timeout=5
+        ).json()
+        bare: list[float] = []
+        path: list[float] = []
+        queries = 0
+        for i in range(row * half, (row + 1) * half):
+            # Interleaved, so both see the same machine load.
+            refresh_token = str(world.issue_tokens(Grant(3_000_000 + i, (), "accounts"))["refreshToken"])
+            t0 = time.perf_counter()
+            body = session.get(
+                settings.CTRADER_TOKEN_URL, params={**params, "refresh_token": refresh_token}, timeout=5
+            ).json()
+            bare.append(time.perf_counter() - t0)
+            assert body["accessToken"], body
+            with CaptureQueriesContext(connection) as captured:
+                t0 = time.perf_counter()
+                result = ctid_token_refresh(ctid_id=ctid_ids[i], reason="bench")
+                path.append(time.perf_counter() - t0)
+            queries = len(captured)
+            assert result.outcome == "ok", result
+        bare_ms, path_ms = statistics.median(bare) * 1000, statistics.median(path) * 1000
+        print(
+            f"   {added * 1000:>13.0f} ms {bare_ms:>7.2f} ms {path_ms:>10.2f} ms {path_ms / bare_ms:>6.2f} {queries:>16}"
+        )
+    server.stop()
+    print("   (aim: ratio <= 1.5)")
+    connection.close()
+
+
+def main() -> None:
+    with psycopg.connect(admin_url(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
+        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    try:
+        run()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(admin_url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
