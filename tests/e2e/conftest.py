@@ -13,26 +13,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from sandbox.control import Endpoint, Sandbox
+from tests.browser import ARTIFACTS, launch_chromium
 
-# Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make are still sync.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 ADAPTER_BEARER = "sandbox-adapter-bearer"
 TRADINGVIEW_CLIENT_ID, TRADINGVIEW_CLIENT_SECRET = "sandbox-tradingview", "sandbox-tradingview-secret"
@@ -96,16 +83,28 @@ def run_record() -> Iterator[Run]:
     root.setLevel(previous_level)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for this folder's journeys, closed with the folder.
+
+    Playwright's sync API keeps an event loop running in the test thread while it is open, so it must not
+    outlive these tests (asyncio.run elsewhere would fail), and the ORM calls the journeys make from that
+    thread are allowed only meanwhile.
+    """
     from playwright.sync_api import sync_playwright
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = launch_chromium(playwright)
+            yield chromium
+            chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

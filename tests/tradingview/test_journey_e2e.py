@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -12,20 +10,11 @@ from accounts.models import Ctid, Jurisdiction, Trader
 from sandbox import adapter as adapter_module
 from sandbox import tradingview as tradingview_module
 from sandbox.httpd import serve
+from tests.browser import ARTIFACTS, launch_chromium
 from tradingview import services
 from tradingview.models import Grant
 
 from .conftest import BROKER_BEARER, make_account
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture
@@ -72,7 +61,7 @@ def test_tradingview_links_accounts_through_sign_in_and_consent(peers, monkeypat
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         page = browser.new_page()
         try:
             page.goto(f"{tv_url}/tradingview-sim/")
