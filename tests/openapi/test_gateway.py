@@ -302,6 +302,26 @@ def test_new_accounts_suspensions_and_disconnected_ctids_are_picked_up(
     wait_db(lambda: GatewayStatus.objects.filter(environment="live", authorized_accounts=0).exists())
 
 
+def test_a_change_made_before_the_first_database_poll_is_not_lost(
+    linked: tuple[Ctid, dict[str, object]],
+    live_sim: OpenApiSimulator,
+    start_gateway: Callable[..., GatewayRunner],
+) -> None:
+    ctid, _ = linked
+    # The first poll comes long after the connection's own load of the accounts.
+    start_gateway(urls={"live": live_sim.url}, db_poll_seconds=1.0)
+    live_sim.wait_until(settled(live_sim, LIVE))
+
+    trader = ctid.trader
+    trader.suspended, trader.suspended_at = True, timezone.now()
+    trader.save()
+
+    live_sim.wait_until(lambda: live_sim.authorized_accounts() == set(), timeout=10)
+    assert {
+        r.payload["ctidTraderAccountId"] for r in live_sim.received(PayloadType.ACCOUNT_LOGOUT_REQ)
+    } == LIVE
+
+
 def test_trader_updated_event_updates_the_stored_balance(
     world: World,
     linked: tuple[Ctid, dict[str, object]],

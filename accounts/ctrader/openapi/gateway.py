@@ -381,7 +381,9 @@ class EnvironmentGateway:
             except Exception:
                 logger.exception("openapi gateway poll failed", extra={"environment": self.environment})
                 continue
-            if last is not None and self.conn is not None:
+            # Applied on the first poll too: a change between the connection's own load and this first
+            # snapshot (a refresh refused right after connecting) must not become the baseline unseen.
+            if self.conn is not None:
                 self._apply_targets(targets)
             last = snapshot
 
