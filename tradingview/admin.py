@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -13,6 +14,9 @@ from .models import AccountRequest, Grant, OAuthClient, RedirectUri, Tradingview
 
 
 class RedirectUriInline(admin.TabularInline):
+    # A URI typed without a scheme becomes https:// (the default from Django 6 on); it is stored, and then
+    # matched, exactly as saved.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     model = RedirectUri
     extra = 1
     min_num = 1
