@@ -214,7 +214,8 @@ class CtraderOAuth:
         except (TypeError, ValueError):
             expires = DEFAULT_EXPIRES_IN
         token_type = _field(data, "tokenType", "token_type") or "bearer"
-        logger.info("ctrader token endpoint: %s ok", grant, extra={"grant_type": grant})
+        # DEBUG: the callers log (or audit) the outcome once; an INFO line here doubled every refresh's logging.
+        logger.debug("ctrader token endpoint: %s ok", grant, extra={"grant_type": grant})
         return TokenPair(access, refresh, max(expires, 0), str(token_type))
 
     def _send(self, grant: str, params: dict[str, str]) -> requests.Response:

@@ -246,6 +246,12 @@ def _claim(
 
     One conditional UPDATE ... RETURNING (PostgreSQL, and SQLite >= 3.35): the claim and the read cannot
     be separated by another writer, and the hot path costs one round trip.
+
+    On PostgreSQL the claim commits without waiting for its WAL flush (``synchronous_commit`` off for this
+    one statement's transaction). Other sessions see the lease as soon as it commits, so single flight
+    does not depend on the flush. Only a server crash can lose the claim, and a crash also ends the holder's
+    connection, so its write could not land anyway. The refresh's write, which carries the new tokens,
+    still commits durably and flushes the claim's WAL with its own.
     """
     table = connection.ops.quote_name(CtidToken._meta.db_table)
     adapt = connection.ops.adapt_datetimefield_value
@@ -262,9 +268,15 @@ def _claim(
         conditions.append("expires_at <= %s")
         params.append(adapt(due_before))
     lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
-    # Only the quoted table name and fixed condition strings are interpolated; every value is a parameter.
+    prefix, source = "", ""
+    if connection.vendor == "postgresql":
+        # Local to the statement's own transaction: nothing else on the connection commits asynchronously.
+        prefix = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        source = "FROM async_commit "
+    # Only the quoted table name and fixed strings are interpolated; every value is a parameter.
     sql = (
-        f"UPDATE {table} SET lease_owner = %s, lease_until = %s WHERE {' AND '.join(conditions)} "  # noqa: S608
+        f"{prefix}UPDATE {table} SET lease_owner = %s, lease_until = %s "  # noqa: S608
+        f"{source}WHERE {' AND '.join(conditions)} "
         "RETURNING id, version, refresh_token, last_refresh_outcome, last_refresh_error"
     )
     with connection.cursor() as cursor:

@@ -248,3 +248,21 @@ def test_refresh_inside_a_transaction_is_refused(world, ctrader_id):
     with transaction.atomic(), pytest.raises(RuntimeError):
         ctid_token_refresh(ctid_id=ctid.pk, reason="test")
     assert world.token_calls == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_claims_asynchronous_commit_stays_inside_its_own_statement(world, ctrader_id):
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is a PostgreSQL setting")
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        before = cursor.fetchone()[0]
+    assert before != "off"
+    assert ctid_token_refresh(ctid_id=ctid.pk, reason="test").outcome == RefreshOutcome.REFRESHED
+    # The write of the new pair, and everything after it on this connection, commits as durably as before.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == before
+    token = stored(ctid)
+    assert token.version == 2 and token.lease_owner == "" and token.lease_until is None
