@@ -34,7 +34,7 @@ from .models import (
     client_secret_hash,
     token_hash,
 )
-from .selectors import account_ineligibility
+from .selectors import account_ineligibility, trader_accounts
 
 logger = logging.getLogger(__name__)
 
@@ -268,16 +268,17 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    registered = (
-        RedirectUri.objects.select_related("client")
-        .filter(client__client_id=client_id, client__is_active=True, uri=redirect_uri or "")
-        .first()
-    )
-    if registered is None:
+    try:
+        # (client, uri) is unique, so at most one row matches; the pages need only these columns.
+        client = OAuthClient.objects.only("client_id", "name", "is_active").get(
+            client_id=client_id, is_active=True, redirect_uris__uri=redirect_uri or ""
+        )
+    except OAuthClient.DoesNotExist:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
-            raise AuthorizationRequestError("The application asking for access is not known to us.")
-        raise AuthorizationRequestError("The address to return to is not registered for this application.")
-    client = registered.client
+            raise AuthorizationRequestError("The application asking for access is not known to us.") from None
+        raise AuthorizationRequestError(
+            "The address to return to is not registered for this application."
+        ) from None
     assert redirect_uri is not None
 
     state_values = params.get("state") or []
@@ -350,9 +351,7 @@ def _chosen_accounts(*, trader: Trader, account_ids: Sequence[int]) -> list[Trad
         raise ConsentRefused("Choose at least one account to link.")
     if len(ids) > MAX_ACCOUNTS_PER_GRANT:
         raise ConsentRefused("Too many accounts were chosen.")
-    accounts = list(
-        TradingAccount.objects.filter(ctid__trader=trader, pk__in=ids).select_related("ctid", "jurisdiction")
-    )
+    accounts = list(trader_accounts(trader=trader).filter(pk__in=ids))
     if len(accounts) != len(ids):
         raise ConsentRefused("One or more of the chosen accounts are not yours.")
     for account in accounts:
@@ -576,7 +575,13 @@ class TokenResponse:
 
 def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient:
     try:
-        client = OAuthClient.objects.get(client_id=client_id, is_active=True) if client_id else None
+        client = (
+            OAuthClient.objects.only("client_id", "client_secret_hash").get(
+                client_id=client_id, is_active=True
+            )
+            if client_id
+            else None
+        )
     except OAuthClient.DoesNotExist:
         client = None
     if client is None or not client.check_secret(client_secret):
@@ -593,6 +598,10 @@ def _expires_in(grant: Grant) -> int:
     return max(0, min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, grant.seconds_left()))
 
 
+_EXCHANGE_CODE_FIELDS = ("grant_id", "redirect_uri", "expires_at", "used_at", "superseded")
+_EXCHANGE_GRANT_FIELDS = ("trader_id", "state", "adapter_token", "adapter_token_expires_at")
+
+
 def code_exchange(*, client: OAuthClient, code: str, redirect_uri: str) -> TokenResponse:
     """``grant_type=authorization_code``: the code once, for the client and redirect URI it was issued to."""
     if not code:
@@ -603,14 +612,16 @@ def code_exchange(*, client: OAuthClient, code: str, redirect_uri: str) -> Token
     refresh_token = secrets.token_urlsafe(48)
     replayed: Grant | None = None
     with transaction.atomic():
-        row = (
-            AuthorizationCode.objects.select_for_update()
-            .select_related("grant")
-            .filter(code_hash=token_hash(code), client=client)
-            .first()
-        )
-        if row is None:
-            raise OAuthError("invalid_grant", "The code is not valid.")
+        try:
+            # code_hash is unique. Only what the checks and the answer read is loaded.
+            row = (
+                AuthorizationCode.objects.select_for_update()
+                .select_related("grant")
+                .only(*_EXCHANGE_CODE_FIELDS, *(f"grant__{f}" for f in _EXCHANGE_GRANT_FIELDS))
+                .get(code_hash=token_hash(code), client=client)
+            )
+        except AuthorizationCode.DoesNotExist:
+            raise OAuthError("invalid_grant", "The code is not valid.") from None
         grant = row.grant
         if row.used_at is not None:
             replayed = grant
