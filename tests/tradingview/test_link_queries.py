@@ -1,4 +1,4 @@
-"""The link's database work does not depend on how many accounts the trader has or chooses."""
+"""The link's database work: it does not grow with the accounts, and the folded reads keep every check."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Ctid, TradingAccount
+from accounts.models import AuditEvent, Ctid, TradingAccount
 from tests.factories import CtidFactory
-from tradingview.models import Grant
+from tradingview import services
+from tradingview.models import Grant, OAuthClient
 
-from .conftest import STATE, exchange, make_account, make_trader, open_consent, redirect_query
+from .conftest import (
+    REDIRECT_URI,
+    STATE,
+    exchange,
+    link,
+    make_account,
+    make_trader,
+    open_consent,
+    redirect_query,
+)
 
 
 def _queries_per_step(adapter, tv_client, jurisdiction, jurisdiction_disabled, *, accounts: int, base: int):
@@ -64,3 +74,28 @@ def test_queries_per_link_do_not_grow_with_accounts(adapter, tv_client, jurisdic
     )
     assert TradingAccount.objects.count() == 10 + 2 + 1 + 200 + 40 + 1
     assert few == many
+
+
+def test_exchange_checks_the_client_before_the_code(adapter, tv_client, browser_client, accounts):
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    other, other_secret = services.oauth_client_create(name="Other TradingView", redirect_uris=[REDIRECT_URI])
+
+    # A wrong secret with a valid code: invalid_client, recorded, and the code stays usable.
+    wrong = exchange(tv_client, code, client_secret="not-the-secret")
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_client")
+    assert AuditEvent.objects.filter(
+        action="client_auth", outcome="invalid_client", detail__client_id=tv_client.client.client_id
+    ).exists()
+    # An unknown client, and a missing code with a bad secret, are invalid_client too.
+    assert exchange(tv_client, code, client_id="tv-nobody").json()["error"] == "invalid_client"
+    assert exchange(tv_client, "", client_secret="not-the-secret").json()["error"] == "invalid_client"
+    # Another (authenticated) client presenting this code: the code is not valid for it.
+    stolen = exchange(tv_client, code, client_id=other.client_id, client_secret=other_secret)
+    assert (stolen.status_code, stolen.json()["error"]) == (400, "invalid_grant")
+    # A deactivated client cannot exchange its own code.
+    OAuthClient.objects.filter(pk=tv_client.client.pk).update(is_active=False)
+    assert exchange(tv_client, code).json()["error"] == "invalid_client"
+    OAuthClient.objects.filter(pk=tv_client.client.pk).update(is_active=True)
+
+    assert exchange(tv_client, code).status_code == 200
+    assert Grant.objects.get().state == Grant.State.ACTIVE
