@@ -79,9 +79,9 @@ def account_ineligibility(account: TradingAccount) -> str:
 
 # What the link reads of an account and its broker entity: eligibility, the consent page and the adapter call.
 # Every column left out is one the consent page would otherwise build into SQL and load for each account.
-LINK_CTID_FIELDS = ("trader_id", "user_id", "state")
+LINK_CTID_FIELDS = ("trader", "user_id", "state")
 LINK_ACCOUNT_FIELDS = (
-    "ctid_id",
+    "ctid",
     "ctid_trader_account_id",
     "login",
     "is_live",
