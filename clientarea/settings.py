@@ -223,6 +223,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Every signed-in request reads its session: from the shared cache, written through to the database.
+    # Only with Redis: a per-process cache would keep serving a session another process ended (sign-out).
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
 # --- The four peers ---
 SANDBOX_HTTP = env.str("SANDBOX_HTTP", default="http://127.0.0.1:8001").rstrip("/")

@@ -77,18 +77,48 @@ def account_ineligibility(account: TradingAccount) -> str:
     return ""
 
 
+# What the link reads of an account and its broker entity: eligibility, the consent page and the adapter call.
+# Every column left out is one the consent page would otherwise build into SQL and load for each account.
+LINK_CTID_FIELDS = ("trader", "user_id", "state")
+LINK_ACCOUNT_FIELDS = (
+    "ctid",
+    "ctid_trader_account_id",
+    "login",
+    "is_live",
+    "is_tradingview",
+    "status",
+    "jurisdiction__broker_name",
+    "jurisdiction__display_name",
+    "jurisdiction__tradingview_enabled",
+)
+
+
 def trader_accounts(*, trader: Trader) -> QuerySet[TradingAccount]:
-    return TradingAccount.objects.filter(ctid__trader=trader).select_related("ctid", "jurisdiction")
+    """The trader's accounts with what eligibility needs (``ctid`` and ``jurisdiction``) loaded with them."""
+    return (
+        TradingAccount.objects.filter(ctid__trader=trader)
+        .select_related("ctid", "jurisdiction")
+        .only(*LINK_ACCOUNT_FIELDS, *(f"ctid__{f}" for f in LINK_CTID_FIELDS))
+    )
 
 
 def consent_options(*, trader: Trader) -> ConsentOptions:
-    groups: dict[int, CtidOptions] = {}
-    for ctid in Ctid.objects.filter(trader=trader).order_by("created_at"):
-        groups[ctid.pk] = CtidOptions(ctid=ctid)
-    for account in trader_accounts(trader=trader).order_by("-is_live", "login"):
-        group = groups.get(account.ctid_id)
-        if group is None:
-            continue
+    groups: dict[int, CtidOptions] = {
+        ctid.pk: CtidOptions(ctid=ctid)
+        for ctid in Ctid.objects.filter(trader=trader).only(*LINK_CTID_FIELDS).order_by("created_at")
+    }
+    if not groups:
+        return ConsentOptions(ctids=[], trader=trader)
+    # The cTIDs are the trader's, read above: the accounts need no join back to them.
+    accounts = (
+        TradingAccount.objects.filter(ctid_id__in=list(groups))
+        .select_related("jurisdiction")
+        .only(*LINK_ACCOUNT_FIELDS)
+        .order_by("-is_live", "login")
+    )
+    for account in accounts:
+        group = groups[account.ctid_id]
+        account.ctid = group.ctid
         option = AccountOption(account=account, reason=account_ineligibility(account))
         (group.eligible if option.eligible else group.ineligible).append(option)
     return ConsentOptions(ctids=list(groups.values()), trader=trader)

@@ -34,7 +34,7 @@ from .models import (
     client_secret_hash,
     token_hash,
 )
-from .selectors import account_ineligibility
+from .selectors import account_ineligibility, trader_accounts
 
 logger = logging.getLogger(__name__)
 
@@ -268,16 +268,17 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    registered = (
-        RedirectUri.objects.select_related("client")
-        .filter(client__client_id=client_id, client__is_active=True, uri=redirect_uri or "")
-        .first()
-    )
-    if registered is None:
+    try:
+        # (client, uri) is unique, so at most one row matches; the pages need only these columns.
+        client = OAuthClient.objects.only("client_id", "name", "is_active").get(
+            client_id=client_id, is_active=True, redirect_uris__uri=redirect_uri or ""
+        )
+    except OAuthClient.DoesNotExist:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
-            raise AuthorizationRequestError("The application asking for access is not known to us.")
-        raise AuthorizationRequestError("The address to return to is not registered for this application.")
-    client = registered.client
+            raise AuthorizationRequestError("The application asking for access is not known to us.") from None
+        raise AuthorizationRequestError(
+            "The address to return to is not registered for this application."
+        ) from None
     assert redirect_uri is not None
 
     state_values = params.get("state") or []
@@ -350,9 +351,7 @@ def _chosen_accounts(*, trader: Trader, account_ids: Sequence[int]) -> list[Trad
         raise ConsentRefused("Choose at least one account to link.")
     if len(ids) > MAX_ACCOUNTS_PER_GRANT:
         raise ConsentRefused("Too many accounts were chosen.")
-    accounts = list(
-        TradingAccount.objects.filter(ctid__trader=trader, pk__in=ids).select_related("ctid", "jurisdiction")
-    )
+    accounts = list(trader_accounts(trader=trader).filter(pk__in=ids))
     if len(accounts) != len(ids):
         raise ConsentRefused("One or more of the chosen accounts are not yours.")
     for account in accounts:
@@ -574,11 +573,23 @@ class TokenResponse:
         }
 
 
+_CLIENT_AUTH_FIELDS = ("client_id", "client_secret_hash")
+
+
 def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient:
     try:
-        client = OAuthClient.objects.get(client_id=client_id, is_active=True) if client_id else None
+        client = (
+            OAuthClient.objects.only(*_CLIENT_AUTH_FIELDS).get(client_id=client_id, is_active=True)
+            if client_id
+            else None
+        )
     except OAuthClient.DoesNotExist:
         client = None
+    return _client_verified(client=client, client_id=client_id, client_secret=client_secret)
+
+
+def _client_verified(*, client: OAuthClient | None, client_id: str, client_secret: str) -> OAuthClient:
+    """``client`` (the active client named ``client_id``, or None) if ``client_secret`` is its secret."""
     if client is None or not client.check_secret(client_secret):
         audit(action="client_auth", outcome="invalid_client", client_id=client_id[:100])
         raise OAuthError("invalid_client", "Client authentication failed.", status=401)
@@ -593,47 +604,68 @@ def _expires_in(grant: Grant) -> int:
     return max(0, min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, grant.seconds_left()))
 
 
-def code_exchange(*, client: OAuthClient, code: str, redirect_uri: str) -> TokenResponse:
-    """``grant_type=authorization_code``: the code once, for the client and redirect URI it was issued to."""
-    if not code:
-        raise OAuthError("invalid_request", "code is required.")
-    if not redirect_uri:
-        raise OAuthError("invalid_request", "redirect_uri is required.")
+_EXCHANGE_CODE_FIELDS = ("grant_id", "redirect_uri", "expires_at", "used_at", "superseded")
+_EXCHANGE_GRANT_FIELDS = ("trader_id", "state", "adapter_token", "adapter_token_expires_at")
+
+
+def code_exchange(*, client_id: str, client_secret: str, code: str, redirect_uri: str) -> TokenResponse:
+    """``grant_type=authorization_code``: the code once, for the client and redirect URI it was issued to.
+
+    The client is authenticated first: a wrong client is ``invalid_client`` whatever the code says.
+    """
+    if not code or not redirect_uri:
+        client_authenticate(client_id=client_id, client_secret=client_secret)
+        raise OAuthError("invalid_request", f"{'code' if not code else 'redirect_uri'} is required.")
     now = timezone.now()
     refresh_token = secrets.token_urlsafe(48)
     replayed: Grant | None = None
+    authenticated = False
     with transaction.atomic():
+        # One read for the code, its grant and the client it was issued to (code_hash is unique), loading
+        # only what the checks and the answer use. The code and the grant are locked; the client row, which
+        # every exchange of this client reads, is not.
         row = (
-            AuthorizationCode.objects.select_for_update()
-            .select_related("grant")
-            .filter(code_hash=token_hash(code), client=client)
+            AuthorizationCode.objects.select_for_update(of=("self", "grant"))
+            .select_related("grant", "client")
+            .only(
+                *_EXCHANGE_CODE_FIELDS,
+                *(f"grant__{f}" for f in _EXCHANGE_GRANT_FIELDS),
+                *(f"client__{f}" for f in _CLIENT_AUTH_FIELDS),
+            )
+            .filter(code_hash=token_hash(code), client__client_id=client_id, client__is_active=True)
             .first()
         )
-        if row is None:
-            raise OAuthError("invalid_grant", "The code is not valid.")
-        grant = row.grant
-        if row.used_at is not None:
-            replayed = grant
-        elif row.superseded:
-            raise OAuthError("invalid_grant", "The code was replaced by a newer one.")
-        elif row.expires_at <= now:
-            raise OAuthError("invalid_grant", "The code has expired.")
-        elif row.redirect_uri != redirect_uri:
-            raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
-        elif grant.state != Grant.State.ACTIVE or grant.seconds_left() <= 0:
-            raise OAuthError("invalid_grant", "The authorization was revoked.")
-        else:
-            row.used_at = now
-            row.save(update_fields=["used_at"])
-            grant.refresh_token_hash = token_hash(refresh_token)
-            grant.save(update_fields=["refresh_token_hash", "updated_at"])
-            audit(
-                action="code_exchanged",
-                outcome="ok",
-                trader_id=grant.trader_id,
-                client_id=client.client_id,
-                grant=grant.pk,
-            )
+        if row is not None and row.client.check_secret(client_secret):
+            authenticated = True
+            client = _client_verified(client=row.client, client_id=client_id, client_secret=client_secret)
+            grant = row.grant
+            if row.used_at is not None:
+                replayed = grant
+            elif row.superseded:
+                raise OAuthError("invalid_grant", "The code was replaced by a newer one.")
+            elif row.expires_at <= now:
+                raise OAuthError("invalid_grant", "The code has expired.")
+            elif row.redirect_uri != redirect_uri:
+                raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request.")
+            elif grant.state != Grant.State.ACTIVE or grant.seconds_left() <= 0:
+                raise OAuthError("invalid_grant", "The authorization was revoked.")
+            else:
+                row.used_at = now
+                row.save(update_fields=["used_at"])
+                grant.refresh_token_hash = token_hash(refresh_token)
+                grant.save(update_fields=["refresh_token_hash", "updated_at"])
+                audit(
+                    action="code_exchanged",
+                    outcome="ok",
+                    trader_id=grant.trader_id,
+                    client_id=client.client_id,
+                    grant=grant.pk,
+                )
+    if not authenticated:
+        # No code of this client, or not its secret: the client check (out of the transaction, so its audit
+        # record stays) answers invalid_client for a wrong client; a right client has a code that is not valid.
+        client_authenticate(client_id=client_id, client_secret=client_secret)
+        raise OAuthError("invalid_grant", "The code is not valid.")
     if replayed is not None:
         # RFC 6749 4.1.2: a code used twice may mean it leaked; what it produced must not stay usable.
         grant_revoke(grant_id=replayed.pk, reason="authorization code replayed")

@@ -246,14 +246,15 @@ def token(request: HttpRequest) -> JsonResponse:
             client_secret = request.POST.get("client_secret", "")
         if grant_type == "refresh_token" and not client_id:
             client_id = services.refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
-        client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
         if grant_type == "authorization_code":
             result = services.code_exchange(
-                client=client,
+                client_id=client_id,
+                client_secret=client_secret,
                 code=request.POST.get("code", ""),
                 redirect_uri=request.POST.get("redirect_uri", ""),
             )
         else:
+            client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
             result = services.grant_refresh(
                 client=client, refresh_token=request.POST.get("refresh_token", "")
             )
