@@ -155,7 +155,11 @@ def demo_world() -> World:
     )
     world.add_ctid(
         7001002,
-        "Bob (1 demo account)",
-        [SimAccount(40000201, 5100201, False, "SANDBOX-INTL", "Sandbox Intl", 500_000, 2, "USD")],
+        "Bob (live and demo accounts)",
+        [
+            SimAccount(40000201, 5100201, False, "SANDBOX-INTL", "Sandbox Intl", 500_000, 2, "USD"),
+            # Under the jurisdiction that may not be linked to TradingView: the consent page explains why.
+            SimAccount(40000202, 5100202, True, "SANDBOX-RESTRICTED", "Sandbox Restricted", 75_000, 2, "GBP"),
+        ],
     )
     return world

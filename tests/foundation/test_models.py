@@ -181,10 +181,19 @@ def test_seed_demo_is_idempotent(capsys, settings):
     ctid = demo.ctids.get()
     assert ctid.user_id == 7001002 and ctid.state == "needs_reconnect"
     assert not CtidToken.objects.filter(ctid=ctid).exists()
-    account = TradingAccount.objects.get(ctid=ctid)
-    assert (account.ctid_trader_account_id, account.login, account.is_live) == (40000201, 5100201, False)
-    assert str(account.balance.normalize()) == "5E+3" and account.currency == "USD"
-    assert account.jurisdiction.broker_name == "SANDBOX-INTL"
+    accounts = {a.ctid_trader_account_id: a for a in TradingAccount.objects.filter(ctid=ctid)}
+    assert set(accounts) == {40000201, 40000202}
+    demo_account, live_account = accounts[40000201], accounts[40000202]
+    assert (demo_account.login, demo_account.is_live, live_account.login, live_account.is_live) == (
+        5100201,
+        False,
+        5100202,
+        True,
+    )
+    assert str(demo_account.balance.normalize()) == "5E+3" and demo_account.currency == "USD"
+    assert demo_account.jurisdiction.broker_name == "SANDBOX-INTL"
+    assert live_account.jurisdiction.broker_name == "SANDBOX-RESTRICTED"
+    assert str(live_account.balance) == "750.0000000000" and live_account.currency == "GBP"
     from django.contrib.auth import get_user_model
 
     admin = get_user_model().objects.get(username="admin")

@@ -1,8 +1,8 @@
 """Demo data for a development or sandbox client area. Safe to run on every start.
 
 It creates the sandbox jurisdictions, a demo trader and a staff superuser, and prints both logins. The demo
-trader also gets the simulator's second cTID (7001002) with its demo account, as last seen, in the
-"needs reconnect" state: no real token exists for it, so the dashboard shows the reconnect path, and the
+trader also gets the simulator's second cTID (7001002) with its live and demo accounts, as last seen, in
+the "needs reconnect" state: no real token exists for it, so the dashboard shows the reconnect path, and the
 first cTID of the simulator (7001001, live and demo accounts) is left for the trader to connect through the
 sandbox cTrader ID consent page.
 """
