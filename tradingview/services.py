@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Trader, TradingAccount
@@ -873,43 +873,33 @@ def refresh_token_client_id(*, refresh_token: str) -> str:
 
 def trader_grants_revoke(*, trader_id: int, reason: str, actor: Any = None) -> list[int]:
     """Revoke every grant of a trader that is still usable (suspension, password change, broken cTID)."""
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            Grant.objects.select_for_update()
-            .filter(trader_id=trader_id, state__in=[Grant.State.ACTIVE, Grant.State.REVOKING])
-            .values_list("pk", flat=True)
-        )
-        if not ids:
-            return []
-        Grant.objects.filter(pk__in=ids).update(
-            state=Grant.State.REVOKING,
-            revoke_after=now,
-            revoke_reason=reason[:200],
-            refresh_token_hash=None,
-            updated_at=now,
-        )
-        audit(
-            action="trader_grants_revoke",
-            outcome="scheduled",
-            trader_id=trader_id,
-            actor=actor,
-            message=reason,
-            grants=ids,
-        )
-        from . import tasks
-
-        for pk in ids:
-            tasks.schedule_logout(grant_id=pk, countdown=0)
-    return ids
+    return _grants_revoke(
+        Grant.objects.filter(trader_id=trader_id),
+        action="trader_grants_revoke",
+        reason=reason,
+        actor=actor,
+    )
 
 
 def ctid_grants_revoke(*, ctid_id: int, reason: str) -> list[int]:
+    """Revoke every still usable grant on the accounts of a cTID (its refresh chain died)."""
+    return _grants_revoke(
+        Grant.objects.filter(ctid_id=ctid_id), action="ctid_grants_revoke", reason=reason, ctid=ctid_id
+    )
+
+
+def _grants_revoke(
+    grants: QuerySet[Grant], *, action: str, reason: str, actor: Any = None, **detail: Any
+) -> list[int]:
+    """Mark the usable grants among ``grants`` revoking and queue their ``/logout`` once this commits.
+
+    From here on none of them is shown as active nor handed out again, whatever the adapter answers later.
+    """
     now = timezone.now()
     with transaction.atomic():
         rows = list(
-            Grant.objects.select_for_update()
-            .filter(ctid_id=ctid_id, state__in=[Grant.State.ACTIVE, Grant.State.REVOKING])
+            grants.select_for_update()
+            .filter(state__in=[Grant.State.ACTIVE, Grant.State.REVOKING])
             .values_list("pk", "trader_id")
         )
         if not rows:
@@ -923,12 +913,13 @@ def ctid_grants_revoke(*, ctid_id: int, reason: str) -> list[int]:
             updated_at=now,
         )
         audit(
-            action="ctid_grants_revoke",
+            action=action,
             outcome="scheduled",
             trader_id=rows[0][1],
+            actor=actor,
             message=reason,
             grants=ids,
-            ctid=ctid_id,
+            **detail,
         )
         from . import tasks
 
