@@ -31,6 +31,7 @@ from accounts.services.traders import (
     trader_suspend,
     trader_unsuspend,
 )
+from clientarea.admin_mixins import ReadOnlyMixin, ViewOnlyMixin
 
 User = get_user_model()
 
@@ -374,7 +375,7 @@ class TradingAccountInline(admin.TabularInline):
 
 
 @admin.register(Ctid)
-class CtidAdmin(CtidActions, admin.ModelAdmin):
+class CtidAdmin(ViewOnlyMixin, CtidActions, admin.ModelAdmin):
     actions = ("refresh_now", "sync_accounts")
     list_display = (
         "user_id",
@@ -403,12 +404,6 @@ class CtidAdmin(CtidActions, admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Ctid]:
         return (
@@ -448,7 +443,7 @@ class CtidAdmin(CtidActions, admin.ModelAdmin):
 
 
 @admin.register(CtidToken)
-class CtidTokenAdmin(CtidActions, admin.ModelAdmin):
+class CtidTokenAdmin(ViewOnlyMixin, CtidActions, admin.ModelAdmin):
     """Token health only: presence, expiry, version, state and the last refresh. Never the values."""
 
     actions = ("refresh_now", "sync_accounts")
@@ -491,12 +486,6 @@ class CtidTokenAdmin(CtidActions, admin.ModelAdmin):
     )
     readonly_fields = fields
     date_hierarchy = "expires_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CtidToken]:
         # Presence is measured on the stored ciphertext, so no value is ever decrypted here.
@@ -590,15 +579,8 @@ class TradingAccountAdmin(admin.ModelAdmin):
 # --- Read-only records ---
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(AuditEvent)

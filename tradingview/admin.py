@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from clientarea.admin_mixins import ReadOnlyMixin
+
 from . import services
 from .models import AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
 
@@ -176,7 +178,7 @@ _AUDIT_FIELDS: tuple[str, ...] = (
 
 
 @admin.register(TradingviewAuditEvent)
-class TradingviewAuditEventAdmin(admin.ModelAdmin):
+class TradingviewAuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["created_at", "action", "outcome", "trader", "actor", "message"]
     list_filter = ["action", "outcome"]
     search_fields = ["message", "trader__user__username"]
@@ -190,12 +192,3 @@ class TradingviewAuditEventAdmin(admin.ModelAdmin):
             .filter(category=services.AUDIT_CATEGORY)
             .select_related("trader__user", "actor")
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
