@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -108,53 +109,74 @@ class CtidActions:
             detail={"ctid_ids": ctid_ids[:100]},
         )
 
-    @admin.action(description="Refresh the Open API token now")
-    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        from accounts import tasks
-
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        *,
+        action: str,
+        title: str,
+        queue: Callable[[int], object],
+        run: Callable[[int], str],
+    ) -> None:
+        """Run the action on each selected cTID and show the outcomes; past ``run_now_limit``, queue it."""
         selected = self._ctids(queryset)
         ids = [pk for pk, _ in selected]
         if len(ids) > self.run_now_limit:
             for ctid_id in ids:
-                tasks.refresh_ctid_token.delay(ctid_id, reason="admin")
-            self._audit(request, "token_refresh", ids, "queued")
-            messages.info(request, f"{len(ids)} token refreshes queued.")
+                queue(ctid_id)
+            self._audit(request, action, ids, "queued")
+            messages.info(request, f"{len(ids)} {title.lower()} tasks queued.")
             return
         done: list[str] = []
         for ctid_id, user_id in selected:
             try:
-                result = ctid_token_refresh(ctid_id=ctid_id, reason=f"admin: {request.user}")
-                done.append(f"cTID {user_id}: {REFRESH_OUTCOME_TEXT[result.outcome]}")
-            except TokenRefreshTransient as exc:
-                done.append(f"cTID {user_id}: not now ({exc})")
+                outcome = run(ctid_id)
             except CtidToken.DoesNotExist:
-                done.append(f"cTID {user_id}: no token")
-        self._audit(request, "token_refresh", ids, "done")
-        messages.info(request, "Token refresh: " + "; ".join(done))
+                outcome = "no token"
+            done.append(f"cTID {user_id}: {outcome}")
+        self._audit(request, action, ids, "done")
+        messages.info(request, f"{title}: " + "; ".join(done))
+
+    @admin.action(description="Refresh the Open API token now")
+    def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from accounts import tasks
+
+        def run(ctid_id: int) -> str:
+            try:
+                result = ctid_token_refresh(ctid_id=ctid_id, reason=f"admin: {request.user}")
+            except TokenRefreshTransient as exc:
+                return f"not now ({exc})"
+            return REFRESH_OUTCOME_TEXT[result.outcome]
+
+        self._run(
+            request,
+            queryset,
+            action="token_refresh",
+            title="Token refresh",
+            queue=lambda ctid_id: tasks.refresh_ctid_token.delay(ctid_id, reason="admin"),
+            run=run,
+        )
 
     @admin.action(description="Sync trading accounts now")
     def sync_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts import tasks
 
-        selected = self._ctids(queryset)
-        ids = [pk for pk, _ in selected]
-        if len(ids) > self.run_now_limit:
-            for ctid_id in ids:
-                tasks.sync_ctid_accounts.delay(ctid_id)
-            self._audit(request, "account_sync", ids, "queued")
-            messages.info(request, f"{len(ids)} account syncs queued.")
-            return
-        done: list[str] = []
-        for ctid_id, user_id in selected:
+        def run(ctid_id: int) -> str:
             try:
                 result = ctid_sync_accounts(ctid_id=ctid_id)
-                done.append(f"cTID {user_id}: {result.active} active, {result.gone} gone")
             except SyncError as exc:
-                done.append(f"cTID {user_id}: failed ({exc})")
-            except CtidToken.DoesNotExist:
-                done.append(f"cTID {user_id}: no token")
-        self._audit(request, "account_sync", ids, "done")
-        messages.info(request, "Account sync: " + "; ".join(done))
+                return f"failed ({exc})"
+            return f"{result.active} active, {result.gone} gone"
+
+        self._run(
+            request,
+            queryset,
+            action="account_sync",
+            title="Account sync",
+            queue=lambda ctid_id: tasks.sync_ctid_accounts.delay(ctid_id),
+            run=run,
+        )
 
 
 # --- Jurisdictions ---
