@@ -302,3 +302,28 @@ def test_a_trader_cannot_use_the_staff_refresh_or_sync(peers, trader_client):
         assert response.status_code == 302 and reverse("admin:login") in response["Location"]
     assert ctrader_id.calls == ["authorization_code"] and openapi["live"].received() == []
     assert CtidToken.objects.get().version == 1
+
+
+def test_admin_actions_queue_past_the_run_now_limit(staff_client, monkeypatch):
+    from accounts import tasks
+    from accounts.admin import CtidActions
+    from tests.factories import CtidTokenFactory
+
+    monkeypatch.setattr(CtidActions, "run_now_limit", 2)
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.refresh_ctid_token, "delay", lambda ctid_id, **kw: queued.append(ctid_id))
+    tokens = CtidTokenFactory.create_batch(3)
+    ctid_ids = sorted(t.ctid_id for t in tokens)
+
+    response = staff_client.post(
+        reverse("admin:accounts_ctid_changelist"),
+        {"action": "refresh_now", "_selected_action": ctid_ids},
+        follow=True,
+    )
+
+    assert sorted(queued) == ctid_ids
+    assert "3 token refresh tasks queued." in response.content.decode()
+    event = AuditEvent.objects.get(category="ctid", action="token_refresh")
+    assert event.outcome == "queued" and sorted(event.detail["ctid_ids"]) == ctid_ids
+    # Queued, not run: nothing was refreshed in the request.
+    assert {t.version for t in CtidToken.objects.all()} == {1}
