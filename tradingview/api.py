@@ -12,8 +12,9 @@ from rest_framework.views import APIView
 
 from accounts.models import Trader
 
-from . import selectors, services
+from . import selectors
 from .models import Grant
+from .services.revocation import grant_disconnect
 
 
 class GrantAccountSerializer(serializers.Serializer):
@@ -57,7 +58,7 @@ class DisconnectResultSerializer(serializers.Serializer):
 class GrantDisconnectView(APIView):
     @extend_schema(request=None, responses=DisconnectResultSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        result = services.grant_disconnect(trader=_trader(request), grant_id=pk)
+        result = grant_disconnect(trader=_trader(request), grant_id=pk)
         if result is None:
             raise Http404
         return Response({"revoked": result.revoked, "pending": result.pending}, status=status.HTTP_200_OK)

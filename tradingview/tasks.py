@@ -1,4 +1,7 @@
-"""Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice."""
+"""Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice.
+
+The services queue these tasks, so the tasks import the services inside their bodies.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from . import services
+from tradingview.selectors import grants_due_for_logout
 
 RETRY_CAP_SECONDS = 900
 
@@ -35,9 +38,11 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
 
 @shared_task(bind=True, max_retries=12, acks_late=True, ignore_result=True)
 def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
+    from tradingview.services import logout
+
     try:
-        return services.grant_logout(grant_id=grant_id)
-    except services.LogoutPending as exc:
+        return logout.grant_logout(grant_id=grant_id)
+    except logout.LogoutPending as exc:
         if self.request.is_eager:
             return "pending"  # the sweep tries again; an in-process retry would block the caller
         base = settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS
@@ -48,13 +53,15 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(ignore_result=True)
 def grant_revocation_sweep() -> int:
     """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
-    services.grants_pending_cleanup()
-    due = services.grants_due_for_logout()
+    from tradingview.services import logout
+
+    logout.grants_pending_cleanup()
+    due = grants_due_for_logout()
     for grant_id in due:
         if _runs_in_process():
             try:
-                services.grant_logout(grant_id=grant_id)
-            except services.LogoutPending:
+                logout.grant_logout(grant_id=grant_id)
+            except logout.LogoutPending:
                 continue
         else:
             grant_logout.delay(grant_id)
