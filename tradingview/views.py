@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Trader
+from accounts.selectors import trader_for_user
 
 from . import selectors
 from .forms import AccountRequestForm
@@ -45,14 +45,6 @@ class _ExternalRedirect(HttpResponseRedirect):
     allowed_schemes = ["https", "http"]
 
 
-def _trader(request: HttpRequest) -> Trader | None:
-    if not request.user.is_authenticated:
-        return None
-    # The authentication backend loads the trader with the user (it refuses suspended traders' sessions).
-    trader = getattr(request.user, "trader", None)
-    return trader if isinstance(trader, Trader) else None
-
-
 def _error_page(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
     return render(request, "tradingview/authorize_error.html", {"message": message}, status=status)
 
@@ -70,7 +62,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return _ExternalRedirect(exc.redirect_url)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
             request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
@@ -159,8 +151,10 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     except AuthorizationRedirectError as exc:
         return _ExternalRedirect(exc.redirect_url)
     if request.POST.get("action") == "deny":
-        return _ExternalRedirect(consent_deny(trader=_trader(request), actor=request.user, request=authz))
-    trader = _trader(request)
+        return _ExternalRedirect(
+            consent_deny(trader=trader_for_user(user=request.user), actor=request.user, request=authz)
+        )
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
             request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
@@ -271,7 +265,7 @@ def token(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     grants = selectors.active_grants(trader=trader) if trader else []
     requests_ = selectors.account_requests(trader=trader) if trader else []
     return render(request, "tradingview/index.html", {"grants": grants, "account_requests": requests_})
@@ -280,7 +274,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         raise Http404
     result = grant_disconnect(trader=trader, grant_id=pk)
@@ -309,7 +303,7 @@ def _safe_next(request: HttpRequest, value: str) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_request(request: HttpRequest) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(request, "This sign-in is not a trader's.", status=403)
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
