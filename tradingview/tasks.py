@@ -11,14 +11,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from clientarea.celery import embedded_mode
 from tradingview.selectors import grants_due_for_logout
 
 RETRY_CAP_SECONDS = 900
-
-
-def _runs_in_process() -> bool:
-    """True in embedded mode: the Celery app runs tasks eagerly and there is no broker to hold a countdown."""
-    return bool(grant_logout.app.conf.task_always_eager)
 
 
 def schedule_logout(*, grant_id: int, countdown: int) -> None:
@@ -27,7 +23,7 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
     Without a broker (embedded mode) tasks run in-process and cannot wait: a logout due later is left to the
     periodic sweep, which finds every ``revoking`` grant whose time has come.
     """
-    if _runs_in_process() and countdown > 0:
+    if embedded_mode() and countdown > 0:
         return
 
     def enqueue() -> None:
@@ -58,7 +54,7 @@ def grant_revocation_sweep() -> int:
     logout.grants_pending_cleanup()
     due = grants_due_for_logout()
     for grant_id in due:
-        if _runs_in_process():
+        if embedded_mode():
             try:
                 logout.grant_logout(grant_id=grant_id)
             except logout.LogoutPending:
