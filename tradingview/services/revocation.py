@@ -38,7 +38,6 @@ def grant_revoke(
 
     With ``trader`` given, only that trader's grant is touched. Returns the ids now waiting for ``/logout``.
     """
-    now = timezone.now()
     with transaction.atomic():
         qs = Grant.objects.select_for_update().filter(pk=grant_id)
         if trader is not None:
@@ -55,25 +54,15 @@ def grant_revoke(
         while successor is not None and successor not in ids and len(ids) < 1000:
             ids.append(successor)
             successor = Grant.objects.filter(pk=successor).values_list("superseded_by_id", flat=True).first()
-        Grant.objects.filter(pk__in=ids).exclude(state=Grant.State.REVOKED).update(
-            state=Grant.State.REVOKING,
-            revoke_after=now,
-            revoke_reason=reason[:200],
-            refresh_token_hash=None,
-            updated_at=now,
-        )
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="grant_revoke",
-            outcome="scheduled",
+        _mark_revoking(
+            ids,
             trader_id=grant.trader_id,
+            action="grant_revoke",
+            reason=reason,
             actor=actor,
-            message=reason,
-            detail={"grants": ids},
+            schedule=schedule,
+            detail={},
         )
-        if schedule:
-            for pk in ids:
-                logout_enqueue(grant_id=pk, countdown=0)
     return ids
 
 
@@ -129,7 +118,6 @@ def _grants_revoke(
 
     From here on none of them is shown as active nor handed out again, whatever the adapter answers later.
     """
-    now = timezone.now()
     with transaction.atomic():
         rows = list(
             grants.select_for_update()
@@ -139,22 +127,40 @@ def _grants_revoke(
         if not rows:
             return []
         ids = [pk for pk, _ in rows]
-        Grant.objects.filter(pk__in=ids).update(
-            state=Grant.State.REVOKING,
-            revoke_after=now,
-            revoke_reason=reason[:200],
-            refresh_token_hash=None,
-            updated_at=now,
+        _mark_revoking(
+            ids, trader_id=rows[0][1], action=action, reason=reason, actor=actor, schedule=True, detail=detail
         )
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action=action,
-            outcome="scheduled",
-            trader_id=rows[0][1],
-            actor=actor,
-            message=reason,
-            detail={"grants": ids, **detail},
-        )
+    return ids
+
+
+def _mark_revoking(
+    ids: list[int],
+    *,
+    trader_id: int,
+    action: str,
+    reason: str,
+    actor: Any,
+    schedule: bool,
+    detail: dict[str, Any],
+) -> None:
+    """Inside the caller's transaction: mark ``ids`` revoking now, record it, queue their ``/logout``."""
+    now = timezone.now()
+    Grant.objects.filter(pk__in=ids).exclude(state=Grant.State.REVOKED).update(
+        state=Grant.State.REVOKING,
+        revoke_after=now,
+        revoke_reason=reason[:200],
+        refresh_token_hash=None,
+        updated_at=now,
+    )
+    audit_event_record(
+        category=AUDIT_CATEGORY,
+        action=action,
+        outcome="scheduled",
+        trader_id=trader_id,
+        actor=actor,
+        message=reason,
+        detail={"grants": ids, **detail},
+    )
+    if schedule:
         for pk in ids:
             logout_enqueue(grant_id=pk, countdown=0)
-    return ids
