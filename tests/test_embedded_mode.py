@@ -11,11 +11,11 @@ from tradingview import tasks as tradingview_tasks
 
 
 @pytest.fixture(params=[True, False], ids=["embedded", "broker"])
-def eager(request):
-    saved = app.conf.task_always_eager
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=request.param)
-    yield request.param
-    app.conf.update(CELERY_TASK_ALWAYS_EAGER=saved)
+def eager(request, settings):
+    # The Celery app reads its configuration from the Django settings (namespace CELERY).
+    settings.CELERY_TASK_ALWAYS_EAGER = request.param
+    assert app.conf.task_always_eager is request.param
+    return request.param
 
 
 def test_embedded_mode_is_the_apps_eager_setting(eager):
