@@ -5,15 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import Http404
 
 from accounts.models import Ctid, Trader, TradingAccount
 
 
 def trader_for_user(*, user: Any) -> Trader | None:
-    """The user's Trader profile, or None (staff users and anonymous users have none)."""
+    """The signed-in user's Trader profile, or None (staff users and anonymous users have none).
+
+    The authentication backend loads the profile with the user (and refuses a suspended trader's session), so
+    every page and endpoint gets the same trader without a query of its own.
+    """
     if not user.is_authenticated:
         return None
-    return Trader.objects.filter(user=user).first()
+    trader = getattr(user, "trader", None)
+    return trader if isinstance(trader, Trader) else None
+
+
+def trader_for_user_or_404(*, user: Any) -> Trader:
+    """``trader_for_user`` for pages that exist only for traders: anyone else gets a 404."""
+    trader = trader_for_user(user=user)
+    if trader is None:
+        raise Http404("No trader profile.")
+    return trader
 
 
 def ctids_for_user(*, user: Any) -> QuerySet[Ctid]:

@@ -82,12 +82,12 @@ def setup_data(accounts_per_trader: int, traders: int) -> tuple[str, str, list[t
     from django.utils import timezone
 
     from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
-    from tradingview import services
+    from tradingview.services.clients import oauth_client_create
 
     jurisdiction, _ = Jurisdiction.objects.get_or_create(
         broker_name=f"{PREFIX}BROKER", defaults={"display_name": "Bench broker", "tradingview_enabled": True}
     )
-    client, secret = services.oauth_client_create(name=f"{PREFIX}client", redirect_uris=[REDIRECT_URI])
+    client, secret = oauth_client_create(name=f"{PREFIX}client", redirect_uris=[REDIRECT_URI])
     people = []
     base = 9_000_000_000 + secrets.randbelow(10**8) * 1000
     for t in range(traders):

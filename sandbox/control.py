@@ -327,8 +327,6 @@ def from_settings(**overrides: Any) -> Sandbox:
     """The sandbox the settings describe (SANDBOX_HTTP, SANDBOX_WS_LIVE, SANDBOX_WS_DEMO, SITE_URL, credentials)."""
     from django.conf import settings
 
-    from tradingview.services import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
-
     options: dict[str, Any] = {
         "http": endpoint(settings.SANDBOX_HTTP),
         "live": endpoint(settings.SANDBOX_WS_LIVE),
@@ -337,8 +335,8 @@ def from_settings(**overrides: Any) -> Sandbox:
         "ctrader_client_id": settings.CTRADER_CLIENT_ID,
         "ctrader_client_secret": settings.CTRADER_CLIENT_SECRET,
         "adapter_bearer": settings.TRADINGVIEW_ADAPTER_TOKEN,
-        "tradingview_client_id": SANDBOX_CLIENT_ID,
-        "tradingview_client_secret": SANDBOX_CLIENT_SECRET,
+        "tradingview_client_id": tradingview_sim.SANDBOX_CLIENT_ID,
+        "tradingview_client_secret": tradingview_sim.SANDBOX_CLIENT_SECRET,
         "public_http_url": settings.SANDBOX_HTTP,
     }
     options.update(overrides)

@@ -19,6 +19,10 @@ import requests
 
 from sandbox.httpd import Request, Response, Route
 
+# The simulator's fixed credentials: the sandbox registers it under them (``sandbox/clients.py``).
+SANDBOX_CLIENT_ID = "sandbox-tradingview"
+SANDBOX_CLIENT_SECRET = "sandbox-tradingview-secret"
+
 
 @dataclass
 class Link:

@@ -5,14 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet
 from django.http import HttpRequest
 
 from clientarea.admin_mixins import ReadOnlyMixin
 
-from . import services
-from .models import AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
+from .models import AUDIT_CATEGORY, AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
+from .services.account_requests import AccountRequestRefused, account_request_decline, account_request_fulfil
+from .services.clients import oauth_client_create, oauth_client_rotate_secret, redirect_uris_clean
+from .services.revocation import grant_revoke
+
+
+def _redirect_uris(formsets: Any) -> list[str]:
+    return [
+        form.cleaned_data["uri"]
+        for formset in formsets
+        for form in formset.forms
+        if form.cleaned_data.get("uri") and not form.cleaned_data.get("DELETE")
+    ]
+
+
+class RedirectUriFormSet(BaseInlineFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if not any(self.errors):
+            try:
+                redirect_uris_clean(_redirect_uris([self]))
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from exc
 
 
 class RedirectUriInline(admin.TabularInline):
@@ -20,6 +43,7 @@ class RedirectUriInline(admin.TabularInline):
     # matched, exactly as saved.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     model = RedirectUri
+    formset = RedirectUriFormSet
     extra = 1
     min_num = 1
 
@@ -37,11 +61,31 @@ class OAuthClientAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: OAuthClient, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+        # A new client is registered with its redirect URIs in one service call, in save_related.
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
             return
-        # A new client gets its id and secret here; the secret is shown once and only its hash is kept.
-        secret = services.new_client_credentials(client=obj)
-        super().save_model(request, obj, form, change)
-        services.audit(action="client_created", outcome="ok", actor=request.user, client_id=obj.client_id)
+        obj = form.instance
+        client, secret = oauth_client_create(
+            name=obj.name,
+            environment=obj.environment,
+            is_active=obj.is_active,
+            redirect_uris=_redirect_uris(formsets),
+            actor=request.user,
+        )
+        # The admin goes on with the object of its form (history, redirect): it becomes the saved client.
+        for field in OAuthClient._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(client, field.attname))
+        obj._state.adding, obj._state.db = False, client._state.db
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = (
+                list(client.redirect_uris.all()),
+                [],
+                [],
+            )
+        # The secret is shown once; only its hash is kept.
         messages.warning(
             request,
             f"Client id: {obj.client_id} — client secret: {secret} — copy the secret now, it is not shown again.",
@@ -50,7 +94,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the client secret (shows the new secret once)")
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
         for client in queryset:
-            secret = services.oauth_client_rotate_secret(client=client, actor=request.user)
+            secret = oauth_client_rotate_secret(client=client, actor=request.user)
             messages.warning(
                 request, f"New secret for {client.client_id}: {secret} — copy it now, it is not shown again."
             )
@@ -109,7 +153,7 @@ class GrantAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
         count = 0
         for grant in queryset:
-            if services.grant_revoke(grant_id=grant.pk, reason="revoked by staff", actor=request.user):
+            if grant_revoke(grant_id=grant.pk, reason="revoked by staff", actor=request.user):
                 count += 1
         messages.success(request, f"{count} grant(s) are being revoked.")
 
@@ -151,16 +195,14 @@ class AccountRequestAdmin(admin.ModelAdmin):
                 messages.error(request, "Choose the account that fulfils the request.")
                 return
             try:
-                services.account_request_fulfil(
+                account_request_fulfil(
                     account_request=obj, account=obj.account, actor=request.user, staff_note=obj.staff_note
                 )
-            except services.AccountRequestRefused as exc:
+            except AccountRequestRefused as exc:
                 messages.error(request, exc.message)
             return
         if obj.state == AccountRequest.State.DECLINED and "state" in form.changed_data:
-            services.account_request_decline(
-                account_request=obj, actor=request.user, staff_note=obj.staff_note
-            )
+            account_request_decline(account_request=obj, actor=request.user, staff_note=obj.staff_note)
             return
         super().save_model(request, obj, form, change)
 
@@ -189,6 +231,6 @@ class TradingviewAuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .filter(category=services.AUDIT_CATEGORY)
+            .filter(category=AUDIT_CATEGORY)
             .select_related("trader__user", "actor")
         )

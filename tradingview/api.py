@@ -10,10 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Trader
+from accounts.selectors import trader_for_user_or_404
 
-from . import selectors, services
+from . import selectors
 from .models import Grant
+from .services.revocation import grant_disconnect
 
 
 class GrantAccountSerializer(serializers.Serializer):
@@ -35,18 +36,11 @@ class GrantSerializer(serializers.ModelSerializer):
         fields = ["id", "connection", "environment", "accounts", "issued_at", "expires_at"]
 
 
-def _trader(request: Request) -> Trader:
-    trader = Trader.objects.filter(user=request.user).first()  # type: ignore[misc]
-    if trader is None:
-        raise Http404
-    return trader
-
-
 class GrantListView(ListAPIView):
     serializer_class = GrantSerializer
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.active_grants(trader=_trader(self.request))
+        return selectors.active_grants(trader=trader_for_user_or_404(user=self.request.user))
 
 
 class DisconnectResultSerializer(serializers.Serializer):
@@ -57,7 +51,7 @@ class DisconnectResultSerializer(serializers.Serializer):
 class GrantDisconnectView(APIView):
     @extend_schema(request=None, responses=DisconnectResultSerializer)
     def post(self, request: Request, pk: int) -> Response:
-        result = services.grant_disconnect(trader=_trader(request), grant_id=pk)
+        result = grant_disconnect(trader=trader_for_user_or_404(user=request.user), grant_id=pk)
         if result is None:
             raise Http404
         return Response({"revoked": result.revoked, "pending": result.pending}, status=status.HTTP_200_OK)

@@ -221,6 +221,9 @@ class AccountRequest(models.Model):
         return f"{self.get_environment_display()} cTrader/TradingView account for {self.trader}"
 
 
+AUDIT_CATEGORY = "tradingview"
+
+
 class TradingviewAuditEvent(AuditEvent):
     """The TradingView part of the shared audit trail (category ``tradingview``), for the admin."""
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from accounts.models import Ctid, Trader
 
-from . import services
+from .services.revocation import ctid_grants_revoke, trader_grants_revoke
 
 
 def on_trader_suspended(
     sender: Any, *, trader: Trader, actor: Any = None, reason: str = "", **kwargs: Any
 ) -> None:
-    services.trader_grants_revoke(
+    trader_grants_revoke(
         trader_id=trader.pk,
         reason=f"trader suspended: {reason}" if reason else "trader suspended",
         actor=actor,
@@ -20,10 +20,10 @@ def on_trader_suspended(
 
 
 def on_trader_password_changed(sender: Any, *, trader: Trader, **kwargs: Any) -> None:
-    services.trader_grants_revoke(trader_id=trader.pk, reason="password changed")
+    trader_grants_revoke(trader_id=trader.pk, reason="password changed")
 
 
 def on_ctid_needs_reconnect(sender: Any, *, ctid: Ctid, reason: str = "", **kwargs: Any) -> None:
-    services.ctid_grants_revoke(
+    ctid_grants_revoke(
         ctid_id=ctid.pk, reason=f"cTID needs reconnect: {reason}" if reason else "cTID needs reconnect"
     )

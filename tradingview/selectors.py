@@ -1,16 +1,18 @@
-"""Reads for the TradingView pages, always scoped to one trader."""
+"""Reads for the TradingView pages, always scoped to one trader; and the reads of the token endpoint and tasks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from accounts.models import Ctid, Trader, TradingAccount
 
-from .models import AccountRequest, Grant
+from .models import AccountRequest, Grant, token_hash
 
 
 @dataclass
@@ -137,4 +139,24 @@ def active_grants(*, trader: Trader) -> QuerySet[Grant]:
 def account_requests(*, trader: Trader) -> QuerySet[AccountRequest]:
     return trader.tradingview_account_requests.select_related("account", "jurisdiction").order_by(
         "-created_at"
+    )
+
+
+def refresh_token_client_id(*, refresh_token: str) -> str:
+    """The client a refresh token was issued to (TradingView may send only the secret on refresh)."""
+    if not refresh_token:
+        return ""
+    grant = (
+        Grant.objects.filter(refresh_token_hash=token_hash(refresh_token)).select_related("client").first()
+    )
+    return grant.client.client_id if grant is not None else ""
+
+
+def grants_due_for_logout(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of the ``revoking`` grants whose ``/logout`` is due, the longest waiting first."""
+    now = now or timezone.now()
+    return list(
+        Grant.objects.filter(state=Grant.State.REVOKING, revoke_after__lte=now)
+        .order_by("revoke_after")
+        .values_list("pk", flat=True)[:limit]
     )

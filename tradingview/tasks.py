@@ -1,4 +1,7 @@
-"""Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice."""
+"""Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice.
+
+The services queue these tasks, so the tasks import the services inside their bodies.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +11,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from . import services
+from clientarea.celery import embedded_mode
+from tradingview.selectors import grants_due_for_logout
 
 RETRY_CAP_SECONDS = 900
-
-
-def _runs_in_process() -> bool:
-    """True in embedded mode: the Celery app runs tasks eagerly and there is no broker to hold a countdown."""
-    return bool(grant_logout.app.conf.task_always_eager)
 
 
 def schedule_logout(*, grant_id: int, countdown: int) -> None:
@@ -24,7 +23,7 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
     Without a broker (embedded mode) tasks run in-process and cannot wait: a logout due later is left to the
     periodic sweep, which finds every ``revoking`` grant whose time has come.
     """
-    if _runs_in_process() and countdown > 0:
+    if embedded_mode() and countdown > 0:
         return
 
     def enqueue() -> None:
@@ -35,9 +34,11 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
 
 @shared_task(bind=True, max_retries=12, acks_late=True, ignore_result=True)
 def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
+    from tradingview.services import logout
+
     try:
-        return services.grant_logout(grant_id=grant_id)
-    except services.LogoutPending as exc:
+        return logout.grant_logout(grant_id=grant_id)
+    except logout.LogoutPending as exc:
         if self.request.is_eager:
             return "pending"  # the sweep tries again; an in-process retry would block the caller
         base = settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS
@@ -48,13 +49,15 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
 @shared_task(ignore_result=True)
 def grant_revocation_sweep() -> int:
     """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
-    services.grants_pending_cleanup()
-    due = services.grants_due_for_logout()
+    from tradingview.services import logout
+
+    logout.grants_pending_cleanup()
+    due = grants_due_for_logout()
     for grant_id in due:
-        if _runs_in_process():
+        if embedded_mode():
             try:
-                services.grant_logout(grant_id=grant_id)
-            except services.LogoutPending:
+                logout.grant_logout(grant_id=grant_id)
+            except logout.LogoutPending:
                 continue
         else:
             grant_logout.delay(grant_id)

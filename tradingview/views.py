@@ -21,10 +21,20 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Trader
+from accounts.selectors import trader_for_user
 
-from . import selectors, services
+from . import selectors
 from .forms import AccountRequestForm
+from .services.account_requests import AccountRequestRefused, account_request_create
+from .services.authorization import (
+    AuthorizationRedirectError,
+    AuthorizationRequest,
+    AuthorizationRequestError,
+    authorization_request_validate,
+)
+from .services.consent import AlreadyLinked, ConsentFailed, ConsentRefused, consent_deny, grant_create
+from .services.revocation import grant_disconnect
+from .services.tokens import OAuthError, code_exchange, token_refresh
 
 CONSENT_SALT = "tradingview.consent"
 CONSENT_MAX_AGE = 3600
@@ -33,14 +43,6 @@ CONSENT_MAX_AGE = 3600
 class _ExternalRedirect(HttpResponseRedirect):
     # Registered redirect URIs are exact strings chosen by staff; TradingView's are https.
     allowed_schemes = ["https", "http"]
-
-
-def _trader(request: HttpRequest) -> Trader | None:
-    if not request.user.is_authenticated:
-        return None
-    # The authentication backend loads the trader with the user (it refuses suspended traders' sessions).
-    trader = getattr(request.user, "trader", None)
-    return trader if isinstance(trader, Trader) else None
 
 
 def _error_page(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
@@ -53,14 +55,14 @@ def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _consent_post(request)
     try:
-        authz = services.authorization_request_validate(params=dict(request.GET.lists()))
-    except services.AuthorizationRequestError as exc:
+        authz = authorization_request_validate(params=dict(request.GET.lists()))
+    except AuthorizationRequestError as exc:
         return _error_page(request, exc.message)
-    except services.AuthorizationRedirectError as exc:
+    except AuthorizationRedirectError as exc:
         return _ExternalRedirect(exc.redirect_url)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
             request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
@@ -103,7 +105,7 @@ def _quote(path: str) -> str:
 def _consent_page(
     request: HttpRequest,
     *,
-    authz: services.AuthorizationRequest,
+    authz: AuthorizationRequest,
     options: selectors.ConsentOptions,
     nonce: str,
     error: str = "",
@@ -143,15 +145,16 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         return _error_page(request, "This request has expired. Return to TradingView and start again.")
     consent_key = str(signed["k"])
     try:
-        authz = services.authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
-    except services.AuthorizationRequestError as exc:
+        authz = authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
+    except AuthorizationRequestError as exc:
         return _error_page(request, exc.message)
-    except services.AuthorizationRedirectError as exc:
+    except AuthorizationRedirectError as exc:
         return _ExternalRedirect(exc.redirect_url)
     if request.POST.get("action") == "deny":
-        services.audit(action="consent", outcome="denied", trader=_trader(request), actor=request.user)
-        return _ExternalRedirect(authz.deny_url())
-    trader = _trader(request)
+        return _ExternalRedirect(
+            consent_deny(trader=trader_for_user(user=request.user), actor=request.user, request=authz)
+        )
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
             request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
@@ -165,16 +168,16 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     checked = set(account_ids)
     try:
         if raw_ids and not account_ids:
-            raise services.ConsentRefused("The chosen accounts are not valid.")
-        result = services.grant_create(
+            raise ConsentRefused("The chosen accounts are not valid.")
+        result = grant_create(
             trader=trader, request=authz, account_ids=account_ids, consent_key=consent_key, actor=request.user
         )
-    except services.ConsentRefused as exc:
+    except ConsentRefused as exc:
         options = selectors.consent_options(trader=trader)
         return _consent_page(
             request, authz=authz, options=options, nonce=nonce, error=exc.message, checked=checked, status=400
         )
-    except services.ConsentFailed as exc:
+    except ConsentFailed as exc:
         options = selectors.consent_options(trader=trader)
         return _consent_page(
             request,
@@ -186,7 +189,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
             checked=checked,
             status=503 if exc.transient else 502,
         )
-    except services.AlreadyLinked:
+    except AlreadyLinked:
         return render(request, "tradingview/authorize_done.html", {"authz": authz})
     return _ExternalRedirect(result.redirect_url)
 
@@ -200,7 +203,7 @@ def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
     return response
 
 
-def _oauth_error(exc: services.OAuthError) -> JsonResponse:
+def _oauth_error(exc: OAuthError) -> JsonResponse:
     headers = {"WWW-Authenticate": 'Basic realm="tradingview"'} if exc.status == 401 else None
     return _json({"error": exc.error, "error_description": exc.description}, exc.status, headers)
 
@@ -212,10 +215,10 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise services.OAuthError("invalid_client", "Malformed Basic credentials.", status=401) from None
+        raise OAuthError("invalid_client", "Malformed Basic credentials.", status=401) from None
     client_id, sep, client_secret = decoded.partition(":")
     if not sep:
-        raise services.OAuthError("invalid_client", "Malformed Basic credentials.", status=401)
+        raise OAuthError("invalid_client", "Malformed Basic credentials.", status=401)
     # RFC 6749 2.3.1: both parts are form-urlencoded before they are joined.
     return unquote(client_id.replace("+", " ")), unquote(client_secret.replace("+", " "))
 
@@ -225,47 +228,44 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 def token(request: HttpRequest) -> JsonResponse:
     try:
         if request.content_type != "application/x-www-form-urlencoded":
-            raise services.OAuthError(
-                "invalid_request", "The body must be application/x-www-form-urlencoded."
-            )
+            raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
         for name in ("grant_type", "code", "redirect_uri", "refresh_token", "client_id", "client_secret"):
             if len(request.POST.getlist(name)) > 1:
-                raise services.OAuthError("invalid_request", f"The parameter {name} is repeated.")
+                raise OAuthError("invalid_request", f"The parameter {name} is repeated.")
         grant_type = request.POST.get("grant_type", "")
         if grant_type not in ("authorization_code", "refresh_token"):
             if not grant_type:
-                raise services.OAuthError("invalid_request", "grant_type is required.")
-            raise services.OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
+                raise OAuthError("invalid_request", "grant_type is required.")
+            raise OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
         basic = _basic_credentials(request)
         if basic is not None:
             if request.POST.get("client_secret"):
-                raise services.OAuthError("invalid_request", "Use one client authentication method.")
+                raise OAuthError("invalid_request", "Use one client authentication method.")
             client_id, client_secret = basic
         else:
             client_id = request.POST.get("client_id", "")
             client_secret = request.POST.get("client_secret", "")
-        if grant_type == "refresh_token" and not client_id:
-            client_id = services.refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
         if grant_type == "authorization_code":
-            result = services.code_exchange(
+            result = code_exchange(
                 client_id=client_id,
                 client_secret=client_secret,
                 code=request.POST.get("code", ""),
                 redirect_uri=request.POST.get("redirect_uri", ""),
             )
         else:
-            client = services.client_authenticate(client_id=client_id, client_secret=client_secret)
-            result = services.grant_refresh(
-                client=client, refresh_token=request.POST.get("refresh_token", "")
+            result = token_refresh(
+                client_id=client_id,
+                client_secret=client_secret,
+                refresh_token=request.POST.get("refresh_token", ""),
             )
-    except services.OAuthError as exc:
+    except OAuthError as exc:
         return _oauth_error(exc)
     return _json(result.as_dict())
 
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     grants = selectors.active_grants(trader=trader) if trader else []
     requests_ = selectors.account_requests(trader=trader) if trader else []
     return render(request, "tradingview/index.html", {"grants": grants, "account_requests": requests_})
@@ -274,10 +274,10 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         raise Http404
-    result = services.grant_disconnect(trader=trader, grant_id=pk)
+    result = grant_disconnect(trader=trader, grant_id=pk)
     if result is None:
         raise Http404
     if result.pending:
@@ -303,7 +303,7 @@ def _safe_next(request: HttpRequest, value: str) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def account_request(request: HttpRequest) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(request, "This sign-in is not a trader's.", status=403)
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
@@ -311,7 +311,7 @@ def account_request(request: HttpRequest) -> HttpResponse:
     form = AccountRequestForm(request.POST or None)
     if request.method == "POST" and open_request is None and form.is_valid():
         try:
-            services.account_request_create(
+            account_request_create(
                 trader=trader,
                 environment=form.cleaned_data["environment"],
                 jurisdiction_id=form.cleaned_data["jurisdiction"].pk
@@ -320,7 +320,7 @@ def account_request(request: HttpRequest) -> HttpResponse:
                 note=form.cleaned_data["note"],
                 return_url=next_url,
             )
-        except services.AccountRequestRefused as exc:
+        except AccountRequestRefused as exc:
             messages.error(request, exc.message)
         else:
             messages.success(

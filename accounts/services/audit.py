@@ -1,4 +1,8 @@
-"""The audit trail: append-only records of what matters to security and support."""
+"""The audit trail: append-only records of what matters to security and support, for every app.
+
+The actor is the signed-in user who caused the event (a ``User``); an anonymous visitor (``AnonymousUser``), a
+peer or a background task records none.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +19,17 @@ def audit_event_record(
     action: str,
     outcome: str,
     trader: Trader | None = None,
+    trader_id: int | None = None,
     actor: AbstractBaseUser | AnonymousUser | None = None,
     message: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. ``detail`` must never carry a secret."""
+    """Append one audit event about ``trader`` (or the trader ``trader_id``). ``detail`` never carries a secret."""
     return AuditEvent.objects.create(
         category=category,
         action=action,
         outcome=outcome,
-        trader=trader,
+        trader_id=trader.pk if trader is not None else trader_id,
         actor=actor if isinstance(actor, User) else None,
         message=message[:500],
         detail=detail or {},

@@ -9,20 +9,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Ctid, Trader
+from accounts.models import Ctid
+from accounts.selectors import trader_for_user_or_404
 from accounts.services.ctids import ConnectError, ctid_connect_complete, ctid_connect_start
 from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
-
-
-def _trader(request: HttpRequest) -> Trader:
-    return get_object_or_404(Trader, user=request.user)
 
 
 @login_required
 @require_POST
 def ctid_connect(request: HttpRequest) -> HttpResponse:
     """Send the trader to the cTrader ID consent page (also the Reconnect button)."""
-    url = ctid_connect_start(trader=_trader(request), session=request.session)
+    url = ctid_connect_start(trader=trader_for_user_or_404(user=request.user), session=request.session)
     return HttpResponseRedirect(url)
 
 
@@ -30,7 +27,7 @@ def ctid_connect(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def ctid_callback(request: HttpRequest) -> HttpResponse:
-    trader = _trader(request)
+    trader = trader_for_user_or_404(user=request.user)
     try:
         result = ctid_connect_complete(
             trader=trader,

@@ -155,7 +155,7 @@ def sandbox(live_server, run_record) -> Iterator[Sandbox]:
 def clientarea(live_server, sandbox, settings) -> str:
     """The live client area, pointed at this test's sandbox, with the demo data seeded."""
     from clientarea.logs import reset_known_secrets
-    from tradingview.services import tradingview_client_ensure_sandbox
+    from sandbox.clients import tradingview_client_ensure_sandbox
 
     settings.SANDBOX = True
     settings.SANDBOX_HTTP = sandbox.url

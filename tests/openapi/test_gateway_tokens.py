@@ -28,7 +28,7 @@ from sandbox.httpd import serve
 from sandbox.openapi_server import OpenApiSimulator, Received
 from sandbox.world import World
 from tradingview.models import Grant
-from tradingview.services import oauth_client_create
+from tradingview.services.clients import oauth_client_create
 
 from .conftest import CLIENT_SECRET, GatewayRunner, link_ctid
 from .test_gateway import DEMO, LIVE, requests_only, settled, steps, wait_db

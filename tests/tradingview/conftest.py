@@ -15,8 +15,8 @@ from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
 from sandbox import adapter as adapter_sim_module
 from sandbox.httpd import RunningServer, serve
 from tests.factories import CtidFactory, JurisdictionFactory, TraderFactory, TradingAccountFactory
-from tradingview import services
 from tradingview.models import OAuthClient
+from tradingview.services.clients import oauth_client_create
 
 BROKER_BEARER = "test-broker-bearer-7f3a"
 REDIRECT_URI = "https://tv.example/oauth/callback"
@@ -120,7 +120,7 @@ class Registered:
 
 @pytest.fixture
 def tv_client(db) -> Registered:
-    client, secret = services.oauth_client_create(
+    client, secret = oauth_client_create(
         name="TradingView production", environment="TV prod → broker prod", redirect_uris=[REDIRECT_URI]
     )
     return Registered(client=client, secret=secret)

@@ -11,8 +11,8 @@ from sandbox import adapter as adapter_module
 from sandbox import tradingview as tradingview_module
 from sandbox.httpd import serve
 from tests.browser import ARTIFACTS, launch_chromium
-from tradingview import services
 from tradingview.models import Grant
+from tradingview.services.clients import oauth_client_ensure
 
 from .conftest import BROKER_BEARER, make_account
 
@@ -24,7 +24,7 @@ def peers(settings, live_server):
     settings.TRADINGVIEW_ADAPTER_URL = f"{adapter_server.url}/adapter"
     settings.TRADINGVIEW_ADAPTER_TOKEN = BROKER_BEARER
     tv_server = serve([])
-    client = services.oauth_client_ensure(
+    client = oauth_client_ensure(
         client_id="tv-e2e",
         client_secret="tv-e2e-secret",
         name="TradingView",

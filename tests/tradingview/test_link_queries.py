@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent, Ctid, TradingAccount
 from tests.factories import CtidFactory
-from tradingview import services
 from tradingview.models import Grant, OAuthClient
+from tradingview.services.clients import oauth_client_create
 
 from .conftest import (
     REDIRECT_URI,
@@ -78,7 +78,7 @@ def test_queries_per_link_do_not_grow_with_accounts(adapter, tv_client, jurisdic
 
 def test_exchange_checks_the_client_before_the_code(adapter, tv_client, browser_client, accounts):
     code = link(browser_client, tv_client, [accounts[0].pk])
-    other, other_secret = services.oauth_client_create(name="Other TradingView", redirect_uris=[REDIRECT_URI])
+    other, other_secret = oauth_client_create(name="Other TradingView", redirect_uris=[REDIRECT_URI])
 
     # A wrong secret with a valid code: invalid_client, recorded, and the code stays usable.
     wrong = exchange(tv_client, code, client_secret="not-the-secret")

@@ -5,14 +5,18 @@ from __future__ import annotations
 import re
 from io import StringIO
 
+import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 
-from accounts.models import Ctid, TradingAccount
+from accounts.models import AuditEvent, Ctid, TradingAccount
 from accounts.services.traders import trader_suspend
-from tradingview import services
+from sandbox.clients import tradingview_client_ensure_sandbox
+from sandbox.tradingview import SANDBOX_CLIENT_SECRET
 from tradingview.models import AccountRequest, Grant, OAuthClient
+from tradingview.services.account_requests import account_request_fulfil
 
 from .conftest import REDIRECT_URI, STATE, authorize_params, make_account, redirect_query
 
@@ -94,7 +98,7 @@ def test_without_eligible_accounts_the_trader_can_request_one_and_come_back(
     ctid = Ctid.objects.create(user_id=5150, trader=trader)
     account = make_account(ctid, 401000001, live=True, jurisdiction=jurisdiction)
     staff = get_user_model().objects.create_superuser("staff", "staff@example.com", "pw-staff-123")
-    services.account_request_fulfil(account_request=request, account=account, actor=staff)
+    account_request_fulfil(account_request=request, account=account, actor=staff)
     account.refresh_from_db()
     assert account.is_tradingview
     again = browser_client.get(authorize_url)
@@ -177,6 +181,57 @@ def test_admin_creates_a_client_and_shows_the_secret_once(db):
     assert secret.encode() not in change.content
 
 
+def _admin_add_client(c: Client, *uris: str):
+    data = {
+        "name": "TV production",
+        "environment": "prod",
+        "is_active": "on",
+        "redirect_uris-TOTAL_FORMS": str(len(uris)),
+        "redirect_uris-INITIAL_FORMS": "0",
+        "redirect_uris-MIN_NUM_FORMS": "1",
+        "redirect_uris-MAX_NUM_FORMS": "1000",
+    }
+    data.update({f"redirect_uris-{i}-uri": uri for i, uri in enumerate(uris)})
+    return c.post("/admin/tradingview/oauthclient/add/", data, follow=True)
+
+
+def test_admin_registers_a_client_like_the_command_one_audit_record_and_its_uris(db):
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    c = Client()
+    c.force_login(staff)
+    response = _admin_add_client(c, REDIRECT_URI, "https://tv.example/other")
+    assert response.status_code == 200
+    client = OAuthClient.objects.get()
+    assert sorted(client.redirect_uris.values_list("uri", flat=True)) == sorted(
+        [REDIRECT_URI, "https://tv.example/other"]
+    )
+    created = AuditEvent.objects.get(category="tradingview", action="client_created")
+    assert created.actor == staff
+    assert created.detail == {"client_id": client.client_id, "name": "TV production"}
+    # The admin's own history of the addition points at the saved client.
+    assert LogEntry.objects.get(object_id=str(client.pk)).action_flag == ADDITION
+
+
+def test_admin_refuses_a_redirect_uri_the_command_refuses_and_registers_nothing(db):
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    c = Client()
+    c.force_login(staff)
+    response = _admin_add_client(c, "https://tv.example/oauth/callback#fragment")
+    assert response.status_code == 200
+    assert "Not an absolute http(s) URI without a fragment" in response.content.decode()
+    assert not OAuthClient.objects.exists()
+    assert not AuditEvent.objects.filter(action="client_created").exists()
+    with pytest.raises(CommandError, match="without a fragment"):
+        call_command(
+            "tradingview_client",
+            "add",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "https://tv.example/oauth/callback#fragment",
+        )
+
+
 def test_admin_grant_page_never_shows_the_token(adapter, tv_client, browser_client, accounts):
     from .conftest import exchange, link
 
@@ -197,10 +252,10 @@ def test_admin_grant_page_never_shows_the_token(adapter, tv_client, browser_clie
 
 
 def test_sandbox_client_is_registered_idempotently(db, settings):
-    first = services.tradingview_client_ensure_sandbox(sandbox_url="http://127.0.0.1:8001")
-    second = services.tradingview_client_ensure_sandbox(sandbox_url="http://127.0.0.1:8001")
+    first = tradingview_client_ensure_sandbox(sandbox_url="http://127.0.0.1:8001")
+    second = tradingview_client_ensure_sandbox(sandbox_url="http://127.0.0.1:8001")
     assert first.pk == second.pk
-    assert first.check_secret(services.SANDBOX_CLIENT_SECRET)
+    assert first.check_secret(SANDBOX_CLIENT_SECRET)
     assert list(first.redirect_uris.values_list("uri", flat=True)) == [
         "http://127.0.0.1:8001/tradingview-sim/callback"
     ]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from accounts import signals
 from accounts.models import AuditEvent, Ctid, TradingAccount
 from accounts.services.traders import trader_change_password, trader_suspend
-from tradingview import services, tasks
+from tradingview import tasks
 from tradingview.models import Grant
+from tradingview.selectors import grants_due_for_logout
+from tradingview.services.logout import grant_logout
+from tradingview.services.tokens import OAuthError, token_refresh
 
 from .conftest import exchange, link, token_post
 
@@ -62,12 +66,12 @@ def test_refresh_mints_a_new_token_rotates_and_logs_out_the_old_one_after_the_gr
     assert _refresh(tv_client, first["refresh_token"]).json()["error"] == "invalid_grant"
 
     # Not yet due: nothing happens.
-    assert services.grants_due_for_logout() == []
-    assert services.grant_logout(grant_id=old.pk) == "not_due"
+    assert grants_due_for_logout() == []
+    assert grant_logout(grant_id=old.pk) == "not_due"
     # Once the grace period is over, the sweep logs the old token out.
     later = timezone.now() + timedelta(seconds=301)
-    assert services.grants_due_for_logout(now=later) == [old.pk]
-    assert services.grant_logout(grant_id=old.pk, now=later) == "revoked"
+    assert grants_due_for_logout(now=later) == [old.pk]
+    assert grant_logout(grant_id=old.pk, now=later) == "revoked"
     [logout] = adapter.sim.calls_to("/logout")
     assert logout.method == "POST"
     assert logout.path == "/adapter/logout"
@@ -79,6 +83,23 @@ def test_refresh_mints_a_new_token_rotates_and_logs_out_the_old_one_after_the_gr
 
     # The new refresh token keeps working.
     assert _refresh(tv_client, second["refresh_token"]).status_code == 200
+
+
+def test_token_refresh_is_one_service_call_that_authenticates_the_client_first(
+    adapter, tv_client, browser_client, accounts
+):
+    first = _linked(adapter, tv_client, browser_client, accounts)
+    # A wrong secret is invalid_client, even with a valid refresh token, and the token stays usable.
+    with pytest.raises(OAuthError) as refused:
+        token_refresh(client_id="", client_secret="wrong", refresh_token=first["refresh_token"])
+    assert (refused.value.error, refused.value.status) == ("invalid_client", 401)
+    # Without a client id, the client is the one the refresh token was issued to.
+    result = token_refresh(client_id="", client_secret=tv_client.secret, refresh_token=first["refresh_token"])
+    assert result.access_token != first["access_token"]
+    assert result.refresh_token != first["refresh_token"]
+    with pytest.raises(OAuthError) as missing:
+        token_refresh(client_id=tv_client.client.client_id, client_secret=tv_client.secret, refresh_token="")
+    assert missing.value.error == "invalid_request"
 
 
 def test_refresh_schedules_the_logout_task_with_the_grace_countdown(

@@ -7,8 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from sandbox.clients import tradingview_client_ensure_sandbox
 from sandbox.control import from_settings
-from tradingview.services import tradingview_client_ensure_sandbox
 
 
 class Command(BaseCommand):

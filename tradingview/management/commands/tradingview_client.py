@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tradingview import services
 from tradingview.models import OAuthClient
+from tradingview.services.clients import oauth_client_create, oauth_client_rotate_secret
 
 
 class Command(BaseCommand):
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         action = options["action"]
         if action == "add":
             try:
-                client, secret = services.oauth_client_create(
+                client, secret = oauth_client_create(
                     name=options["name"],
                     environment=options["environment"],
                     redirect_uris=options["redirect_uris"],
@@ -48,7 +48,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{client.client_id}\t{client.name}\t{client.environment}\t{state}\t{uris}")
         elif action == "rotate-secret":
             client = self._client(options["client_id"])
-            secret = services.oauth_client_rotate_secret(client=client)
+            secret = oauth_client_rotate_secret(client=client)
             self.stdout.write(f"client_id: {client.client_id}")
             self.stdout.write(f"client_secret: {secret}")
         elif action == "deactivate":
