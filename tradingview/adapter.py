@@ -52,10 +52,15 @@ _session_key: tuple[Any, ...] | None = None
 def _http() -> requests.Session:
     """One pooled session per process, rebuilt only when the HTTP settings change."""
     global _session, _session_key
-    key = (settings.HTTP_CONNECT_RETRIES, settings.HTTP_CONNECT_TIMEOUT)
+    key = (
+        settings.HTTP_CONNECT_RETRIES,
+        settings.HTTP_CONNECT_TIMEOUT,
+        settings.TRADINGVIEW_ADAPTER_DEADLINE_SECONDS,
+    )
     with _lock:
         if _session is None or _session_key != key:
-            _session = http.session(pool_maxsize=32)
+            # The overall deadline stays below the cleanup of consents still waiting for the adapter.
+            _session = http.session(pool_maxsize=32, deadline=settings.TRADINGVIEW_ADAPTER_DEADLINE_SECONDS)
             _session_key = key
         return _session
 

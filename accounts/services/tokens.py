@@ -93,6 +93,7 @@ def oauth_client() -> CtraderOAuth:
         settings.CTRADER_SCOPE,
         settings.TOKEN_HTTP_CONNECT_TIMEOUT,
         settings.TOKEN_HTTP_READ_TIMEOUT,
+        settings.TOKEN_HTTP_DEADLINE_SECONDS,
     )
     cached = getattr(_local, "oauth", None)
     if cached is not None and cached[0] == config:
@@ -104,8 +105,9 @@ def oauth_client() -> CtraderOAuth:
         client_secret=settings.CTRADER_CLIENT_SECRET,
         redirect_uri=settings.CTRADER_REDIRECT_URI,
         scope=settings.CTRADER_SCOPE,
-        session=http.session(),
+        session=http.session(deadline=settings.TOKEN_HTTP_DEADLINE_SECONDS),
         timeout=(settings.TOKEN_HTTP_CONNECT_TIMEOUT, settings.TOKEN_HTTP_READ_TIMEOUT),
+        deadline=settings.TOKEN_HTTP_DEADLINE_SECONDS,
     )
     _local.oauth = (config, client)
     return client
