@@ -9,7 +9,11 @@ repeated. The rules here:
   calls the token endpoint outside any transaction with a timeout far below the lease, and writes both tokens
   and the expiry in one UPDATE conditional on the version it read.
 - Callers that cannot claim the lease wait for the holder and take its result instead of calling the
-  endpoint themselves.
+  endpoint themselves. A caller that names no stale version and arrives just after a refresh succeeded
+  (within ``TOKEN_REFRESH_RECENT_SECONDS``) takes that result too: a burst of requests makes one call.
+- A refresh whose answer was lost (the endpoint may have rotated the token) is always followed up, whoever
+  asked for it: a queued check refreshes again with the version it saw, which either finds the chain alive
+  or marks the cTID ``needs_reconnect`` and tells the trader.
 - A failed or ambiguous call never clears stored values. A refusal is re-checked against the stored version
   before the cTID is marked ``needs_reconnect``.
 - No token value is ever logged or stored outside the encrypted columns; attempts record time and outcome.
@@ -185,6 +189,10 @@ def ctid_token_refresh(
     """
     _assert_no_transaction()
     expected_version = seen_version
+    recent_after: datetime | None = None
+    if seen_version is None and settings.TOKEN_REFRESH_RECENT_SECONDS > 0:
+        # No stale version named: a refresh that succeeded a moment ago is this caller's answer.
+        recent_after = timezone.now() - timedelta(seconds=settings.TOKEN_REFRESH_RECENT_SECONDS)
     owner = _lease_owner()
     deadline = time.monotonic() + settings.TOKEN_REFRESH_COALESCE_WAIT_SECONDS
     waited = False
@@ -198,12 +206,19 @@ def ctid_token_refresh(
                 now=now,
                 version=expected_version,
                 due_before=_refresh_window_end(now) if only_if_due else None,
+                recent_after=recent_after,
             )
             if claimed is not None:
                 return _refresh_claimed(claimed, owner=owner, reason=reason)
 
         row = CtidToken.objects.only(
-            "version", "state", "expires_at", "lease_owner", "lease_until", "last_refresh_outcome"
+            "version",
+            "state",
+            "expires_at",
+            "lease_owner",
+            "lease_until",
+            "last_refresh_outcome",
+            "last_refresh_at",
         ).get(ctid_id=ctid_id)
         if expected_version is None:
             # From here on, a moved version means the refresh in flight (or a new consent) is our answer.
@@ -217,6 +232,8 @@ def ctid_token_refresh(
         if only_if_due and row.expires_at > _refresh_window_end(now):
             return RefreshResult(RefreshOutcome.NOT_DUE, row.version, row.expires_at)
         lease_free = not row.lease_owner or (row.lease_until is not None and row.lease_until < now)
+        if lease_free and _recent_success(row, recent_after):
+            return RefreshResult(RefreshOutcome.SUPERSEDED, row.version, row.expires_at, coalesced=True)
         if lease_free:
             if waited and row.last_refresh_outcome == CtidToken.Outcome.TRANSIENT:
                 # The holder released the lease without a new pair: share its failure rather than repeat it
@@ -231,6 +248,15 @@ def ctid_token_refresh(
         delay = min(delay * 1.5, 0.5)
 
 
+def _recent_success(row: CtidToken, recent_after: datetime | None) -> bool:
+    return (
+        recent_after is not None
+        and row.last_refresh_outcome == CtidToken.Outcome.OK
+        and row.last_refresh_at is not None
+        and row.last_refresh_at >= recent_after
+    )
+
+
 @dataclass(frozen=True)
 class _Claimed:
     pk: int
@@ -242,7 +268,13 @@ class _Claimed:
 
 
 def _claim(
-    *, ctid_id: int, owner: str, now: datetime, version: int | None, due_before: datetime | None
+    *,
+    ctid_id: int,
+    owner: str,
+    now: datetime,
+    version: int | None,
+    due_before: datetime | None,
+    recent_after: datetime | None = None,
 ) -> _Claimed | None:
     """Take the refresh lease if it is free, and read the refresh token in the same statement.
 
@@ -269,6 +301,11 @@ def _claim(
     if due_before is not None:
         conditions.append("expires_at <= %s")
         params.append(adapt(due_before))
+    if recent_after is not None:
+        conditions.append(
+            "NOT (last_refresh_outcome = %s AND last_refresh_at IS NOT NULL AND last_refresh_at >= %s)"
+        )
+        params.extend([CtidToken.Outcome.OK.value, adapt(recent_after)])
     lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
     prefix, source = "", ""
     if connection.vendor == "postgresql":

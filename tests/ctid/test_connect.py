@@ -213,9 +213,10 @@ def test_the_refresh_accounts_button_syncs_own_ctids_only(peers, trader_client, 
     assert openapi["live"].received(PayloadType.ACCOUNT_AUTH_REQ)
 
 
-def test_no_token_or_secret_reaches_the_logs(peers, trader_client, caplog, staff_client):
+def test_no_token_or_secret_reaches_the_logs(peers, trader_client, caplog, staff_client, settings):
     """The whole run: connect, a refresh, a refused refresh, syncs, admin actions."""
     ctrader_id, _ = peers
+    settings.TOKEN_REFRESH_RECENT_SECONDS = 0  # every refresh below really calls the endpoint
     caplog.set_level(logging.DEBUG)
     callback(trader_client, consent(start(trader_client)))
     ctid = Ctid.objects.get()
