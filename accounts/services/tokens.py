@@ -78,8 +78,10 @@ class TokenRefreshTransient(TokenRefreshError):
     The stored token pair is unchanged. ``ambiguous`` is True when the request may have reached the endpoint.
     """
 
-    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, *, ambiguous: bool = False, followed_up: bool = False) -> None:
         self.ambiguous = ambiguous
+        # True when a follow-up check of the chain is already queued (the caller need not retry itself).
+        self.followed_up = followed_up
         super().__init__(message)
 
 
@@ -175,6 +177,7 @@ def ctid_token_refresh(
     reason: str,
     seen_version: int | None = None,
     only_if_due: bool = False,
+    follow_up: bool = True,
 ) -> RefreshResult:
     """Refresh the Open API token of a cTID, single-flight across every process.
 
@@ -183,6 +186,8 @@ def ctid_token_refresh(
     version read on entry is used, so callers arriving while another refresh is in flight share its result.
     ``only_if_due``: skip the refresh unless the token expires within ``TOKEN_REFRESH_WINDOW_DAYS``
     (the sweep sets it, which makes a task that runs twice harmless).
+    ``follow_up``: when the answer is lost, queue the follow-up check (only the follow-up itself turns it
+    off, as it retries on its own).
 
     Returns the outcome; raises ``TokenRefreshTransient`` when the refresh should be retried later, and
     ``CtidToken.DoesNotExist`` when the cTID has no token.
@@ -209,7 +214,7 @@ def ctid_token_refresh(
                 recent_after=recent_after,
             )
             if claimed is not None:
-                return _refresh_claimed(claimed, owner=owner, reason=reason)
+                return _refresh_claimed(claimed, owner=owner, reason=reason, follow_up=follow_up)
 
         row = CtidToken.objects.only(
             "version",
@@ -327,7 +332,7 @@ def _claim(
     return _Claimed(pk, ctid_id, claimed_version, crypto.decrypt(ciphertext), outcome, error)
 
 
-def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str) -> RefreshResult:
+def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: bool) -> RefreshResult:
     released = False
     ctid_id = claimed.ctid_id
     try:
@@ -341,7 +346,12 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str) -> RefreshRe
         except TokenTransientError as exc:
             released = True
             _on_transient(token=claimed, owner=owner, error=exc, at=started)
-            raise TokenRefreshTransient(str(exc), ambiguous=exc.may_have_been_sent) from None
+            queued = False
+            if exc.may_have_been_sent and follow_up:
+                queued = _follow_up_later(ctid_id=ctid_id, seen_version=version)
+            raise TokenRefreshTransient(
+                str(exc), ambiguous=exc.may_have_been_sent, followed_up=queued
+            ) from None
 
         now = timezone.now()
         expires_at = _expiry(pair, now)
@@ -496,6 +506,57 @@ def _on_rejected(
     ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=state_reason)
     expires_at = CtidToken.objects.only("expires_at").get(pk=token.pk).expires_at
     return RefreshResult(RefreshOutcome.REJECTED, token.version, expires_at)
+
+
+def _follow_up_later(*, ctid_id: int, seen_version: int) -> bool:
+    """Queue the check of a chain whose last refresh answer was lost; True when a message was sent.
+
+    Without a broker (embedded mode) nothing is queued: the periodic ``follow_up_lost_refreshes`` entry
+    finds the token by its recorded outcome. It is also the safety net when a message is lost.
+    """
+    from accounts import tasks
+
+    task = tasks.follow_up_ctid_token_refresh
+    if task.app.conf.task_always_eager:
+        return False
+    try:
+        task.apply_async((ctid_id, seen_version), countdown=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
+    except Exception as exc:
+        logger.error(
+            "ctid token follow-up could not be queued; the periodic follow-up will run it",
+            extra={"ctid_id": ctid_id, "error": exc.__class__.__name__},
+        )
+        return False
+    return True
+
+
+def ctid_token_follow_up(*, ctid_id: int, seen_version: int) -> RefreshResult:
+    """Check the chain of a token whose last refresh answer was lost: refresh it once more.
+
+    Either the version moved meanwhile (a refresh or a new consent stored a pair: ``SUPERSEDED``), or the
+    refresh succeeds (the lost request never rotated the token), or it is refused: the cTID is marked
+    ``needs_reconnect`` and the trader is told. Transient failures raise ``TokenRefreshTransient`` for the
+    caller's own retry; no further follow-up is queued from here.
+    """
+    return ctid_token_refresh(
+        ctid_id=ctid_id, reason="follow-up of a lost answer", seen_version=seen_version, follow_up=False
+    )
+
+
+def ctid_tokens_lost_refreshes(*, older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
+    """(cTID id, version) of active tokens whose last refresh answer was lost and is not being retried."""
+    now = timezone.now()
+    return list(
+        CtidToken.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            state=CtidToken.State.ACTIVE,
+            last_refresh_outcome=CtidToken.Outcome.TRANSIENT,
+            last_refresh_error__startswith="ambiguous",
+            last_refresh_at__lt=now - timedelta(seconds=older_than_seconds),
+        )
+        .order_by("last_refresh_at")
+        .values_list("ctid_id", "version")[:limit]
+    )
 
 
 def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[int]]:
