@@ -11,13 +11,14 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.ctrader.oauth import TokenRejected, TokenTransientError
+from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
 from accounts.models import Ctid, Trader
 from accounts.services.audit import audit_event_record
 from accounts.services.sync import (
@@ -148,46 +149,19 @@ def ctid_connect_complete(
             f"Your cTrader ID could not be identified: {exc} Please try again.", code="profile_failed"
         ) from None
 
-    with transaction.atomic():
-        existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
-        if existing is not None and existing.trader_id != trader.pk:
-            audit_event_record(
-                trader=trader,
-                actor=trader.user,
-                category="ctid",
-                action="connect",
-                outcome="refused_other_owner",
-                message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
-                detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
-            )
-            refused = True
-        else:
-            refused = False
-            now = timezone.now()
-            if existing is None:
-                ctid = Ctid.objects.create(user_id=user_id, trader=trader)
-                created = True
-            else:
-                ctid = existing
-                created = False
-                ctid.state = Ctid.State.CONNECTED
-                ctid.state_reason = ""
-                ctid.state_changed_at = now
-                ctid.connected_at = now
-                ctid.save(update_fields=["state", "state_reason", "state_changed_at", "connected_at"])
-            # The same path as every token write: the version moves, so a refresh of the old chain in
-            # flight loses cleanly.
-            ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
-            audit_event_record(
-                trader=trader,
-                actor=trader.user,
-                category="ctid",
-                action="connect",
-                outcome="connected" if created else "reconnected",
-                message=f"cTID {user_id} {'connected' if created else 'reconnected'}.",
-                detail={"user_id": user_id, "ctid_id": ctid.pk},
-            )
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                ctid, created, refused = _assign(trader=trader, user_id=user_id, pair=pair)
+            break
+        except IntegrityError:
+            # Another trader connected the same new cTID at the same moment and won the insert: read it
+            # again, now as a cTID that belongs to someone else.
+            if attempt == 2:
+                raise
     if refused:
+        # The owner's granted accounts come from this consent now.
+        _sync_later(ctid.pk)
         logger.warning("ctid connect refused: owned by another trader", extra={"trader_id": trader.pk})
         raise CtidOwnedByAnotherTrader(
             "This cTrader ID is already connected to another client-area account, so it was not connected "
@@ -202,6 +176,90 @@ def ctid_connect_complete(
             _sync_later(ctid.pk)
         return ConnectResult(ctid, created, None, str(exc))
     return ConnectResult(ctid, created, synced)
+
+
+def _assign(*, trader: Trader, user_id: int, pair: TokenPair) -> tuple[Ctid, bool, bool]:
+    """Store the pair on the cTID it belongs to; returns (cTID, created, refused to this trader).
+
+    A consent always replaces the cTID's chain at Spotware (the previous refresh token dies), so the pair
+    is stored even when the cTID belongs to another trader: it is now the only valid token of that cTID.
+    The connection is still refused to this trader, and staff are alerted.
+    """
+    existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
+    now = timezone.now()
+    if existing is not None and existing.trader_id != trader.pk:
+        audit_event_record(
+            trader=trader,
+            actor=trader.user,
+            category="ctid",
+            action="connect",
+            outcome="refused_other_owner",
+            message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
+            detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
+        )
+        _store_for_owner(ctid=existing, pair=pair, consenting_trader=trader, now=now)
+        return existing, False, True
+    if existing is None:
+        # A concurrent first connect of the same cTID makes this insert raise IntegrityError (unique user_id).
+        ctid = Ctid.objects.create(user_id=user_id, trader=trader)
+        created = True
+    else:
+        ctid = existing
+        created = False
+        ctid.state = Ctid.State.CONNECTED
+        ctid.state_reason = ""
+        ctid.state_changed_at = now
+        ctid.connected_at = now
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at", "connected_at"])
+    # The same path as every token write: the version moves, so a refresh of the old chain in flight
+    # loses cleanly.
+    ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
+    audit_event_record(
+        trader=trader,
+        actor=trader.user,
+        category="ctid",
+        action="connect",
+        outcome="connected" if created else "reconnected",
+        message=f"cTID {user_id} {'connected' if created else 'reconnected'}.",
+        detail={"user_id": user_id, "ctid_id": ctid.pk},
+    )
+    return ctid, created, False
+
+
+def _store_for_owner(*, ctid: Ctid, pair: TokenPair, consenting_trader: Trader, now: datetime) -> None:
+    """Keep the owner's cTID on the chain another trader's consent just started, and alert staff."""
+    ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
+    if ctid.state == Ctid.State.NEEDS_RECONNECT:
+        ctid.state = Ctid.State.CONNECTED
+        ctid.state_reason = ""
+        ctid.state_changed_at = now
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
+    detail = {"user_id": ctid.user_id, "ctid_id": ctid.pk, "consenting_trader_id": consenting_trader.pk}
+    audit_event_record(
+        trader=ctid.trader,
+        category="ctid",
+        action="token_replaced_by_other_trader",
+        outcome="stored",
+        message=(
+            f"Another client-area account gave consent for cTID {ctid.user_id}; its new token was stored here, "
+            "the old one no longer works."
+        ),
+        detail=detail,
+    )
+    audit_event_record(
+        category="ctid",
+        action="consent_by_other_trader",
+        outcome="alert",
+        message=(
+            f"cTID {ctid.user_id} belongs to trader {ctid.trader_id} but trader {consenting_trader.pk} "
+            "gave consent for it; the connection was refused and the token stored on the owner's cTID."
+        ),
+        detail=detail,
+    )
+    logger.error(
+        "ctid consent given by a trader who does not own it; token stored on the owner's cTID",
+        extra={"ctid_id": ctid.pk, "owner_trader_id": ctid.trader_id, "trader_id": consenting_trader.pk},
+    )
 
 
 def _sync_later(ctid_id: int) -> None:

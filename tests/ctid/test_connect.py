@@ -155,7 +155,11 @@ def test_denied_consent_connects_nothing(peers, trader_client):
     assert not Ctid.objects.exists() and ctrader_id.calls == []
 
 
-def test_a_ctid_owned_by_another_trader_is_refused_and_audited(peers, trader, trader_client, other_trader):
+def test_a_ctid_owned_by_another_trader_is_refused_and_the_owner_keeps_a_live_chain(
+    peers, trader, trader_client, other_trader
+):
+    ctrader_id, _ = peers
+    world = ctrader_id.world
     callback(trader_client, consent(start(trader_client)))
     first = CtidToken.objects.get()
     other = Client()
@@ -164,10 +168,23 @@ def test_a_ctid_owned_by_another_trader_is_refused_and_audited(peers, trader, tr
     assert response.status_code == 409
     assert "already connected to another" in response.content.decode()
     ctid = Ctid.objects.get(user_id=9100001)
-    assert ctid.trader == trader
-    assert CtidToken.objects.get().access_token == first.access_token
+    assert ctid.trader == trader and ctid.state == Ctid.State.CONNECTED
+    assert not Ctid.objects.filter(trader=other_trader).exists()
+    # The second consent ended the owner's chain at cTrader ID; its pair is now the owner's token.
+    assert first.refresh_token not in world.refresh_tokens
+    token = CtidToken.objects.get()
+    assert token.ctid == ctid and token.version == first.version + 1
+    assert token.refresh_token in world.refresh_tokens and world.grant_for_access_token(token.access_token)
     event = AuditEvent.objects.get(outcome="refused_other_owner")
     assert event.trader == other_trader and event.detail["user_id"] == 9100001
+    stored_event = AuditEvent.objects.get(action="token_replaced_by_other_trader")
+    assert stored_event.trader == trader and stored_event.detail["consenting_trader_id"] == other_trader.pk
+    alert = AuditEvent.objects.get(action="consent_by_other_trader", outcome="alert")
+    assert str(ctid.user_id) in alert.message
+    for event in AuditEvent.objects.all():
+        assert token.access_token not in str(event.detail) + event.message
+    # The owner's chain is alive: a refresh works.
+    assert ctid_token_refresh(ctid_id=ctid.pk, reason="test", seen_version=token.version).outcome == "ok"
 
 
 def test_reconnecting_replaces_the_tokens_and_clears_needs_reconnect(peers, trader_client):
@@ -328,3 +345,66 @@ def test_admin_actions_queue_past_the_run_now_limit(staff_client, monkeypatch):
     assert event.outcome == "queued" and sorted(event.detail["ctid_ids"]) == ctid_ids
     # Queued, not run: nothing was refreshed in the request.
     assert {t.version for t in CtidToken.objects.all()} == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_traders_connecting_the_same_new_ctid_at_once_get_one_connect_and_one_409(
+    peers, trader, other_trader
+):
+    """Both callbacks pass the ownership read before either inserts; one insert wins, the other gets 409."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    clients = []
+    redirects = []
+    for owner in (trader, other_trader):
+        client = Client()
+        client.force_login(owner.user)
+        clients.append(client)
+        redirects.append(consent(start(client)))
+    db = connection.settings_dict
+    blocker = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"] or 5432
+    )
+    # Hold inserts into the cTID table until both callbacks are waiting to insert.
+    blocker.execute(f"LOCK TABLE {Ctid._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+    results: list[object] = []
+
+    def run(client: Client, redirect: str) -> None:
+        try:
+            results.append(callback(client, redirect).status_code)
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(clients, redirects, strict=True)]
+    for t in threads:
+        t.start()
+    try:
+        waiting = 0
+        for _ in range(300):
+            with blocker.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                    [Ctid._meta.db_table],
+                )
+                row = cursor.fetchone()
+            waiting = row[0] if row else 0
+            if waiting == 2:
+                break
+            threading.Event().wait(0.05)
+        assert waiting == 2, "both callbacks should be waiting to insert the cTID"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    for t in threads:
+        t.join(30)
+    assert sorted(map(str, results)) == ["302", "409"], results
+    ctid = Ctid.objects.get(user_id=9100001)
+    assert Ctid.objects.count() == 1
+    assert AuditEvent.objects.filter(outcome="refused_other_owner").count() == 1
+    token = CtidToken.objects.get()
+    assert token.ctid == ctid and token.state == CtidToken.State.ACTIVE
