@@ -15,8 +15,6 @@ thread), hence the small watchdog here.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import socket
 import threading
 import time
@@ -52,54 +50,51 @@ class _Guard:
         self.sent = False
 
 
+# How often the watchdog looks at the requests in flight: a request ends at most this much after its deadline.
+_TICK = 0.1
+
+
 class _Watchdog:
-    """One daemon thread for the whole process: fires each guard that is still running at its deadline."""
+    """One daemon thread for the whole process: shuts the connection of each request past its deadline.
+
+    Registering a request is a set insertion (no lock, no wake-up): the thread looks at the set every
+    ``_TICK`` seconds. A connection shut just after its request completed only makes the pool open a new
+    one for the next request (urllib3 checks for dropped connections before reuse).
+    """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Guard]] = []
-        self._seq = itertools.count()
+        self._active: set[_Guard] = set()
+        self._start = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def watch(self, guard: _Guard) -> None:
-        with self._cond:
-            earliest = self._heap[0][0] if self._heap else None
-            heapq.heappush(self._heap, (guard.at, next(self._seq), guard))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="http-deadline-watchdog", daemon=True)
-                self._thread.start()
-            elif earliest is None or guard.at < earliest:
-                # Only a new earliest deadline needs the thread to wake up and wait less.
-                self._cond.notify()
+        self._active.add(guard)
+        if self._thread is None or not self._thread.is_alive():
+            with self._start:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._run, name="http-deadline-watchdog", daemon=True
+                    )
+                    self._thread.start()
 
     def finish(self, guard: _Guard) -> None:
-        with self._cond:
-            guard.done = True
+        guard.done = True
+        self._active.discard(guard)
 
     def attach(self, guard: _Guard, conn: Any) -> None:
-        with self._cond:
-            guard.conn = conn
-            late = guard.fired
-        if late:
+        guard.conn = conn
+        if guard.fired:
             _shut(conn)
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                at, _, guard = self._heap[0]
-                wait = at - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-                if guard.done:
-                    continue
-                guard.fired = True
-                conn = guard.conn
-            if conn is not None:
-                _shut(conn)
+            time.sleep(_TICK)
+            now = time.monotonic()
+            for guard in list(self._active):
+                if guard.at <= now and not guard.done and not guard.fired:
+                    guard.fired = True
+                    if guard.conn is not None:
+                        _shut(guard.conn)
 
 
 def _shut(conn: Any) -> None:
