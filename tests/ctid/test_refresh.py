@@ -319,3 +319,20 @@ def test_a_refresh_asked_for_just_after_one_succeeded_takes_its_result(world, ct
     # A caller naming the version it found stale (the token Spotware just refused) still refreshes.
     named = ctid_token_refresh(ctid_id=ctid.pk, reason="refused", seen_version=first.version)
     assert named.outcome == RefreshOutcome.REFRESHED and ctrader_id.calls == ["refresh_token"] * 2
+
+
+def test_a_refresh_costs_two_statements_and_a_coalesced_one_two_reads(
+    world, ctrader_id, settings, django_assert_num_queries
+):
+    """The claim (with the refresh token read) and the conditional write: nothing else on the hot path."""
+    settings.TOKEN_REFRESH_RECENT_SECONDS = 30
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="sweep").outcome == RefreshOutcome.REFRESHED
+    # Asked for again at once: the refused claim and one read of the row that answers it.
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="admin").outcome == RefreshOutcome.SUPERSEDED
+    # A version named and already superseded: the same two.
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="gateway", seen_version=1).coalesced is False
+    assert ctrader_id.calls == ["refresh_token"]
