@@ -114,6 +114,36 @@ def follow_up_lost_refreshes() -> int:
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def identify_pending_ctid_consent(self: Task, pending_id: int) -> str:
+    """Place the pair of a consent whose cTID could not be identified during the callback."""
+    from accounts.services.ctids import ctid_pending_consent_identify
+
+    try:
+        return ctid_pending_consent_identify(pending_id=pending_id).outcome
+    except SyncTransient as exc:
+        raise _retry(self, exc) from None
+
+
+def run_pending_consent_identification() -> int:
+    """Identify every kept consent (inline in the embedded mode, queued otherwise); returns how many."""
+    from accounts.services.ctids import ctid_pending_consent_ids
+
+    ids = ctid_pending_consent_ids()
+    task = identify_pending_ctid_consent
+    for pending_id in ids:
+        if task.app.conf.task_always_eager:
+            task.apply(args=(pending_id,))
+        else:
+            task.apply_async(args=(pending_id,))
+    return len(ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def identify_pending_ctid_consents() -> int:
+    return run_pending_consent_identification()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
 def sync_ctid_accounts(self: Task, ctid_id: int) -> str:
     try:
         result = ctid_sync_accounts(ctid_id=ctid_id)

@@ -417,6 +417,13 @@ TOKEN_REFRESH_RECENT_SECONDS = env.float("TOKEN_REFRESH_RECENT_SECONDS", default
 # backs off like other retries); the periodic entry below catches any follow-up whose message was lost, and
 # is the embedded mode's only follow-up.
 TOKEN_REFRESH_FOLLOW_UP_SECONDS = env.float("TOKEN_REFRESH_FOLLOW_UP_SECONDS", default=30.0)
+# Consents whose cTID could not be identified during the callback are placed by a queued task; this entry
+# catches the rest (and is the embedded mode's way of placing them).
+CELERY_BEAT_SCHEDULE["identify-pending-ctid-consents"] = {
+    "task": "accounts.tasks.identify_pending_ctid_consents",
+    "schedule": env.float("CTID_PENDING_CONSENT_SWEEP_SECONDS", default=300.0),
+    "options": {"expires": 300.0},
+}
 CELERY_BEAT_SCHEDULE["follow-up-lost-token-refreshes"] = {
     "task": "accounts.tasks.follow_up_lost_refreshes",
     "schedule": env.float("TOKEN_REFRESH_FOLLOW_UP_SWEEP_SECONDS", default=300.0),

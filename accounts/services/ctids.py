@@ -16,10 +16,11 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
-from accounts.models import Ctid, Trader
+from accounts.models import Ctid, CtidPendingConsent, Trader
 from accounts.services.audit import audit_event_record
 from accounts.services.sync import (
     SyncError,
@@ -54,6 +55,13 @@ class ConnectStateError(ConnectError):
 
 class ConnectDenied(ConnectError):
     title = "Access was not granted"
+
+
+class ConnectPending(ConnectError):
+    """The consent was received and kept; the cTID is identified and stored in the background."""
+
+    title = "Your cTrader ID is being connected"
+    status = 202
 
 
 class CtidOwnedByAnotherTrader(ConnectError):
@@ -145,8 +153,17 @@ def ctid_connect_complete(
     try:
         user_id = openapi_ctid_user_id(access_token=pair.access_token)
     except SyncError as exc:
-        raise ConnectError(
-            f"Your cTrader ID could not be identified: {exc} Please try again.", code="profile_failed"
+        # The consent already replaced the cTID's chain at Spotware: keep the pair until it can be placed.
+        pending = _park(trader=trader, pair=pair, error=str(exc))
+        logger.warning(
+            "ctid profile lookup failed after the code exchange; consent kept for identification",
+            extra={"trader_id": trader.pk, "pending_id": pending.pk, "error": str(exc)},
+        )
+        _identify_later(pending.pk)
+        raise ConnectPending(
+            "cTrader ID gave access, but we could not yet confirm which cTrader ID it is. We will finish "
+            "connecting it in the background; it will appear on your dashboard shortly.",
+            code="profile_pending",
         ) from None
 
     for attempt in (1, 2):
@@ -260,6 +277,89 @@ def _store_for_owner(*, ctid: Ctid, pair: TokenPair, consenting_trader: Trader, 
         "ctid consent given by a trader who does not own it; token stored on the owner's cTID",
         extra={"ctid_id": ctid.pk, "owner_trader_id": ctid.trader_id, "trader_id": consenting_trader.pk},
     )
+
+
+def _park(*, trader: Trader, pair: TokenPair, error: str) -> CtidPendingConsent:
+    return CtidPendingConsent.objects.create(
+        trader=trader,
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        scope=settings.CTRADER_SCOPE[:50],
+        attempts=1,
+        last_error=error[:500],
+    )
+
+
+def _identify_later(pending_id: int) -> None:
+    """With a broker, a worker identifies the cTID with backoff; the embedded mode has the periodic entry."""
+    from accounts import tasks
+
+    task = tasks.identify_pending_ctid_consent
+    if not task.app.conf.task_always_eager:
+        task.apply_async((pending_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+
+
+@dataclass(frozen=True)
+class PendingConsentResult:
+    outcome: str  # "connected", "reconnected", "stored_for_owner", "dropped", "missing"
+    ctid_id: int | None = None
+
+
+def ctid_pending_consent_identify(*, pending_id: int) -> PendingConsentResult:
+    """Identify the cTID of a kept consent and store its pair where it belongs, as the callback would have.
+
+    Raises ``SyncTransient`` while the Open API cannot answer (the caller retries later). A pair the Open API
+    refuses is useless: the row is dropped and the trader's audit trail says so.
+    """
+    pending = CtidPendingConsent.objects.select_related("trader__user").filter(pk=pending_id).first()
+    if pending is None:
+        return PendingConsentResult("missing")
+    trader = pending.trader
+    pair = TokenPair(pending.access_token, pending.refresh_token, pending.expires_in, "bearer")
+    try:
+        user_id = openapi_ctid_user_id(access_token=pair.access_token)
+    except SyncTransient as exc:
+        CtidPendingConsent.objects.filter(pk=pending_id).update(
+            attempts=F("attempts") + 1, last_error=str(exc)[:500]
+        )
+        raise
+    except SyncError as exc:
+        with transaction.atomic():
+            CtidPendingConsent.objects.filter(pk=pending_id).delete()
+            audit_event_record(
+                trader=trader,
+                category="ctid",
+                action="connect",
+                outcome="identification_refused",
+                message=f"A cTrader ID consent could not be identified and was dropped: {exc}"[:500],
+                detail={"pending_id": pending_id},
+            )
+        return PendingConsentResult("dropped")
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if not CtidPendingConsent.objects.filter(pk=pending_id).delete()[0]:
+                    return PendingConsentResult("missing")  # identified by another worker meanwhile
+                ctid, created, refused = _assign(trader=trader, user_id=user_id, pair=pair)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    try:
+        # A worker (or the periodic loop) runs this, never a web request: sync at once.
+        ctid_sync_accounts(ctid_id=ctid.pk)
+    except SyncError as exc:
+        if isinstance(exc, SyncTransient):
+            _sync_later(ctid.pk)
+    if refused:
+        return PendingConsentResult("stored_for_owner", ctid.pk)
+    return PendingConsentResult("connected" if created else "reconnected", ctid.pk)
+
+
+def ctid_pending_consent_ids(*, limit: int = 1000) -> list[int]:
+    """Kept consents waiting for identification, oldest first."""
+    return list(CtidPendingConsent.objects.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def _sync_later(ctid_id: int) -> None:

@@ -16,7 +16,7 @@ from accounts.models import AuditEvent, Ctid, CtidToken, Jurisdiction, TradingAc
 from accounts.services.tokens import ctid_token_refresh
 from tests.factories import TraderFactory
 
-from .conftest import CLIENT_SECRET
+from .conftest import CLIENT_SECRET, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -408,3 +408,58 @@ def test_two_traders_connecting_the_same_new_ctid_at_once_get_one_connect_and_on
     assert AuditEvent.objects.filter(outcome="refused_other_owner").count() == 1
     token = CtidToken.objects.get()
     assert token.ctid == ctid and token.state == CtidToken.State.ACTIVE
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_reconnect_whose_profile_lookup_fails_keeps_the_pair_and_a_worker_places_it(
+    peers, trader, trader_client, celery_worker
+):
+    from accounts.models import CtidPendingConsent
+
+    ctrader_id, openapi = peers
+    world = ctrader_id.world
+    callback(trader_client, consent(start(trader_client)))
+    old = CtidToken.objects.get()
+    world.next_refresh_failure = "error"
+    ctid_token_refresh(ctid_id=old.ctid_id, reason="test")
+    assert Ctid.objects.get().state == Ctid.State.NEEDS_RECONNECT
+
+    # Reconnect: the code exchange works (ending the old chain), then the profile lookup fails, twice.
+    openapi["live"].fail_next(
+        PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, "SERVER_IS_UNDER_MAINTENANCE", times=2
+    )
+    response = callback(trader_client, consent(start(trader_client)))
+    assert response.status_code == 202
+    assert "finish connecting it in the background" in response.content.decode()
+    assert old.refresh_token not in world.refresh_tokens
+    pending = CtidPendingConsent.objects.get()
+    assert pending.trader == trader and pending.refresh_token in world.refresh_tokens
+    page = response.content.decode()
+    assert pending.access_token not in page and pending.refresh_token not in page
+
+    # The worker retries the lookup (the second attempt also fails) and then stores the pair on the cTID.
+    wait_for(lambda: not CtidPendingConsent.objects.exists() and Ctid.objects.get().state == "connected")
+    token = CtidToken.objects.get()
+    assert token.ctid == Ctid.objects.get(user_id=9100001) and token.ctid.trader == trader
+    assert token.refresh_token in world.refresh_tokens and token.version == old.version + 1
+    assert token.state == CtidToken.State.ACTIVE
+    assert AuditEvent.objects.filter(action="connect", outcome="reconnected").count() == 1
+    # The chain is alive.
+    assert ctid_token_refresh(ctid_id=token.ctid_id, reason="test", seen_version=token.version).ok
+
+
+def test_in_embedded_mode_the_periodic_entry_places_a_kept_consent(peers, trader, trader_client):
+    from accounts import tasks
+    from accounts.models import CtidPendingConsent
+
+    _, openapi = peers
+    openapi["live"].fail_next(PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, "SERVER_IS_UNDER_MAINTENANCE")
+    response = callback(trader_client, consent(start(trader_client)))
+    assert response.status_code == 202 and not Ctid.objects.exists()
+    assert CtidPendingConsent.objects.count() == 1
+    assert tasks.run_pending_consent_identification() == 1
+    ctid = Ctid.objects.get()
+    assert ctid.trader == trader and CtidToken.objects.get(ctid=ctid).state == CtidToken.State.ACTIVE
+    assert not CtidPendingConsent.objects.exists()
+    assert TradingAccount.objects.filter(ctid=ctid).count() == 3
