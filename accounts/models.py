@@ -139,6 +139,30 @@ class CtidToken(models.Model):
         return f"Token of {self.ctid}"
 
 
+class CtidPendingConsent(models.Model):
+    """A token pair from a consent whose cTID could not be identified yet (the profile lookup failed).
+
+    The consent already ended the cTID's previous chain at Spotware, so the pair is kept (encrypted) until a
+    worker identifies the cTID and stores it where it belongs; then the row is deleted.
+    """
+
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="pending_ctid_consents")
+    access_token = EncryptedTextField()
+    refresh_token = EncryptedTextField()
+    expires_in = models.PositiveIntegerField()
+    scope = models.CharField(max_length=50, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "cTID consent waiting for identification"
+        verbose_name_plural = "cTID consents waiting for identification"
+
+    def __str__(self) -> str:
+        return f"Consent of trader {self.trader_id} waiting for identification"
+
+
 class TradingAccount(models.Model):
     """A cTrader trading account of a cTID, as the Open API reports it."""
 

@@ -15,7 +15,13 @@ from django.conf import settings
 
 from accounts.models import Ctid, CtidToken
 from accounts.services.sync import SyncNeedsReconnect, SyncTransient, ctid_sync_accounts
-from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh, ctid_tokens_due_batches
+from accounts.services.tokens import (
+    TokenRefreshTransient,
+    ctid_token_follow_up,
+    ctid_token_refresh,
+    ctid_tokens_due_batches,
+    ctid_tokens_lost_refreshes,
+)
 from clientarea.celery import embedded_mode
 
 logger = logging.getLogger(__name__)
@@ -59,8 +65,83 @@ def refresh_ctid_token(self: Task, ctid_id: int, only_if_due: bool = False, reas
     except CtidToken.DoesNotExist:
         return "missing"
     except TokenRefreshTransient as exc:
+        if exc.ambiguous:
+            # The answer was lost: the service queued the follow-up (or the periodic one will find it). A
+            # plain retry would repeat the same request instead of checking the chain.
+            return "lost_answer_followed_up"
         raise _retry(self, exc) from None
     return result.outcome.value
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=REFRESH_SOFT_TIME_LIMIT,
+    time_limit=REFRESH_TIME_LIMIT,
+)
+def follow_up_ctid_token_refresh(self: Task, ctid_id: int, seen_version: int) -> str:
+    """After a lost refresh answer: find the chain alive, or mark the cTID needs_reconnect."""
+    try:
+        result = ctid_token_follow_up(ctid_id=ctid_id, seen_version=seen_version)
+    except CtidToken.DoesNotExist:
+        return "missing"
+    except TokenRefreshTransient as exc:
+        raise _retry(self, exc) from None
+    return result.outcome.value
+
+
+def run_lost_refresh_follow_ups() -> int:
+    """Follow up every lost refresh answer not followed up yet; returns how many were started.
+
+    The embedded mode runs them inline; with a broker they are queued (this is the safety net for a
+    follow-up message that never arrived).
+    """
+    lost = ctid_tokens_lost_refreshes(older_than_seconds=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
+    task = follow_up_ctid_token_refresh
+    for ctid_id, version in lost:
+        if task.app.conf.task_always_eager:
+            task.apply(args=(ctid_id, version))
+        else:
+            task.apply_async(args=(ctid_id, version))
+    if lost:
+        logger.info("lost token refresh answers followed up", extra={"count": len(lost)})
+    return len(lost)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def follow_up_lost_refreshes() -> int:
+    return run_lost_refresh_follow_ups()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def identify_pending_ctid_consent(self: Task, pending_id: int) -> str:
+    """Place the pair of a consent whose cTID could not be identified during the callback."""
+    from accounts.services.ctids import ctid_pending_consent_identify
+
+    try:
+        return ctid_pending_consent_identify(pending_id=pending_id).outcome
+    except SyncTransient as exc:
+        raise _retry(self, exc) from None
+
+
+def run_pending_consent_identification() -> int:
+    """Identify every kept consent (inline in the embedded mode, queued otherwise); returns how many."""
+    from accounts.services.ctids import ctid_pending_consent_ids
+
+    ids = ctid_pending_consent_ids()
+    task = identify_pending_ctid_consent
+    for pending_id in ids:
+        if task.app.conf.task_always_eager:
+            task.apply(args=(pending_id,))
+        else:
+            task.apply_async(args=(pending_id,))
+    return len(ids)
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def identify_pending_ctid_consents() -> int:
+    return run_pending_consent_identification()
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)

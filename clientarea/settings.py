@@ -392,3 +392,40 @@ HEALTH_GATEWAY_ENVIRONMENTS = env.list("HEALTH_GATEWAY_ENVIRONMENTS", default=["
 PERIODIC_TICK_SECONDS = env.float("PERIODIC_TICK_SECONDS", default=5.0)
 # Celery workers keep the JSON logging above instead of installing their own plain-text handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Peer deadlines and the cTID token follow-up ---
+# Overall limit of one outgoing HTTP request (connect, send, headers and the whole body), whatever the peer's
+# pace: per-read timeouts alone let a peer that trickles bytes hold a call for ever (clientarea/http.py).
+HTTP_DEADLINE_SECONDS = env.float("HTTP_DEADLINE_SECONDS", default=30.0)
+# Overall limit of one token-endpoint call, connect retries included. It must stay well below the refresh
+# lease: a refresh still talking to the endpoint when its lease ran out would let a second one spend the
+# same single-use refresh token and end the chain.
+TOKEN_HTTP_DEADLINE_SECONDS = env.float("TOKEN_HTTP_DEADLINE_SECONDS", default=30.0)
+if TOKEN_HTTP_DEADLINE_SECONDS * 2 > TOKEN_REFRESH_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        "TOKEN_HTTP_DEADLINE_SECONDS must be at most half of TOKEN_REFRESH_LEASE_SECONDS."
+    )
+# Overall limit of one TradingView adapter call; below the 120 s after which a consent still waiting for the
+# adapter is cleaned up.
+TRADINGVIEW_ADAPTER_DEADLINE_SECONDS = env.float("TRADINGVIEW_ADAPTER_DEADLINE_SECONDS", default=20.0)
+if not 0 < TRADINGVIEW_ADAPTER_DEADLINE_SECONDS <= 60:
+    raise ImproperlyConfigured("TRADINGVIEW_ADAPTER_DEADLINE_SECONDS must be between 0 and 60 seconds.")
+# A refresh asked for without naming the version it found stale (staff's "Refresh now") within this many
+# seconds of the last completed refresh takes that refresh's result instead of calling the endpoint again.
+TOKEN_REFRESH_RECENT_SECONDS = env.float("TOKEN_REFRESH_RECENT_SECONDS", default=30.0)
+# After a refresh whose answer was lost, a queued follow-up checks the chain this many seconds later (then
+# backs off like other retries); the periodic entry below catches any follow-up whose message was lost, and
+# is the embedded mode's only follow-up.
+TOKEN_REFRESH_FOLLOW_UP_SECONDS = env.float("TOKEN_REFRESH_FOLLOW_UP_SECONDS", default=30.0)
+# Consents whose cTID could not be identified during the callback are placed by a queued task; this entry
+# catches the rest (and is the embedded mode's way of placing them).
+CELERY_BEAT_SCHEDULE["identify-pending-ctid-consents"] = {
+    "task": "accounts.tasks.identify_pending_ctid_consents",
+    "schedule": env.float("CTID_PENDING_CONSENT_SWEEP_SECONDS", default=300.0),
+    "options": {"expires": 300.0},
+}
+CELERY_BEAT_SCHEDULE["follow-up-lost-token-refreshes"] = {
+    "task": "accounts.tasks.follow_up_lost_refreshes",
+    "schedule": env.float("TOKEN_REFRESH_FOLLOW_UP_SWEEP_SECONDS", default=300.0),
+    "options": {"expires": 300.0},
+}

@@ -88,6 +88,7 @@ def celery_worker(_celery_worker_session, settings):
     settings.TASK_RETRY_BASE_SECONDS = 0.2
     settings.TASK_RETRY_CAP_SECONDS = 1.0
     settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS = 0.2
+    settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS = 0.2
     app = _celery_worker_session
     eager = app.conf.task_always_eager
     app.conf.update(CELERY_TASK_ALWAYS_EAGER=False)

@@ -45,11 +45,15 @@ class GeneratedToken:
 
 def _http() -> requests.Session:
     """The adapter session of this thread (its keep-alive connection is reused), rebuilt when the HTTP settings
-    change."""
+    change. Its overall deadline stays below the cleanup of consents still waiting for the adapter."""
     return http.per_thread(
         "tradingview_adapter",
-        key=(settings.HTTP_CONNECT_RETRIES, settings.HTTP_CONNECT_TIMEOUT),
-        build=http.session,
+        key=(
+            settings.HTTP_CONNECT_RETRIES,
+            settings.HTTP_CONNECT_TIMEOUT,
+            settings.TRADINGVIEW_ADAPTER_DEADLINE_SECONDS,
+        ),
+        build=lambda: http.session(deadline=settings.TRADINGVIEW_ADAPTER_DEADLINE_SECONDS),
     )
 
 

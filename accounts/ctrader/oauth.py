@@ -89,6 +89,9 @@ def _not_sent(exc: BaseException) -> bool:
             current, NewConnectionError | ConnectTimeoutError | NameResolutionError | requests.ConnectTimeout
         ):
             return True
+        if getattr(current, "request_sent", None) is False:
+            # An overall deadline that ran out before the request was written.
+            return True
         stack.append(getattr(current, "reason", None))
         stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
         stack.append(current.__cause__)
@@ -102,6 +105,10 @@ class CtraderOAuth:
     ``session`` is a ``requests.Session`` (normally ``clientarea.http.session()``). The token URL gets its own
     adapter without urllib3 retries, because urllib3 logs the full URL, query string included, at WARNING
     before each retry; connect failures (nothing sent) are retried here instead, quietly.
+
+    ``deadline``: the overall limit in seconds of one token call, connect retries included. It needs a
+    session whose ``request`` takes a ``deadline`` argument (``clientarea.http.Session``); each attempt gets
+    what is left of it.
     """
 
     def __init__(
@@ -116,6 +123,7 @@ class CtraderOAuth:
         session: requests.Session,
         timeout: tuple[float, float] = (5.0, 15.0),
         connect_attempts: int = 3,
+        deadline: float | None = None,
     ) -> None:
         self.auth_url = auth_url
         self.token_url = token_url
@@ -125,9 +133,15 @@ class CtraderOAuth:
         self.scope = scope
         self.timeout = timeout
         self.connect_attempts = max(1, connect_attempts)
+        self.deadline = deadline
         parts = urlsplit(token_url)
         self._session = session
-        self._session.mount(f"{parts.scheme}://{parts.netloc}", HTTPAdapter(max_retries=0))
+        # The same kind of adapter the session already uses (it may carry the deadline machinery), retries off.
+        kind = type(session.get_adapter(token_url))
+        self._session.mount(
+            f"{parts.scheme}://{parts.netloc}",
+            (kind if issubclass(kind, HTTPAdapter) else HTTPAdapter)(max_retries=0),
+        )
 
     def __repr__(self) -> str:
         return f"CtraderOAuth(client_id={self.client_id!r}, token_host={urlsplit(self.token_url).netloc!r})"
@@ -220,8 +234,12 @@ class CtraderOAuth:
 
     def _send(self, grant: str, params: dict[str, str]) -> requests.Response:
         attempt = 0
+        end = None if self.deadline is None else time.monotonic() + self.deadline
         while True:
             attempt += 1
+            extra: dict[str, Any] = {}
+            if end is not None:
+                extra["deadline"] = end - time.monotonic()
             try:
                 return self._session.get(
                     self.token_url,
@@ -229,15 +247,23 @@ class CtraderOAuth:
                     timeout=self.timeout,
                     allow_redirects=False,
                     headers={"Accept": "application/json"},
+                    **extra,
                 )
             except requests.RequestException as exc:
                 not_sent = _not_sent(exc)
-                if not_sent and attempt < self.connect_attempts:
-                    time.sleep(0.2 * attempt)
+                pause = 0.2 * attempt
+                if (
+                    not_sent
+                    and attempt < self.connect_attempts
+                    and (end is None or time.monotonic() + pause < end)
+                ):
+                    time.sleep(pause)
                     continue
                 kind = "connect failure" if not_sent else type(exc).__name__
                 if isinstance(exc, requests.ReadTimeout):
                     kind = "read timeout"
+                elif getattr(exc, "request_sent", None) is not None:
+                    kind = "deadline exceeded"
                 # ``from None``: the requests exception's text contains the URL with its query string.
                 raise TokenTransientError(
                     f"token endpoint unreachable during {grant}: {kind}", may_have_been_sent=not not_sent

@@ -11,14 +11,16 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from accounts.ctrader.oauth import TokenRejected, TokenTransientError
-from accounts.models import Ctid, Trader
+from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
+from accounts.models import Ctid, CtidPendingConsent, Trader
 from accounts.services.audit import audit_event_record
 from accounts.services.sync import (
     SyncError,
@@ -54,6 +56,13 @@ class ConnectStateError(ConnectError):
 
 class ConnectDenied(ConnectError):
     title = "Access was not granted"
+
+
+class ConnectPending(ConnectError):
+    """The consent was received and kept; the cTID is identified and stored in the background."""
+
+    title = "Your cTrader ID is being connected"
+    status = 202
 
 
 class CtidOwnedByAnotherTrader(ConnectError):
@@ -145,50 +154,32 @@ def ctid_connect_complete(
     try:
         user_id = openapi_ctid_user_id(access_token=pair.access_token)
     except SyncError as exc:
-        raise ConnectError(
-            f"Your cTrader ID could not be identified: {exc} Please try again.", code="profile_failed"
+        # The consent already replaced the cTID's chain at Spotware: keep the pair until it can be placed.
+        pending = _park(trader=trader, pair=pair, error=str(exc))
+        logger.warning(
+            "ctid profile lookup failed after the code exchange; consent kept for identification",
+            extra={"trader_id": trader.pk, "pending_id": pending.pk, "error": str(exc)},
+        )
+        _identify_later(pending.pk)
+        raise ConnectPending(
+            "cTrader ID gave access, but we could not yet confirm which cTrader ID it is. We will finish "
+            "connecting it in the background; it will appear on your dashboard shortly.",
+            code="profile_pending",
         ) from None
 
-    with transaction.atomic():
-        existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
-        if existing is not None and existing.trader_id != trader.pk:
-            audit_event_record(
-                trader=trader,
-                actor=trader.user,
-                category="ctid",
-                action="connect",
-                outcome="refused_other_owner",
-                message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
-                detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
-            )
-            refused = True
-        else:
-            refused = False
-            now = timezone.now()
-            if existing is None:
-                ctid = Ctid.objects.create(user_id=user_id, trader=trader)
-                created = True
-            else:
-                ctid = existing
-                created = False
-                ctid.state = Ctid.State.CONNECTED
-                ctid.state_reason = ""
-                ctid.state_changed_at = now
-                ctid.connected_at = now
-                ctid.save(update_fields=["state", "state_reason", "state_changed_at", "connected_at"])
-            # The same path as every token write: the version moves, so a refresh of the old chain in
-            # flight loses cleanly.
-            ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
-            audit_event_record(
-                trader=trader,
-                actor=trader.user,
-                category="ctid",
-                action="connect",
-                outcome="connected" if created else "reconnected",
-                message=f"cTID {user_id} {'connected' if created else 'reconnected'}.",
-                detail={"user_id": user_id, "ctid_id": ctid.pk},
-            )
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                ctid, created, refused = _assign(trader=trader, user_id=user_id, pair=pair)
+            break
+        except IntegrityError:
+            # Another trader connected the same new cTID at the same moment and won the insert: read it
+            # again, now as a cTID that belongs to someone else.
+            if attempt == 2:
+                raise
     if refused:
+        # The owner's granted accounts come from this consent now.
+        _sync_later(ctid.pk)
         logger.warning("ctid connect refused: owned by another trader", extra={"trader_id": trader.pk})
         raise CtidOwnedByAnotherTrader(
             "This cTrader ID is already connected to another client-area account, so it was not connected "
@@ -203,6 +194,173 @@ def ctid_connect_complete(
             _sync_later(ctid.pk)
         return ConnectResult(ctid, created, None, str(exc))
     return ConnectResult(ctid, created, synced)
+
+
+def _assign(*, trader: Trader, user_id: int, pair: TokenPair) -> tuple[Ctid, bool, bool]:
+    """Store the pair on the cTID it belongs to; returns (cTID, created, refused to this trader).
+
+    A consent always replaces the cTID's chain at Spotware (the previous refresh token dies), so the pair
+    is stored even when the cTID belongs to another trader: it is now the only valid token of that cTID.
+    The connection is still refused to this trader, and staff are alerted.
+    """
+    existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
+    now = timezone.now()
+    if existing is not None and existing.trader_id != trader.pk:
+        audit_event_record(
+            trader=trader,
+            actor=trader.user,
+            category="ctid",
+            action="connect",
+            outcome="refused_other_owner",
+            message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
+            detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
+        )
+        _store_for_owner(ctid=existing, pair=pair, consenting_trader=trader, now=now)
+        return existing, False, True
+    if existing is None:
+        # A concurrent first connect of the same cTID makes this insert raise IntegrityError (unique user_id).
+        ctid = Ctid.objects.create(user_id=user_id, trader=trader)
+        created = True
+    else:
+        ctid = existing
+        created = False
+        ctid.state = Ctid.State.CONNECTED
+        ctid.state_reason = ""
+        ctid.state_changed_at = now
+        ctid.connected_at = now
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at", "connected_at"])
+    # The same path as every token write: the version moves, so a refresh of the old chain in flight
+    # loses cleanly.
+    ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
+    audit_event_record(
+        trader=trader,
+        actor=trader.user,
+        category="ctid",
+        action="connect",
+        outcome="connected" if created else "reconnected",
+        message=f"cTID {user_id} {'connected' if created else 'reconnected'}.",
+        detail={"user_id": user_id, "ctid_id": ctid.pk},
+    )
+    return ctid, created, False
+
+
+def _store_for_owner(*, ctid: Ctid, pair: TokenPair, consenting_trader: Trader, now: datetime) -> None:
+    """Keep the owner's cTID on the chain another trader's consent just started, and alert staff."""
+    ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
+    if ctid.state == Ctid.State.NEEDS_RECONNECT:
+        ctid.state = Ctid.State.CONNECTED
+        ctid.state_reason = ""
+        ctid.state_changed_at = now
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
+    detail = {"user_id": ctid.user_id, "ctid_id": ctid.pk, "consenting_trader_id": consenting_trader.pk}
+    audit_event_record(
+        trader=ctid.trader,
+        category="ctid",
+        action="token_replaced_by_other_trader",
+        outcome="stored",
+        message=(
+            f"Another client-area account gave consent for cTID {ctid.user_id}; its new token was stored here, "
+            "the old one no longer works."
+        ),
+        detail=detail,
+    )
+    audit_event_record(
+        category="ctid",
+        action="consent_by_other_trader",
+        outcome="alert",
+        message=(
+            f"cTID {ctid.user_id} belongs to trader {ctid.trader_id} but trader {consenting_trader.pk} "
+            "gave consent for it; the connection was refused and the token stored on the owner's cTID."
+        ),
+        detail=detail,
+    )
+    logger.error(
+        "ctid consent given by a trader who does not own it; token stored on the owner's cTID",
+        extra={"ctid_id": ctid.pk, "owner_trader_id": ctid.trader_id, "trader_id": consenting_trader.pk},
+    )
+
+
+def _park(*, trader: Trader, pair: TokenPair, error: str) -> CtidPendingConsent:
+    return CtidPendingConsent.objects.create(
+        trader=trader,
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+        scope=settings.CTRADER_SCOPE[:50],
+        attempts=1,
+        last_error=error[:500],
+    )
+
+
+def _identify_later(pending_id: int) -> None:
+    """With a broker, a worker identifies the cTID with backoff; the embedded mode has the periodic entry."""
+    from accounts import tasks
+
+    task = tasks.identify_pending_ctid_consent
+    if not task.app.conf.task_always_eager:
+        task.apply_async((pending_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+
+
+@dataclass(frozen=True)
+class PendingConsentResult:
+    outcome: str  # "connected", "reconnected", "stored_for_owner", "dropped", "missing"
+    ctid_id: int | None = None
+
+
+def ctid_pending_consent_identify(*, pending_id: int) -> PendingConsentResult:
+    """Identify the cTID of a kept consent and store its pair where it belongs, as the callback would have.
+
+    Raises ``SyncTransient`` while the Open API cannot answer (the caller retries later). A pair the Open API
+    refuses is useless: the row is dropped and the trader's audit trail says so.
+    """
+    pending = CtidPendingConsent.objects.select_related("trader__user").filter(pk=pending_id).first()
+    if pending is None:
+        return PendingConsentResult("missing")
+    trader = pending.trader
+    pair = TokenPair(pending.access_token, pending.refresh_token, pending.expires_in, "bearer")
+    try:
+        user_id = openapi_ctid_user_id(access_token=pair.access_token)
+    except SyncTransient as exc:
+        CtidPendingConsent.objects.filter(pk=pending_id).update(
+            attempts=F("attempts") + 1, last_error=str(exc)[:500]
+        )
+        raise
+    except SyncError as exc:
+        with transaction.atomic():
+            CtidPendingConsent.objects.filter(pk=pending_id).delete()
+            audit_event_record(
+                trader=trader,
+                category="ctid",
+                action="connect",
+                outcome="identification_refused",
+                message=f"A cTrader ID consent could not be identified and was dropped: {exc}"[:500],
+                detail={"pending_id": pending_id},
+            )
+        return PendingConsentResult("dropped")
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if not CtidPendingConsent.objects.filter(pk=pending_id).delete()[0]:
+                    return PendingConsentResult("missing")  # identified by another worker meanwhile
+                ctid, created, refused = _assign(trader=trader, user_id=user_id, pair=pair)
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    try:
+        # A worker (or the periodic loop) runs this, never a web request: sync at once.
+        ctid_sync_accounts(ctid_id=ctid.pk)
+    except SyncError as exc:
+        if isinstance(exc, SyncTransient):
+            _sync_later(ctid.pk)
+    if refused:
+        return PendingConsentResult("stored_for_owner", ctid.pk)
+    return PendingConsentResult("connected" if created else "reconnected", ctid.pk)
+
+
+def ctid_pending_consent_ids(*, limit: int = 1000) -> list[int]:
+    """Kept consents waiting for identification, oldest first."""
+    return list(CtidPendingConsent.objects.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def _sync_later(ctid_id: int) -> None:

@@ -9,7 +9,11 @@ repeated. The rules here:
   calls the token endpoint outside any transaction with a timeout far below the lease, and writes both tokens
   and the expiry in one UPDATE conditional on the version it read.
 - Callers that cannot claim the lease wait for the holder and take its result instead of calling the
-  endpoint themselves.
+  endpoint themselves. A caller that names no stale version and arrives just after a refresh succeeded
+  (within ``TOKEN_REFRESH_RECENT_SECONDS``) takes that result too: a burst of requests makes one call.
+- A refresh whose answer was lost (the endpoint may have rotated the token) is always followed up, whoever
+  asked for it: a queued check refreshes again with the version it saw, which either finds the chain alive
+  or marks the cTID ``needs_reconnect`` and tells the trader.
 - A failed or ambiguous call never clears stored values. A refusal is re-checked against the stored version
   before the cTID is marked ``needs_reconnect``.
 - No token value is ever logged or stored outside the encrypted columns; attempts record time and outcome.
@@ -73,8 +77,10 @@ class TokenRefreshTransient(TokenRefreshError):
     The stored token pair is unchanged. ``ambiguous`` is True when the request may have reached the endpoint.
     """
 
-    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+    def __init__(self, message: str, *, ambiguous: bool = False, followed_up: bool = False) -> None:
         self.ambiguous = ambiguous
+        # True when a follow-up check of the chain is already queued (the caller need not retry itself).
+        self.followed_up = followed_up
         super().__init__(message)
 
 
@@ -89,6 +95,7 @@ def oauth_client() -> CtraderOAuth:
         settings.CTRADER_SCOPE,
         settings.TOKEN_HTTP_CONNECT_TIMEOUT,
         settings.TOKEN_HTTP_READ_TIMEOUT,
+        settings.TOKEN_HTTP_DEADLINE_SECONDS,
     )
     return http.per_thread(
         "ctrader_oauth",
@@ -100,8 +107,9 @@ def oauth_client() -> CtraderOAuth:
             client_secret=settings.CTRADER_CLIENT_SECRET,
             redirect_uri=settings.CTRADER_REDIRECT_URI,
             scope=settings.CTRADER_SCOPE,
-            session=http.session(),
+            session=http.session(deadline=settings.TOKEN_HTTP_DEADLINE_SECONDS),
             timeout=(settings.TOKEN_HTTP_CONNECT_TIMEOUT, settings.TOKEN_HTTP_READ_TIMEOUT),
+            deadline=settings.TOKEN_HTTP_DEADLINE_SECONDS,
         ),
     )
 
@@ -164,6 +172,7 @@ def ctid_token_refresh(
     reason: str,
     seen_version: int | None = None,
     only_if_due: bool = False,
+    follow_up: bool = True,
 ) -> RefreshResult:
     """Refresh the Open API token of a cTID, single-flight across every process.
 
@@ -172,12 +181,18 @@ def ctid_token_refresh(
     version read on entry is used, so callers arriving while another refresh is in flight share its result.
     ``only_if_due``: skip the refresh unless the token expires within ``TOKEN_REFRESH_WINDOW_DAYS``
     (the sweep sets it, which makes a task that runs twice harmless).
+    ``follow_up``: when the answer is lost, queue the follow-up check (only the follow-up itself turns it
+    off, as it retries on its own).
 
     Returns the outcome; raises ``TokenRefreshTransient`` when the refresh should be retried later, and
     ``CtidToken.DoesNotExist`` when the cTID has no token.
     """
     _assert_no_transaction()
     expected_version = seen_version
+    recent_after: datetime | None = None
+    if seen_version is None and settings.TOKEN_REFRESH_RECENT_SECONDS > 0:
+        # No stale version named: a refresh that succeeded a moment ago is this caller's answer.
+        recent_after = timezone.now() - timedelta(seconds=settings.TOKEN_REFRESH_RECENT_SECONDS)
     owner = _lease_owner()
     deadline = time.monotonic() + settings.TOKEN_REFRESH_COALESCE_WAIT_SECONDS
     waited = False
@@ -191,12 +206,19 @@ def ctid_token_refresh(
                 now=now,
                 version=expected_version,
                 due_before=_refresh_window_end(now) if only_if_due else None,
+                recent_after=recent_after,
             )
             if claimed is not None:
-                return _refresh_claimed(claimed, owner=owner, reason=reason)
+                return _refresh_claimed(claimed, owner=owner, reason=reason, follow_up=follow_up)
 
         row = CtidToken.objects.only(
-            "version", "state", "expires_at", "lease_owner", "lease_until", "last_refresh_outcome"
+            "version",
+            "state",
+            "expires_at",
+            "lease_owner",
+            "lease_until",
+            "last_refresh_outcome",
+            "last_refresh_at",
         ).get(ctid_id=ctid_id)
         if expected_version is None:
             # From here on, a moved version means the refresh in flight (or a new consent) is our answer.
@@ -210,6 +232,8 @@ def ctid_token_refresh(
         if only_if_due and row.expires_at > _refresh_window_end(now):
             return RefreshResult(RefreshOutcome.NOT_DUE, row.version, row.expires_at)
         lease_free = not row.lease_owner or (row.lease_until is not None and row.lease_until < now)
+        if lease_free and _recent_success(row, recent_after):
+            return RefreshResult(RefreshOutcome.SUPERSEDED, row.version, row.expires_at, coalesced=True)
         if lease_free:
             if waited and row.last_refresh_outcome == CtidToken.Outcome.TRANSIENT:
                 # The holder released the lease without a new pair: share its failure rather than repeat it
@@ -224,6 +248,15 @@ def ctid_token_refresh(
         delay = min(delay * 1.5, 0.5)
 
 
+def _recent_success(row: CtidToken, recent_after: datetime | None) -> bool:
+    return (
+        recent_after is not None
+        and row.last_refresh_outcome == CtidToken.Outcome.OK
+        and row.last_refresh_at is not None
+        and row.last_refresh_at >= recent_after
+    )
+
+
 @dataclass(frozen=True)
 class _Claimed:
     pk: int
@@ -235,7 +268,13 @@ class _Claimed:
 
 
 def _claim(
-    *, ctid_id: int, owner: str, now: datetime, version: int | None, due_before: datetime | None
+    *,
+    ctid_id: int,
+    owner: str,
+    now: datetime,
+    version: int | None,
+    due_before: datetime | None,
+    recent_after: datetime | None = None,
 ) -> _Claimed | None:
     """Take the refresh lease if it is free, and read the refresh token in the same statement.
 
@@ -262,6 +301,11 @@ def _claim(
     if due_before is not None:
         conditions.append("expires_at <= %s")
         params.append(adapt(due_before))
+    if recent_after is not None:
+        conditions.append(
+            "NOT (last_refresh_outcome = %s AND last_refresh_at IS NOT NULL AND last_refresh_at >= %s)"
+        )
+        params.extend([CtidToken.Outcome.OK.value, adapt(recent_after)])
     lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
     prefix, source = "", ""
     if connection.vendor == "postgresql":
@@ -283,7 +327,7 @@ def _claim(
     return _Claimed(pk, ctid_id, claimed_version, crypto.decrypt(ciphertext), outcome, error)
 
 
-def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str) -> RefreshResult:
+def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: bool) -> RefreshResult:
     released = False
     ctid_id = claimed.ctid_id
     try:
@@ -297,7 +341,12 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str) -> RefreshRe
         except TokenTransientError as exc:
             released = True
             _on_transient(token=claimed, owner=owner, error=exc, at=started)
-            raise TokenRefreshTransient(str(exc), ambiguous=exc.may_have_been_sent) from None
+            queued = False
+            if exc.may_have_been_sent and follow_up:
+                queued = _follow_up_later(ctid_id=ctid_id, seen_version=version)
+            raise TokenRefreshTransient(
+                str(exc), ambiguous=exc.may_have_been_sent, followed_up=queued
+            ) from None
 
         now = timezone.now()
         expires_at = _expiry(pair, now)
@@ -452,6 +501,57 @@ def _on_rejected(
     ctid_needs_reconnect.send(sender=Ctid, ctid=ctid, reason=state_reason)
     expires_at = CtidToken.objects.only("expires_at").get(pk=token.pk).expires_at
     return RefreshResult(RefreshOutcome.REJECTED, token.version, expires_at)
+
+
+def _follow_up_later(*, ctid_id: int, seen_version: int) -> bool:
+    """Queue the check of a chain whose last refresh answer was lost; True when a message was sent.
+
+    Without a broker (embedded mode) nothing is queued: the periodic ``follow_up_lost_refreshes`` entry
+    finds the token by its recorded outcome. It is also the safety net when a message is lost.
+    """
+    from accounts import tasks
+
+    task = tasks.follow_up_ctid_token_refresh
+    if task.app.conf.task_always_eager:
+        return False
+    try:
+        task.apply_async((ctid_id, seen_version), countdown=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
+    except Exception as exc:
+        logger.error(
+            "ctid token follow-up could not be queued; the periodic follow-up will run it",
+            extra={"ctid_id": ctid_id, "error": exc.__class__.__name__},
+        )
+        return False
+    return True
+
+
+def ctid_token_follow_up(*, ctid_id: int, seen_version: int) -> RefreshResult:
+    """Check the chain of a token whose last refresh answer was lost: refresh it once more.
+
+    Either the version moved meanwhile (a refresh or a new consent stored a pair: ``SUPERSEDED``), or the
+    refresh succeeds (the lost request never rotated the token), or it is refused: the cTID is marked
+    ``needs_reconnect`` and the trader is told. Transient failures raise ``TokenRefreshTransient`` for the
+    caller's own retry; no further follow-up is queued from here.
+    """
+    return ctid_token_refresh(
+        ctid_id=ctid_id, reason="follow-up of a lost answer", seen_version=seen_version, follow_up=False
+    )
+
+
+def ctid_tokens_lost_refreshes(*, older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
+    """(cTID id, version) of active tokens whose last refresh answer was lost and is not being retried."""
+    now = timezone.now()
+    return list(
+        CtidToken.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            state=CtidToken.State.ACTIVE,
+            last_refresh_outcome=CtidToken.Outcome.TRANSIENT,
+            last_refresh_error__startswith="ambiguous",
+            last_refresh_at__lt=now - timedelta(seconds=older_than_seconds),
+        )
+        .order_by("last_refresh_at")
+        .values_list("ctid_id", "version")[:limit]
+    )
 
 
 def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[int]]:

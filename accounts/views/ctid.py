@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Ctid
 from accounts.selectors import trader_for_user_or_404
-from accounts.services.ctids import ConnectError, ctid_connect_complete, ctid_connect_start
+from accounts.services.ctids import ConnectError, ConnectPending, ctid_connect_complete, ctid_connect_start
 from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
 
 
@@ -36,6 +36,8 @@ def ctid_callback(request: HttpRequest) -> HttpResponse:
             code=request.GET.get("code", ""),
             error=request.GET.get("error", ""),
         )
+    except ConnectPending as exc:
+        return render(request, "accounts/ctid_connect_pending.html", status=exc.status)
     except ConnectError as exc:
         return render(
             request,

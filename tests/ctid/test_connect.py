@@ -16,7 +16,7 @@ from accounts.models import AuditEvent, Ctid, CtidToken, Jurisdiction, TradingAc
 from accounts.services.tokens import ctid_token_refresh
 from tests.factories import TraderFactory
 
-from .conftest import CLIENT_SECRET
+from .conftest import CLIENT_SECRET, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -155,7 +155,11 @@ def test_denied_consent_connects_nothing(peers, trader_client):
     assert not Ctid.objects.exists() and ctrader_id.calls == []
 
 
-def test_a_ctid_owned_by_another_trader_is_refused_and_audited(peers, trader, trader_client, other_trader):
+def test_a_ctid_owned_by_another_trader_is_refused_and_the_owner_keeps_a_live_chain(
+    peers, trader, trader_client, other_trader
+):
+    ctrader_id, _ = peers
+    world = ctrader_id.world
     callback(trader_client, consent(start(trader_client)))
     first = CtidToken.objects.get()
     other = Client()
@@ -164,10 +168,23 @@ def test_a_ctid_owned_by_another_trader_is_refused_and_audited(peers, trader, tr
     assert response.status_code == 409
     assert "already connected to another" in response.content.decode()
     ctid = Ctid.objects.get(user_id=9100001)
-    assert ctid.trader == trader
-    assert CtidToken.objects.get().access_token == first.access_token
+    assert ctid.trader == trader and ctid.state == Ctid.State.CONNECTED
+    assert not Ctid.objects.filter(trader=other_trader).exists()
+    # The second consent ended the owner's chain at cTrader ID; its pair is now the owner's token.
+    assert first.refresh_token not in world.refresh_tokens
+    token = CtidToken.objects.get()
+    assert token.ctid == ctid and token.version == first.version + 1
+    assert token.refresh_token in world.refresh_tokens and world.grant_for_access_token(token.access_token)
     event = AuditEvent.objects.get(outcome="refused_other_owner")
     assert event.trader == other_trader and event.detail["user_id"] == 9100001
+    stored_event = AuditEvent.objects.get(action="token_replaced_by_other_trader")
+    assert stored_event.trader == trader and stored_event.detail["consenting_trader_id"] == other_trader.pk
+    alert = AuditEvent.objects.get(action="consent_by_other_trader", outcome="alert")
+    assert str(ctid.user_id) in alert.message
+    for event in AuditEvent.objects.all():
+        assert token.access_token not in str(event.detail) + event.message
+    # The owner's chain is alive: a refresh works.
+    assert ctid_token_refresh(ctid_id=ctid.pk, reason="test", seen_version=token.version).outcome == "ok"
 
 
 def test_reconnecting_replaces_the_tokens_and_clears_needs_reconnect(peers, trader_client):
@@ -213,9 +230,10 @@ def test_the_refresh_accounts_button_syncs_own_ctids_only(peers, trader_client, 
     assert openapi["live"].received(PayloadType.ACCOUNT_AUTH_REQ)
 
 
-def test_no_token_or_secret_reaches_the_logs(peers, trader_client, caplog, staff_client):
+def test_no_token_or_secret_reaches_the_logs(peers, trader_client, caplog, staff_client, settings):
     """The whole run: connect, a refresh, a refused refresh, syncs, admin actions."""
     ctrader_id, _ = peers
+    settings.TOKEN_REFRESH_RECENT_SECONDS = 0  # every refresh below really calls the endpoint
     caplog.set_level(logging.DEBUG)
     callback(trader_client, consent(start(trader_client)))
     ctid = Ctid.objects.get()
@@ -327,3 +345,121 @@ def test_admin_actions_queue_past_the_run_now_limit(staff_client, monkeypatch):
     assert event.outcome == "queued" and sorted(event.detail["ctid_ids"]) == ctid_ids
     # Queued, not run: nothing was refreshed in the request.
     assert {t.version for t in CtidToken.objects.all()} == {1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_traders_connecting_the_same_new_ctid_at_once_get_one_connect_and_one_409(
+    peers, trader, other_trader
+):
+    """Both callbacks pass the ownership read before either inserts; one insert wins, the other gets 409."""
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    clients = []
+    redirects = []
+    for owner in (trader, other_trader):
+        client = Client()
+        client.force_login(owner.user)
+        clients.append(client)
+        redirects.append(consent(start(client)))
+    db = connection.settings_dict
+    blocker = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], password=db["PASSWORD"], host=db["HOST"], port=db["PORT"] or 5432
+    )
+    # Hold inserts into the cTID table until both callbacks are waiting to insert.
+    blocker.execute(f"LOCK TABLE {Ctid._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+    results: list[object] = []
+
+    def run(client: Client, redirect: str) -> None:
+        try:
+            results.append(callback(client, redirect).status_code)
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in zip(clients, redirects, strict=True)]
+    for t in threads:
+        t.start()
+    try:
+        waiting = 0
+        for _ in range(300):
+            with blocker.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                    [Ctid._meta.db_table],
+                )
+                row = cursor.fetchone()
+            waiting = row[0] if row else 0
+            if waiting == 2:
+                break
+            threading.Event().wait(0.05)
+        assert waiting == 2, "both callbacks should be waiting to insert the cTID"
+    finally:
+        blocker.rollback()
+        blocker.close()
+    for t in threads:
+        t.join(30)
+    assert sorted(map(str, results)) == ["302", "409"], results
+    ctid = Ctid.objects.get(user_id=9100001)
+    assert Ctid.objects.count() == 1
+    assert AuditEvent.objects.filter(outcome="refused_other_owner").count() == 1
+    token = CtidToken.objects.get()
+    assert token.ctid == ctid and token.state == CtidToken.State.ACTIVE
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_reconnect_whose_profile_lookup_fails_keeps_the_pair_and_a_worker_places_it(
+    peers, trader, trader_client, celery_worker
+):
+    from accounts.models import CtidPendingConsent
+
+    ctrader_id, openapi = peers
+    world = ctrader_id.world
+    callback(trader_client, consent(start(trader_client)))
+    old = CtidToken.objects.get()
+    world.next_refresh_failure = "error"
+    ctid_token_refresh(ctid_id=old.ctid_id, reason="test")
+    assert Ctid.objects.get().state == Ctid.State.NEEDS_RECONNECT
+
+    # Reconnect: the code exchange works (ending the old chain), then the profile lookup fails, twice.
+    openapi["live"].fail_next(
+        PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, "SERVER_IS_UNDER_MAINTENANCE", times=2
+    )
+    response = callback(trader_client, consent(start(trader_client)))
+    assert response.status_code == 202
+    assert "finish connecting it in the background" in response.content.decode()
+    assert old.refresh_token not in world.refresh_tokens
+    pending = CtidPendingConsent.objects.get()
+    assert pending.trader == trader and pending.refresh_token in world.refresh_tokens
+    page = response.content.decode()
+    assert pending.access_token not in page and pending.refresh_token not in page
+
+    # The worker retries the lookup (the second attempt also fails) and then stores the pair on the cTID.
+    wait_for(lambda: not CtidPendingConsent.objects.exists() and Ctid.objects.get().state == "connected")
+    token = CtidToken.objects.get()
+    assert token.ctid == Ctid.objects.get(user_id=9100001) and token.ctid.trader == trader
+    assert token.refresh_token in world.refresh_tokens and token.version == old.version + 1
+    assert token.state == CtidToken.State.ACTIVE
+    assert AuditEvent.objects.filter(action="connect", outcome="reconnected").count() == 1
+    # The chain is alive.
+    assert ctid_token_refresh(ctid_id=token.ctid_id, reason="test", seen_version=token.version).ok
+
+
+def test_in_embedded_mode_the_periodic_entry_places_a_kept_consent(peers, trader, trader_client):
+    from accounts import tasks
+    from accounts.models import CtidPendingConsent
+
+    _, openapi = peers
+    openapi["live"].fail_next(PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, "SERVER_IS_UNDER_MAINTENANCE")
+    response = callback(trader_client, consent(start(trader_client)))
+    assert response.status_code == 202 and not Ctid.objects.exists()
+    assert CtidPendingConsent.objects.count() == 1
+    assert tasks.run_pending_consent_identification() == 1
+    ctid = Ctid.objects.get()
+    assert ctid.trader == trader and CtidToken.objects.get(ctid=ctid).state == CtidToken.State.ACTIVE
+    assert not CtidPendingConsent.objects.exists()
+    assert TradingAccount.objects.filter(ctid=ctid).count() == 3

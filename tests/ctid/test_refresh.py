@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import AuditEvent, Ctid, CtidToken
 from accounts.services import tokens
@@ -266,3 +268,71 @@ def test_the_claims_asynchronous_commit_stays_inside_its_own_statement(world, ct
         assert cursor.fetchone()[0] == before
     token = stored(ctid)
     assert token.version == 2 and token.lease_owner == "" and token.lease_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bursts_of_eight_refresh_now_make_exactly_one_token_call_each(world, ctrader_id):
+    """As staff's "Refresh now" asks: no stale version named. Twenty bursts, each exactly one call."""
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    callers = 8
+    for burst in range(20):
+        # Time passes between bursts: the previous burst's refresh is no longer "just finished".
+        CtidToken.objects.filter(ctid=ctid).update(last_refresh_at=timezone.now() - timedelta(hours=1))
+        calls_before = world.token_calls
+        version_before = stored(ctid).version
+        barrier = threading.Barrier(callers)
+        results: list[tokens.RefreshResult] = []
+        errors: list[BaseException] = []
+
+        def run(barrier=barrier, results=results, errors=errors) -> None:
+            try:
+                barrier.wait()
+                results.append(ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff"))
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == [], f"burst {burst}"
+        assert world.token_calls - calls_before == 1, f"burst {burst}"
+        assert sorted(r.outcome for r in results) == sorted(
+            [RefreshOutcome.REFRESHED] + [RefreshOutcome.SUPERSEDED] * (callers - 1)
+        ), f"burst {burst}"
+        token = stored(ctid)
+        assert token.version == version_before + 1 and token.lease_owner == ""
+        assert token.refresh_token in world.refresh_tokens
+
+
+def test_a_refresh_asked_for_just_after_one_succeeded_takes_its_result(world, ctrader_id, settings):
+    settings.TOKEN_REFRESH_RECENT_SECONDS = 30
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    first = ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
+    again = ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
+    assert first.outcome == RefreshOutcome.REFRESHED
+    assert again.outcome == RefreshOutcome.SUPERSEDED and again.coalesced and again.version == first.version
+    assert ctrader_id.calls == ["refresh_token"]
+    # A caller naming the version it found stale (the token Spotware just refused) still refreshes.
+    named = ctid_token_refresh(ctid_id=ctid.pk, reason="refused", seen_version=first.version)
+    assert named.outcome == RefreshOutcome.REFRESHED and ctrader_id.calls == ["refresh_token"] * 2
+
+
+def test_a_refresh_costs_two_statements_and_a_coalesced_one_two_reads(
+    world, ctrader_id, settings, django_assert_num_queries
+):
+    """The claim (with the refresh token read) and the conditional write: nothing else on the hot path."""
+    settings.TOKEN_REFRESH_RECENT_SECONDS = 30
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="sweep").outcome == RefreshOutcome.REFRESHED
+    # Asked for again at once: the refused claim and one read of the row that answers it.
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="admin").outcome == RefreshOutcome.SUPERSEDED
+    # A version named and already superseded: the same two.
+    with django_assert_num_queries(2):
+        assert ctid_token_refresh(ctid_id=ctid.pk, reason="gateway", seen_version=1).coalesced is False
+    assert ctrader_id.calls == ["refresh_token"]
