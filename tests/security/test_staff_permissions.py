@@ -3,6 +3,8 @@ only superusers escalate, and a new client secret never travels in a cookie."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -54,7 +56,7 @@ GROUP_PAGES = {
 
 @pytest.fixture
 def groups(db):
-    call_command("setup_staff_groups", stdout=open("/dev/null", "w"))
+    call_command("setup_staff_groups", stdout=io.StringIO())
     return {g.name: g for g in Group.objects.all()}
 
 
@@ -112,7 +114,7 @@ def test_each_staff_group_sees_and_runs_exactly_its_list(groups, group_name):
 def test_setup_staff_groups_is_idempotent_and_resets_hand_made_changes(groups):
     support = groups[SUPPORT]
     support.permissions.add(Permission.objects.get(codename="change_trader"))
-    call_command("setup_staff_groups", stdout=open("/dev/null", "w"))
+    call_command("setup_staff_groups", stdout=io.StringIO())
     assert not support.permissions.filter(codename="change_trader").exists()
     assert Group.objects.filter(name__in=[g.name for g in STAFF_GROUPS]).count() == 3
 
