@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Trader
@@ -222,6 +223,8 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters("client_secret", "refresh_token", "code")
+@sensitive_variables("client_secret", "basic", "result")
 def token(request: HttpRequest) -> JsonResponse:
     try:
         if request.content_type != "application/x-www-form-urlencoded":
