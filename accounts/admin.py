@@ -33,6 +33,7 @@ from accounts.services.traders import (
     trader_unsuspend,
 )
 from clientarea.admin_mixins import ReadOnlyMixin, ViewOnlyMixin, model_permission
+from clientarea.queue import QUEUE_ERRORS
 
 User = get_user_model()
 
@@ -123,8 +124,20 @@ class CtidActions:
         selected = self._ctids(queryset)
         ids = [pk for pk, _ in selected]
         if len(ids) > self.run_now_limit:
-            for ctid_id in ids:
-                queue(ctid_id)
+            queued: list[int] = []
+            try:
+                for ctid_id in ids:
+                    queue(ctid_id)
+                    queued.append(ctid_id)
+            except QUEUE_ERRORS:
+                if queued:
+                    self._audit(request, action, queued, "queued")
+                messages.error(
+                    request,
+                    f"The task queue is not reachable: {len(ids) - len(queued)} of {len(ids)} "
+                    f"{title.lower()} tasks were not queued and nothing else changed. Try again in a minute.",
+                )
+                return
             self._audit(request, action, ids, "queued")
             messages.info(request, f"{len(ids)} {title.lower()} tasks queued.")
             return
