@@ -94,3 +94,38 @@ def test_readyz_answers_503_within_a_second_while_postgresql_is_black_holed(blac
             assert ready.json()["checks"]["database"]["ok"] is False
         alive, elapsed = _timed(lambda: requests.get(f"{base}/healthz", timeout=BOUND_SECONDS))
         assert alive.status_code == 200 and elapsed < 1.0
+
+
+@pytest.fixture
+def broker_down():
+    """The Celery app publishing to a Redis that refuses connections, as a web process would."""
+    from clientarea.celery import app
+
+    saved = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
+    app.conf.update(CELERY_BROKER_URL=f"redis://127.0.0.1:{refusing_port()}/0", CELERY_TASK_ALWAYS_EAGER=False)
+    app._pool = None
+    app.amqp._producer_pool = None
+    yield app
+    app.conf.update(CELERY_BROKER_URL=saved["broker_url"], CELERY_TASK_ALWAYS_EAGER=saved["task_always_eager"])
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def test_queueing_while_redis_is_down_fails_fast_with_a_clear_message(broker_down, staff_client):
+    from accounts.admin import CtidActions
+    from accounts.models import AuditEvent
+    from tests.factories import CtidTokenFactory
+
+    tokens = [CtidTokenFactory() for _ in range(CtidActions.run_now_limit + 1)]
+    response, elapsed = _timed(
+        lambda: staff_client.post(
+            "/admin/accounts/ctid/",
+            {"action": "refresh_now", "_selected_action": [t.ctid_id for t in tokens]},
+            follow=True,
+        )
+    )
+    assert response.status_code == 200
+    assert elapsed < BOUND_SECONDS
+    shown = " ".join(str(m) for m in response.context["messages"])
+    assert "task queue is not reachable" in shown
+    assert not AuditEvent.objects.filter(action="token_refresh", outcome="queued").exists()
