@@ -457,6 +457,11 @@ HEALTH_ALLOWED_NETWORKS = env.list(
     "HEALTH_ALLOWED_NETWORKS",
     default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
 )
+# The TradingView token endpoint: failed client authentications allowed per client and address, and per
+# address, within the window (seconds), before that address waits (429 with Retry-After).
+TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS = env.int("TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS", default=600)
+TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT", default=10)
+TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT", default=30)
 # API docs (Swagger UI from our own static files): "public", "staff" or "off". Production defaults to staff.
 API_DOCS = env.str("API_DOCS", default="public" if DEBUG else "staff")
 INSTALLED_APPS.append("drf_spectacular_sidecar")

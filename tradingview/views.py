@@ -23,9 +23,11 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Trader
+from clientarea.client_ip import client_ip
 
 from . import selectors, services
 from .forms import AccountRequestForm
+from .throttle import token_client_blocked, token_client_failure_record
 
 CONSENT_SALT = "tradingview.consent"
 CONSENT_MAX_AGE = 3600
@@ -226,6 +228,7 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 @sensitive_post_parameters("client_secret", "refresh_token", "code")
 @sensitive_variables("client_secret", "basic", "result")
 def token(request: HttpRequest) -> JsonResponse:
+    client_id = ""
     try:
         if request.content_type != "application/x-www-form-urlencoded":
             raise services.OAuthError(
@@ -249,6 +252,18 @@ def token(request: HttpRequest) -> JsonResponse:
             client_secret = request.POST.get("client_secret", "")
         if grant_type == "refresh_token" and not client_id:
             client_id = services.refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
+        address = client_ip(request)
+        blocked = token_client_blocked(client_id=client_id, address=address)
+        if blocked is not None:
+            return _json(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Too many failed client authentications from this address; "
+                    f"try again in {blocked.retry_after} seconds.",
+                },
+                status=429,
+                headers={"Retry-After": str(blocked.retry_after)},
+            )
         if grant_type == "authorization_code":
             result = services.code_exchange(
                 client_id=client_id,
@@ -262,6 +277,8 @@ def token(request: HttpRequest) -> JsonResponse:
                 client=client, refresh_token=request.POST.get("refresh_token", "")
             )
     except services.OAuthError as exc:
+        if exc.error == "invalid_client":
+            token_client_failure_record(client_id=client_id, address=client_ip(request))
         return _oauth_error(exc)
     return _json(result.as_dict())
 

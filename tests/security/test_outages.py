@@ -102,11 +102,15 @@ def broker_down():
     from clientarea.celery import app
 
     saved = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
-    app.conf.update(CELERY_BROKER_URL=f"redis://127.0.0.1:{refusing_port()}/0", CELERY_TASK_ALWAYS_EAGER=False)
+    app.conf.update(
+        CELERY_BROKER_URL=f"redis://127.0.0.1:{refusing_port()}/0", CELERY_TASK_ALWAYS_EAGER=False
+    )
     app._pool = None
     app.amqp._producer_pool = None
     yield app
-    app.conf.update(CELERY_BROKER_URL=saved["broker_url"], CELERY_TASK_ALWAYS_EAGER=saved["task_always_eager"])
+    app.conf.update(
+        CELERY_BROKER_URL=saved["broker_url"], CELERY_TASK_ALWAYS_EAGER=saved["task_always_eager"]
+    )
     app._pool = None
     app.amqp._producer_pool = None
 
