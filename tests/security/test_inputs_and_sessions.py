@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
+from django.contrib.auth.models import AnonymousUser
 from django.test import Client, RequestFactory
 from django.utils import timezone
 
@@ -190,3 +192,33 @@ def test_the_gateway_status_report_and_readyz_judge_the_gateway_alike(db, settin
         ready = check_gateway(expected=True)
         assert (report.status_code == 200) == ready.ok, (age, stale_limit, report.json(), ready)
         assert report.json()["environments"]["live"]["healthy"] == ready.ok
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "names"),
+    [
+        (
+            "/tradingview/oauth/token",
+            {"grant_type": "refresh_token", "refresh_token": "r", "client_id": "c", "client_secret": "s"},
+            {"client_secret", "refresh_token", "code"},
+        ),
+        (
+            "/account/signup/",
+            {"username": "n", "password1": "p", "password2": "p"},
+            {"password1", "password2"},
+        ),
+        ("/account/login/", {"username": "n", "password": "p"}, {"__ALL__"}),
+    ],
+)
+def test_views_receiving_secrets_hide_them_from_error_reports(db, path, data, names):
+    from django.urls import resolve
+
+    request = RequestFactory().post(path, data)
+    request.user = AnonymousUser()
+    request.session = {}
+    request._dont_enforce_csrf_checks = True
+    with contextlib.suppress(Exception):  # only the marking matters here, not the answer
+        resolve(path).func(request)
+    marked = getattr(request, "sensitive_post_parameters", None)
+    assert marked is not None, path
+    assert names <= set(marked) or marked == "__ALL__", (path, marked)
