@@ -186,8 +186,11 @@ def _allowed(request: HttpRequest) -> bool:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
         return True
+    from clientarea.client_ip import client_ip
+
+    # The client's address as the trusted proxies saw it: a request relayed from outside is not internal.
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(client_ip(request) or "")
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(n, strict=False) for n in settings.HEALTH_ALLOWED_NETWORKS)

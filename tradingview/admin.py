@@ -68,8 +68,7 @@ class OAuthClientAdmin(admin.ModelAdmin):
                 "shown": [{"client": client, "secret": secret} for client, secret in shown],
             },
         )
-        add_never_cache_headers(response)
-        response["Cache-Control"] = "no-store, " + response["Cache-Control"]
+        add_never_cache_headers(response)  # includes no-store: no cache keeps the page
         return response
 
     @admin.action(description="Rotate the client secret (shows the new secret once)", permissions=["change"])

@@ -28,6 +28,7 @@ from accounts.services.sync import (
     openapi_ctid_user_id,
 )
 from accounts.services.tokens import ctid_token_store, oauth_client
+from clientarea.queue import QUEUE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -209,4 +210,8 @@ def _sync_later(ctid_id: int) -> None:
     from accounts import tasks
 
     if not tasks.sync_ctid_accounts.app.conf.task_always_eager:
-        tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+        try:
+            tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+        except QUEUE_ERRORS:
+            # The queue is down: the periodic account sync picks this cTID up; the connect itself stands.
+            logger.warning("first account sync not queued", extra={"ctid_id": ctid_id})

@@ -97,20 +97,19 @@ def test_readyz_answers_503_within_a_second_while_postgresql_is_black_holed(blac
 
 
 @pytest.fixture
-def broker_down():
-    """The Celery app publishing to a Redis that refuses connections, as a web process would."""
+def broker_down(settings):
+    """The Celery app publishing to a Redis that refuses connections, as a web process would.
+
+    Through Django's settings (which Celery reads), so the change ends with the test.
+    """
     from clientarea.celery import app
 
-    saved = {"broker_url": app.conf.broker_url, "task_always_eager": app.conf.task_always_eager}
-    app.conf.update(
-        CELERY_BROKER_URL=f"redis://127.0.0.1:{refusing_port()}/0", CELERY_TASK_ALWAYS_EAGER=False
-    )
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{refusing_port()}/0"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
     app._pool = None
     app.amqp._producer_pool = None
+    assert app.conf.broker_url == settings.CELERY_BROKER_URL and not app.conf.task_always_eager
     yield app
-    app.conf.update(
-        CELERY_BROKER_URL=saved["broker_url"], CELERY_TASK_ALWAYS_EAGER=saved["task_always_eager"]
-    )
     app._pool = None
     app.amqp._producer_pool = None
 
