@@ -34,7 +34,9 @@ class RejectInvalidCharactersMiddleware:
         except (MultiPartParserError, UnicodeDecodeError, ValueError):
             invalid = True
         if invalid:
-            message = _("The request contains characters that are not allowed (such as a NUL byte).")
+            message = _(
+                "The request contains characters that are not allowed. Please check what you typed and try again."
+            )
             if request.path.startswith(("/api/", "/tradingview/oauth/token")):
                 return JsonResponse({"error": "invalid_request", "error_description": message}, status=400)
             return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")

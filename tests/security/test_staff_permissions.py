@@ -274,3 +274,14 @@ def test_a_new_client_secret_is_shown_once_in_the_response_never_in_a_cookie(db)
     assert not any(new_secret in m.value for m in rotated.cookies.values())
     assert not any(new_secret in m.value for m in client.cookies.values())
     assert new_secret.encode() not in client.get("/admin/tradingview/oauthclient/").content
+
+
+def test_every_admin_action_declares_the_permission_it_needs():
+    undeclared = []
+    for model, model_admin in admin.site._registry.items():
+        for action in model_admin.actions or ():
+            func = getattr(model_admin, action, None) if isinstance(action, str) else action
+            name = getattr(func, "__name__", str(action))
+            if name != "delete_selected" and not getattr(func, "allowed_permissions", None):
+                undeclared.append(f"{model._meta.label}.{name}")
+    assert undeclared == []
