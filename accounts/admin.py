@@ -32,7 +32,8 @@ from accounts.services.traders import (
     trader_suspend,
     trader_unsuspend,
 )
-from clientarea.admin_mixins import ReadOnlyMixin, ViewOnlyMixin
+from clientarea.admin_mixins import ReadOnlyMixin, ViewOnlyMixin, model_permission
+from clientarea.queue import QUEUE_ERRORS
 
 User = get_user_model()
 
@@ -123,8 +124,20 @@ class CtidActions:
         selected = self._ctids(queryset)
         ids = [pk for pk, _ in selected]
         if len(ids) > self.run_now_limit:
-            for ctid_id in ids:
-                queue(ctid_id)
+            queued: list[int] = []
+            try:
+                for ctid_id in ids:
+                    queue(ctid_id)
+                    queued.append(ctid_id)
+            except QUEUE_ERRORS:
+                if queued:
+                    self._audit(request, action, queued, "queued")
+                messages.error(
+                    request,
+                    f"The task queue is not reachable: {len(ids) - len(queued)} of {len(ids)} "
+                    f"{title.lower()} tasks were not queued and nothing else changed. Try again in a minute.",
+                )
+                return
             self._audit(request, action, ids, "queued")
             messages.info(request, f"{len(ids)} {title.lower()} tasks queued.")
             return
@@ -138,7 +151,11 @@ class CtidActions:
         self._audit(request, action, ids, "done")
         messages.info(request, f"{title}: " + "; ".join(done))
 
-    @admin.action(description="Refresh the Open API token now")
+    def has_spotware_permission(self, request: HttpRequest) -> bool:
+        """Calls to Spotware change what is stored about a cTID: they need the permission to change cTIDs."""
+        return model_permission(request, Ctid, "change")
+
+    @admin.action(description="Refresh the Open API token now", permissions=["spotware"])
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts import tasks
 
@@ -158,7 +175,7 @@ class CtidActions:
             run=run,
         )
 
-    @admin.action(description="Sync trading accounts now")
+    @admin.action(description="Sync trading accounts now", permissions=["spotware"])
     def sync_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts import tasks
 
@@ -216,14 +233,18 @@ class TraderActions:
             return list(queryset.select_related("user"))
         return list(Trader.objects.filter(user__in=queryset).select_related("user"))
 
-    @admin.action(description="Mark KYC verified")
+    def has_trader_change_permission(self, request: HttpRequest) -> bool:
+        """The same permission from the Trader list and from the User list: changing traders."""
+        return model_permission(request, Trader, "change")
+
+    @admin.action(description="Mark KYC verified", permissions=["trader_change"])
     def mark_kyc_verified(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         traders = self._traders(queryset)
         for trader in traders:
             trader_mark_kyc_verified(trader=trader, actor=request.user)
         messages.success(request, f"{len(traders)} trader(s) marked KYC verified.")
 
-    @admin.action(description="Suspend")
+    @admin.action(description="Suspend", permissions=["trader_change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         traders = self._traders(queryset)
         form = SuspendForm(request.POST if "apply" in request.POST else None)
@@ -246,7 +267,7 @@ class TraderActions:
             },
         )
 
-    @admin.action(description="Unsuspend")
+    @admin.action(description="Unsuspend", permissions=["trader_change"])
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         traders = self._traders(queryset)
         for trader in traders:
@@ -350,6 +371,25 @@ class UserAdmin(TraderActions, DjangoUserAdmin):
     list_select_related = ("trader",)
     actions = ("mark_kyc_verified", "suspend", "unsuspend")
     change_password_form = TraderPasswordChangeForm
+
+    # Who is staff, who is superuser, and who holds which groups and permissions: superusers only decide.
+    escalation_fields = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if request.user.is_superuser:  # type: ignore[union-attr]
+            return fields
+        return (*fields, *self.escalation_fields)
+
+    def _guards_staff(self, request: HttpRequest, obj: Any) -> bool:
+        """A staff account (or a superuser's) is changed, deleted or given a password by superusers only."""
+        return obj is not None and (obj.is_staff or obj.is_superuser) and not request.user.is_superuser  # type: ignore[union-attr]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._guards_staff(request, obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._guards_staff(request, obj) and super().has_delete_permission(request, obj)
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         token = _password_actor.set(request.user)

@@ -10,10 +10,6 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, User
 
 from accounts.backends import is_suspended
 
-SUSPENDED_MESSAGE = (
-    "This account is suspended, so it cannot sign in. Please contact support if you think this is a mistake."
-)
-
 
 class SignUpForm(UserCreationForm):
     email = forms.EmailField(
@@ -40,11 +36,13 @@ class SignUpForm(UserCreationForm):
 
 
 class SignInForm(AuthenticationForm):
-    """Django's sign-in form, refusing suspended traders with a message that says so."""
+    """Django's sign-in form, refusing suspended traders with the wrong-password message.
 
-    error_messages = {**AuthenticationForm.error_messages, "suspended": SUSPENDED_MESSAGE}
+    A suspended account with the right password is told nothing more than a wrong password would tell, so
+    the form never confirms that a password is right for an account that cannot sign in.
+    """
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)
         if is_suspended(user):
-            raise forms.ValidationError(self.error_messages["suspended"], code="suspended")
+            raise self.get_invalid_login_error()

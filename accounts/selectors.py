@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from accounts.models import Ctid, Trader, TradingAccount
+from accounts.models import Ctid, GatewayStatus, Trader, TradingAccount
 
 
 def trader_for_user(*, user: Any) -> Trader | None:
@@ -51,3 +55,58 @@ def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
         .select_related("ctid", "jurisdiction")
         .order_by("-is_live", "login")
     )
+
+
+@dataclass(frozen=True)
+class GatewayHealth:
+    """What the Open API gateway last reported, judged by one rule for the status API and for /readyz.
+
+    An environment is healthy when its connection is up and its heartbeat is at most
+    ``HEALTH_GATEWAY_STALE_SECONDS`` old.
+    """
+
+    environments: dict[str, dict[str, Any]]
+    refused: list[str]
+    checked_at: datetime
+
+    @property
+    def healthy(self) -> bool:
+        return bool(self.environments) and all(e["healthy"] for e in self.environments.values())
+
+    def problems(self, *, expected: list[str]) -> list[str]:
+        """Why the environments in ``expected`` are not all healthy (empty when they are)."""
+        found = []
+        for environment in expected:
+            status = self.environments.get(environment)
+            if status is None or status["heartbeat_at"] is None:
+                found.append(f"{environment}: no heartbeat yet")
+            elif status["stale"]:
+                age = int((self.checked_at - status["heartbeat_at"]).total_seconds())
+                found.append(f"{environment}: last heartbeat {age} s ago")
+            elif not status["healthy"]:
+                found.append(f"{environment}: {status['state']}")
+        return found
+
+
+def gateway_health(*, stale_after: timedelta | None = None) -> GatewayHealth:
+    now = timezone.now()
+    if stale_after is None:
+        stale_after = timedelta(seconds=settings.HEALTH_GATEWAY_STALE_SECONDS)
+    environments: dict[str, dict[str, Any]] = {}
+    for status in GatewayStatus.objects.order_by("environment"):
+        stale = status.heartbeat_at is None or now - status.heartbeat_at > stale_after
+        environments[status.environment] = {
+            "state": status.state,
+            "healthy": status.state == GatewayStatus.State.CONNECTED and not stale,
+            "stale": stale,
+            "connected_since": status.connected_since,
+            "authorized_accounts": status.authorized_accounts,
+            "last_event": status.last_event,
+            "last_event_at": status.last_event_at,
+            "last_error": status.last_error,
+            "last_error_at": status.last_error_at,
+            "heartbeat_at": status.heartbeat_at,
+            "updated_at": status.updated_at,
+        }
+    refused = sorted(e for e, s in environments.items() if s["state"] == GatewayStatus.State.APP_AUTH_REFUSED)
+    return GatewayHealth(environments=environments, refused=refused, checked_at=now)

@@ -22,3 +22,13 @@ class ReadOnlyMixin(ViewOnlyMixin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def model_permission(request: HttpRequest, model: Any, action: str) -> bool:
+    """Whether the signed-in staff member holds ``<app>.<action>_<model>``.
+
+    For admin actions on models whose admin forbids editing (the services write them): the action still
+    needs the model's permission, which ``has_change_permission`` of a view-only admin does not report.
+    """
+    opts = model._meta
+    return bool(request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"))

@@ -9,4 +9,9 @@ class ClientareaConfig(AppConfig):
 
     def ready(self) -> None:
         # Connects the Celery signal handlers that carry the request id into tasks.
+        from django.db.backends.signals import connection_created
+
         from clientarea import request_id  # noqa: F401
+        from clientarea.db import on_connection_created
+
+        connection_created.connect(on_connection_created, dispatch_uid="clientarea.web_statement_timeout")

@@ -141,10 +141,14 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
-# Failed sign-ins are throttled per account and, separately, per IP address.
+# Failed sign-ins are throttled per username and client address together, and per address alone at a much
+# higher limit (clientarea/signin.py), so one attacker cannot lock everyone behind a proxy out.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_ADDRESS_FAILURE_LIMIT = env.int("AXES_ADDRESS_FAILURE_LIMIT", default=50)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = "clientarea.signin.lockout_parameters"
+AXES_CLIENT_IP_CALLABLE = "clientarea.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "clientarea.signin.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2"]
@@ -218,14 +222,33 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    # A stalled Redis must not hold a web request: every socket operation of the broker has a deadline.
+    "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=1.0)
+# Publishing from a web request: one quick retry, then the caller is told the queue is unavailable.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-    # Every signed-in request reads its session: from the shared cache, written through to the database.
-    # Only with Redis: a per-process cache would keep serving a session another process ended (sign-out).
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+                "socket_timeout": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
+            },
+        }
+    }
 
 # --- The four peers ---
 SANDBOX_HTTP = env.str("SANDBOX_HTTP", default="http://127.0.0.1:8001").rstrip("/")
@@ -291,7 +314,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.server": {"level": "WARNING"},
+        # Django's own console handlers print unscrubbed lines (request lines carry query strings): Django's
+        # loggers write through the handler above instead, which redacts like the JSON log.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         # urllib3 logs full request URLs at DEBUG, and token URLs carry secrets in the query string.
         "urllib3": {"level": "WARNING"},
     },
@@ -383,7 +409,7 @@ LOGGING["formatters"]["plain"] = {  # type: ignore[index]
     "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
 }
 # Seconds each readiness check may take (Redis ping, Celery worker ping).
-HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=1.0)
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", default=0.5)
 # Set where an Open API gateway must be running: /readyz then fails when its heartbeat goes stale.
 HEALTH_GATEWAY_EXPECTED = env.bool("HEALTH_GATEWAY_EXPECTED", default=False)
 HEALTH_GATEWAY_STALE_SECONDS = env.int("HEALTH_GATEWAY_STALE_SECONDS", default=60)
@@ -429,3 +455,89 @@ CELERY_BEAT_SCHEDULE["follow-up-lost-token-refreshes"] = {
     "schedule": env.float("TOKEN_REFRESH_FOLLOW_UP_SWEEP_SECONDS", default=300.0),
     "options": {"expires": 300.0},
 }
+# --- Containment: staff sessions, client addresses, deadlines on PostgreSQL, browser policy ---
+# How many reverse proxies in front of the web processes append to X-Forwarded-For (0: the header is ignored
+# and the socket peer is the client). The sign-in throttle and the token endpoint count per client address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Sessions live in PostgreSQL, so a Redis outage signs nobody out and keeps every page that needs no task.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Idle timeouts in seconds, besides the absolute SESSION_COOKIE_AGE: staff and traders separately.
+SESSION_IDLE_TIMEOUT_STAFF_SECONDS = env.int("SESSION_IDLE_TIMEOUT_STAFF_SECONDS", default=30 * 60)
+SESSION_IDLE_TIMEOUT_SECONDS = env.int("SESSION_IDLE_TIMEOUT_SECONDS", default=12 * 3600)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "clientarea.sessions.IdleTimeoutMiddleware",
+)
+# A NUL byte or an unpaired surrogate in a query or form parameter is a 400, before any view reads it.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "clientarea.inputs.RejectInvalidCharactersMiddleware",
+)
+# PostgreSQL: a connection attempt, an unanswered packet and (in web processes) a statement all have a deadline.
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+DATABASE_TCP_USER_TIMEOUT_MS = env.int("DATABASE_TCP_USER_TIMEOUT_MS", default=10_000)
+DATABASE_WEB_STATEMENT_TIMEOUT_MS = env.int("DATABASE_WEB_STATEMENT_TIMEOUT_MS", default=15_000)
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
+    DATABASES["default"]["OPTIONS"].setdefault("tcp_user_timeout", DATABASE_TCP_USER_TIMEOUT_MS)
+    DATABASES["default"]["OPTIONS"].setdefault("keepalives", 1)
+    DATABASES["default"]["OPTIONS"].setdefault("keepalives_idle", 30)
+# /readyz: answered within HEALTH_READYZ_BUDGET_SECONDS whatever is down, cached for HEALTH_CACHE_SECONDS, and
+# served only to HEALTH_ALLOWED_NETWORKS or to a request carrying HEALTH_TOKEN (Authorization: Bearer ...).
+HEALTH_READYZ_BUDGET_SECONDS = env.float("HEALTH_READYZ_BUDGET_SECONDS", default=0.8)
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=3.0)
+HEALTH_TOKEN = env.str("HEALTH_TOKEN", default="")
+HEALTH_ALLOWED_NETWORKS = env.list(
+    "HEALTH_ALLOWED_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+)
+# The TradingView token endpoint: failed client authentications allowed per client and address, and per
+# address, within the window (seconds), before that address waits (429 with Retry-After).
+TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS = env.int("TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS", default=600)
+TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT", default=10)
+TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT", default=30)
+# API docs (Swagger UI from our own static files): "public", "staff" or "off". Production defaults to staff.
+API_DOCS = env.str("API_DOCS", default="public" if DEBUG else "staff")
+INSTALLED_APPS.append("drf_spectacular_sidecar")
+SPECTACULAR_SETTINGS.update(
+    {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
+)
+# Content-Security-Policy (django-csp): only our own scripts, styles and images; never framed.
+INSTALLED_APPS.append("csp")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        # The sign-in and consent forms post to us; TradingView's redirect URI is reached by a redirect.
+        "form-action": ["'self'", "https:", "http://127.0.0.1:*", "http://localhost:*"],
+    }
+}
+PERMISSIONS_POLICY: dict[str, list[str]] = {
+    "accelerometer": [],
+    "camera": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "magnetometer": [],
+    "microphone": [],
+    "payment": [],
+    "usb": [],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+# The messages framework keeps its messages in the session, never in a cookie of their own.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"

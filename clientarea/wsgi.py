@@ -14,3 +14,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientarea.settings")
 
 application = get_wsgi_application()
+
+from clientarea.db import mark_web_process  # noqa: E402  (after Django is set up)
+
+mark_web_process()

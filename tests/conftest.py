@@ -95,3 +95,13 @@ def celery_worker(_celery_worker_session, settings):
     yield app
     app.control.purge()
     app.conf.update(CELERY_TASK_ALWAYS_EAGER=eager)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness():
+    """/readyz caches its answer for a few seconds: each test sees its own."""
+    from clientarea.health import reset_readiness_cache
+
+    reset_readiness_cache()
+    yield
+    reset_readiness_cache()

@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from clientarea.admin_mixins import ReadOnlyMixin
 
@@ -85,19 +87,40 @@ class OAuthClientAdmin(admin.ModelAdmin):
                 [],
                 [],
             )
-        # The secret is shown once; only its hash is kept.
-        messages.warning(
-            request,
-            f"Client id: {obj.client_id} — client secret: {secret} — copy the secret now, it is not shown again.",
-        )
+        # The secret is shown once, on the page that answers this request; only its hash is kept.
+        request._new_client_secret = secret  # type: ignore[attr-defined]
 
-    @admin.action(description="Rotate the client secret (shows the new secret once)")
-    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
-        for client in queryset:
-            secret = oauth_client_rotate_secret(client=client, actor=request.user)
-            messages.warning(
-                request, f"New secret for {client.client_id}: {secret} — copy it now, it is not shown again."
-            )
+    def response_add(
+        self, request: HttpRequest, obj: OAuthClient, post_url_continue: Any = None
+    ) -> HttpResponse:
+        secret = getattr(request, "_new_client_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self._secret_once(request, [(obj, secret)], title="TradingView client created")
+
+    def _secret_once(
+        self, request: HttpRequest, shown: list[tuple[OAuthClient, str]], *, title: str
+    ) -> HttpResponse:
+        """The new secrets, in this response only: never in a message (a cookie), a log or the session."""
+        response = TemplateResponse(
+            request,
+            "admin/tradingview/client_secret_once.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "opts": self.model._meta,
+                "shown": [{"client": client, "secret": secret} for client, secret in shown],
+            },
+        )
+        add_never_cache_headers(response)  # includes no-store: no cache keeps the page
+        return response
+
+    @admin.action(description="Rotate the client secret (shows the new secret once)", permissions=["change"])
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> HttpResponse:
+        shown = [
+            (client, oauth_client_rotate_secret(client=client, actor=request.user)) for client in queryset
+        ]
+        return self._secret_once(request, shown, title="New client secret")
 
 
 _GRANT_FIELDS: tuple[str, ...] = tuple(
@@ -149,7 +172,7 @@ class GrantAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Revoke (calls the adapter's /logout)")
+    @admin.action(description="Revoke (calls the adapter's /logout)", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[Grant]) -> None:
         count = 0
         for grant in queryset:

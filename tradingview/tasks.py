@@ -5,6 +5,7 @@ The services queue these tasks, so the tasks import the services inside their bo
 
 from __future__ import annotations
 
+import logging
 import random
 
 from celery import shared_task
@@ -12,7 +13,10 @@ from django.conf import settings
 from django.db import transaction
 
 from clientarea.celery import embedded_mode
+from clientarea.queue import QUEUE_ERRORS
 from tradingview.selectors import grants_due_for_logout
+
+logger = logging.getLogger(__name__)
 
 RETRY_CAP_SECONDS = 900
 
@@ -27,7 +31,12 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
         return
 
     def enqueue() -> None:
-        grant_logout.apply_async(args=(grant_id,), countdown=max(0, countdown))
+        try:
+            grant_logout.apply_async(args=(grant_id,), countdown=max(0, countdown))
+        except QUEUE_ERRORS:
+            # The grant is already stored as revoking: the revocation sweep sends its /logout once the queue
+            # is back, so the trader's request does not fail on it.
+            logger.warning("grant logout not queued, the sweep will send it", extra={"grant_id": grant_id})
 
     transaction.on_commit(enqueue)
 

@@ -19,12 +19,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import trader_for_user
+from clientarea.client_ip import client_ip
 
 from . import selectors
 from .forms import AccountRequestForm
+from .selectors import refresh_token_client_id
 from .services.account_requests import AccountRequestRefused, account_request_create
 from .services.authorization import (
     AuthorizationRedirectError,
@@ -35,6 +38,7 @@ from .services.authorization import (
 from .services.consent import AlreadyLinked, ConsentFailed, ConsentRefused, consent_deny, grant_create
 from .services.revocation import grant_disconnect
 from .services.tokens import OAuthError, code_exchange, token_refresh
+from .throttle import token_client_blocked, token_client_failure_record
 
 CONSENT_SALT = "tradingview.consent"
 CONSENT_MAX_AGE = 3600
@@ -225,7 +229,10 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
 
 @csrf_exempt
 @require_POST
+@sensitive_post_parameters("client_secret", "refresh_token", "code")
+@sensitive_variables("client_secret", "basic", "result")
 def token(request: HttpRequest) -> JsonResponse:
+    client_id = ""
     try:
         if request.content_type != "application/x-www-form-urlencoded":
             raise OAuthError("invalid_request", "The body must be application/x-www-form-urlencoded.")
@@ -245,6 +252,20 @@ def token(request: HttpRequest) -> JsonResponse:
         else:
             client_id = request.POST.get("client_id", "")
             client_secret = request.POST.get("client_secret", "")
+        if grant_type == "refresh_token" and not client_id:
+            client_id = refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
+        address = client_ip(request)
+        blocked = token_client_blocked(client_id=client_id, address=address)
+        if blocked is not None:
+            return _json(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Too many failed client authentications from this address; "
+                    f"try again in {blocked.retry_after} seconds.",
+                },
+                status=429,
+                headers={"Retry-After": str(blocked.retry_after)},
+            )
         if grant_type == "authorization_code":
             result = code_exchange(
                 client_id=client_id,
@@ -259,6 +280,8 @@ def token(request: HttpRequest) -> JsonResponse:
                 refresh_token=request.POST.get("refresh_token", ""),
             )
     except OAuthError as exc:
+        if exc.error == "invalid_client":
+            token_client_failure_record(client_id=client_id, address=client_ip(request))
         return _oauth_error(exc)
     return _json(result.as_dict())
 

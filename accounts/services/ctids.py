@@ -31,6 +31,7 @@ from accounts.services.sync import (
 )
 from accounts.services.tokens import ctid_token_store, oauth_client
 from clientarea.celery import embedded_mode
+from clientarea.queue import QUEUE_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -368,4 +369,8 @@ def _sync_later(ctid_id: int) -> None:
     from accounts import tasks
 
     if not embedded_mode():
-        tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+        try:
+            tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+        except QUEUE_ERRORS:
+            # The queue is down: the periodic account sync picks this cTID up; the connect itself stands.
+            logger.warning("first account sync not queued", extra={"ctid_id": ctid_id})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
@@ -200,25 +199,14 @@ def gateway_alert(*, environment: Environment, action: str, message: str) -> Non
 
 
 def gateway_status_report() -> dict[str, Any]:
-    """The per-environment status for staff and health checks."""
-    now = timezone.now()
-    stale_after = timedelta(seconds=max(settings.OPENAPI_HEARTBEAT_SECONDS * 3, 30))
-    environments = {}
-    for status in GatewayStatus.objects.order_by("environment"):
-        fresh = status.heartbeat_at is not None and now - status.heartbeat_at <= stale_after
-        environments[status.environment] = {
-            "state": status.state,
-            "healthy": status.state == GatewayStatus.State.CONNECTED and fresh,
-            "connected_since": status.connected_since,
-            "authorized_accounts": status.authorized_accounts,
-            "last_event": status.last_event,
-            "last_event_at": status.last_event_at,
-            "last_error": status.last_error,
-            "last_error_at": status.last_error_at,
-            "heartbeat_at": status.heartbeat_at,
-            "updated_at": status.updated_at,
-        }
-    return {"environments": environments, "checked_at": now}
+    """The per-environment status for staff (the same judgement as /readyz: ``gateway_health``)."""
+    from accounts.selectors import gateway_health
+
+    health = gateway_health()
+    environments = {
+        env: {k: v for k, v in status.items() if k != "stale"} for env, status in health.environments.items()
+    }
+    return {"environments": environments, "checked_at": health.checked_at}
 
 
 def _db(func: Callable[P, R], *, thread_sensitive: bool = True) -> Callable[P, Any]:

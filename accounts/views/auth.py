@@ -11,7 +11,9 @@ from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView
 
 from accounts.forms import SignInForm, SignUpForm
@@ -20,6 +22,7 @@ from accounts.services.traders import trader_change_password, trader_sign_up
 BACKEND = "accounts.backends.TraderModelBackend"
 
 
+@method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
 class SignUpView(FormView):
     template_name = "registration/signup.html"
     form_class = SignUpForm

@@ -18,7 +18,7 @@ import pytest
 from django.core.management import call_command
 
 from sandbox.control import Endpoint, Sandbox
-from tests.browser import ARTIFACTS, launch_chromium
+from tests.browser import ARTIFACTS, launch_chromium, record_csp_violations
 
 CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
 ADAPTER_BEARER = "sandbox-adapter-bearer"
@@ -118,6 +118,7 @@ def pytest_runtest_makereport(item, call):
 def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    violations = record_csp_violations(context)
     page = context.new_page()
     yield page
     report = getattr(request.node, "report_call", None)
@@ -126,6 +127,8 @@ def page(browser, request):
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
         page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     context.close()
+    # Every page of every journey runs under the Content-Security-Policy without a single violation.
+    assert violations == [], violations
 
 
 @pytest.fixture

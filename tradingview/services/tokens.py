@@ -71,12 +71,7 @@ def client_authenticate(*, client_id: str, client_secret: str) -> OAuthClient:
 def _client_verified(*, client: OAuthClient | None, client_id: str, client_secret: str) -> OAuthClient:
     """``client`` (the active client named ``client_id``, or None) if ``client_secret`` is its secret."""
     if client is None or not client.check_secret(client_secret):
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="client_auth",
-            outcome="invalid_client",
-            detail={"client_id": client_id[:100]},
-        )
+        # Audited by the token endpoint, one record per client and address (tradingview/throttle.py).
         raise OAuthError("invalid_client", "Client authentication failed.", status=401)
     if client.secret_needs_rehash:
         # Moves a secret stored with a slow password hasher to the digest, once, on its first use.

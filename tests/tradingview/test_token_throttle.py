@@ -1,0 +1,66 @@
+"""The TradingView token endpoint throttles failed client authentications per client and per address, and
+keeps one audit record with a count instead of a row per failure."""
+
+from __future__ import annotations
+
+from accounts.models import AuditEvent
+
+from .conftest import REDIRECT_URI, link, token_post
+
+
+def exchange(tv, code, *, REMOTE_ADDR, **overrides):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "client_id": tv.client.client_id,
+        "client_secret": tv.secret,
+        **overrides,
+    }
+    return token_post(data, REMOTE_ADDR=REMOTE_ADDR)
+
+
+def _failures():
+    return AuditEvent.objects.filter(action="client_auth", outcome="invalid_client")
+
+
+def test_repeated_failures_are_one_audit_record_with_a_count(adapter, tv_client, browser_client, accounts):
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    for _ in range(4):
+        assert exchange(tv_client, code, client_secret="guess", REMOTE_ADDR="198.51.100.9").status_code == 401
+    (record,) = _failures()
+    assert record.detail["count"] == 4
+    assert record.detail["client_id"] == tv_client.client.client_id
+    assert record.detail["address"] == "198.51.100.9"
+    assert "guess" not in str(record.detail)
+    # The code was never spent by the failures.
+    assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.9").status_code == 200
+
+
+def test_failures_past_the_limit_wait_per_client_and_address(
+    adapter, tv_client, browser_client, accounts, settings
+):
+    settings.TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = 3
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    for _ in range(3):
+        exchange(tv_client, code, client_secret="guess", REMOTE_ADDR="198.51.100.9")
+    blocked = exchange(tv_client, code, REMOTE_ADDR="198.51.100.9")
+    assert blocked.status_code == 429
+    assert int(blocked["Retry-After"]) > 0
+    assert blocked.json()["error"] == "invalid_client"
+    # The same client from TradingView's own address is not cut off by someone else's guesses.
+    assert exchange(tv_client, code, REMOTE_ADDR="203.0.113.44").status_code == 200
+    assert _failures().get().detail["count"] == 3
+
+
+def test_failures_across_clients_from_one_address_wait_at_the_address_limit(
+    adapter, tv_client, browser_client, accounts, settings
+):
+    settings.TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = 100
+    settings.TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT = 5
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    for i in range(5):
+        exchange(tv_client, code, client_id=f"tv-guess-{i}", REMOTE_ADDR="198.51.100.10")
+    assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.10").status_code == 429
+    assert sum(r.detail["count"] for r in _failures()) == 5
+    assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.11").status_code == 200

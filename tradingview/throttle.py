@@ -1,0 +1,102 @@
+"""Failed client authentications at the token endpoint: throttled, and audited as one record with a count.
+
+Failures are counted per (client id, client address) and per address alone, over a sliding window of
+``TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS``. Past ``TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT`` for a client
+from one address, or ``TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT`` from one address, that address is answered
+429 with ``Retry-After`` before any secret is checked. A client's failures from one address never block the
+same client calling from elsewhere, so guessing at TradingView's client id cannot cut TradingView off.
+
+The counter is the audit record itself: repeated failures of one client from one address within the window
+update one ``client_auth``/``invalid_client`` record (``detail.count``, ``first_at``, ``last_at``) instead of
+writing a row each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+
+AUDIT_CATEGORY = "tradingview"
+ACTION, OUTCOME = "client_auth", "invalid_client"
+
+
+@dataclass(frozen=True)
+class Blocked:
+    retry_after: int
+
+
+def _window() -> timedelta:
+    return timedelta(seconds=settings.TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS)
+
+
+def _failures(*, since_window: bool = True) -> QuerySet[AuditEvent]:
+    rows = AuditEvent.objects.filter(category=AUDIT_CATEGORY, action=ACTION, outcome=OUTCOME)
+    return rows.filter(created_at__gte=timezone.now() - _window()) if since_window else rows
+
+
+def _count(rows: QuerySet[AuditEvent]) -> tuple[int, AuditEvent | None]:
+    total, oldest = 0, None
+    for row in rows.only("detail", "created_at"):
+        total += int(row.detail.get("count", 1))
+        if oldest is None or row.created_at < oldest.created_at:
+            oldest = row
+    return total, oldest
+
+
+def token_client_blocked(*, client_id: str, address: str | None) -> Blocked | None:
+    """Whether this address must wait before its next client authentication, and for how long."""
+    if not address:
+        return None
+    by_address = _failures().filter(detail__address=address)
+    for rows, limit in (
+        (
+            by_address.filter(detail__client_id=client_id[:100]),
+            settings.TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT,
+        ),
+        (by_address, settings.TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT),
+    ):
+        total, oldest = _count(rows)
+        if total >= limit and oldest is not None:
+            ends = oldest.created_at + _window()
+            return Blocked(retry_after=max(1, int((ends - timezone.now()).total_seconds()) + 1))
+    return None
+
+
+def token_client_failure_record(*, client_id: str, address: str | None) -> AuditEvent:
+    """Count one failed client authentication in the open record for this client and address."""
+    client_id = client_id[:100]
+    now = timezone.now()
+    with transaction.atomic():
+        row = (
+            _failures()
+            .select_for_update()
+            .filter(detail__client_id=client_id, detail__address=address)
+            .order_by("-created_at")
+            .first()
+        )
+        if row is None:
+            return AuditEvent.objects.create(
+                category=AUDIT_CATEGORY,
+                action=ACTION,
+                outcome=OUTCOME,
+                message="Client authentication failed at the token endpoint.",
+                detail={
+                    "client_id": client_id,
+                    "address": address,
+                    "count": 1,
+                    "first_at": now.isoformat(),
+                    "last_at": now.isoformat(),
+                },
+            )
+        count = int(row.detail.get("count", 1)) + 1
+        row.detail = {**row.detail, "count": count, "last_at": now.isoformat()}
+        row.message = f"Client authentication failed {count} times at the token endpoint."
+        row.save(update_fields=["detail", "message"])
+        return row
