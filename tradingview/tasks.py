@@ -52,10 +52,11 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
 
 @shared_task(ignore_result=True)
 def grant_revocation_sweep() -> int:
-    """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
-    from tradingview.services import logout
+    """Revoke what is no longer valid (``upkeep``), then log out every ``revoking`` grant that is due (a lost
+    task, a retry budget spent, embedded mode)."""
+    from tradingview.services import logout, upkeep
 
-    logout.grants_pending_cleanup()
+    upkeep.grants_upkeep()
     due = grants_due_for_logout()
     for grant_id in due:
         if _runs_in_process():

@@ -33,8 +33,9 @@ from .services.authorization import (
     authorization_request_validate,
 )
 from .services.consent import AlreadyLinked, ConsentFailed, ConsentRefused, consent_deny, grant_create
+from .services.refresh import token_refresh
 from .services.revocation import grant_disconnect
-from .services.tokens import OAuthError, code_exchange, token_refresh
+from .services.tokens import OAuthError, code_exchange
 
 CONSENT_SALT = "tradingview.consent"
 CONSENT_MAX_AGE = 3600
@@ -204,7 +205,11 @@ def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 
 def _oauth_error(exc: OAuthError) -> JsonResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="tradingview"'} if exc.status == 401 else None
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="tradingview"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return _json({"error": exc.error, "error_description": exc.description}, exc.status, headers)
 
 

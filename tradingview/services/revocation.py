@@ -21,6 +21,9 @@ from accounts.services.audit import audit_event_record
 from ..models import AUDIT_CATEGORY, Grant
 from .logout import LogoutPending, grant_logout
 
+# A link refreshed every 30 minutes for 30 days is about 1,500 grants long.
+MAX_CHAIN = 5000
+
 
 def logout_enqueue(*, grant_id: int, countdown: int) -> None:
     """Queue the ``/logout`` of a grant once the current transaction commits (``countdown`` seconds later)."""
@@ -59,7 +62,7 @@ def grant_revoke(
             state=Grant.State.REVOKING,
             revoke_after=now,
             revoke_reason=reason[:200],
-            refresh_token_hash=None,
+            refresh_lease_until=None,
             updated_at=now,
         )
         audit_event_record(
@@ -122,8 +125,61 @@ def ctid_grants_revoke(*, ctid_id: int, reason: str) -> list[int]:
     )
 
 
+def grant_chain_revoke(
+    *, grant_id: int, reason: str, action: str, outcome: str = "scheduled", **detail: Any
+) -> list[int]:
+    """Revoke a whole link: the grant, every grant it was refreshed from and every grant refreshed from it."""
+    chain = [grant_id]
+    forward = backward = grant_id
+    while len(chain) < MAX_CHAIN:
+        nxt = Grant.objects.filter(pk=forward).values_list("superseded_by_id", flat=True).first()
+        if nxt is None or nxt in chain:
+            break
+        chain.append(nxt)
+        forward = nxt
+    while len(chain) < MAX_CHAIN:
+        prev = Grant.objects.filter(superseded_by_id=backward).values_list("pk", flat=True).first()
+        if prev is None or prev in chain:
+            break
+        chain.append(prev)
+        backward = prev
+    return _grants_revoke(
+        Grant.objects.filter(pk__in=chain),
+        action=action,
+        reason=reason,
+        outcome=outcome,
+        include_pending=True,
+        **detail,
+    )
+
+
+def client_grants_revoke(*, client_id: int, reason: str, actor: Any = None) -> list[int]:
+    """Revoke every still usable grant issued to a TradingView client (the client was deactivated)."""
+    return _grants_revoke(
+        Grant.objects.filter(client_id=client_id),
+        action="client_grants_revoke",
+        reason=reason,
+        actor=actor,
+        include_pending=True,
+    )
+
+
+def grants_revoke(*, grant_ids: list[int], action: str, reason: str, **detail: Any) -> list[int]:
+    """Revoke the still usable grants among ``grant_ids`` (sweeps that found them no longer valid)."""
+    return _grants_revoke(
+        Grant.objects.filter(pk__in=grant_ids), action=action, reason=reason, include_pending=True, **detail
+    )
+
+
 def _grants_revoke(
-    grants: QuerySet[Grant], *, action: str, reason: str, actor: Any = None, **detail: Any
+    grants: QuerySet[Grant],
+    *,
+    action: str,
+    reason: str,
+    actor: Any = None,
+    outcome: str = "scheduled",
+    include_pending: bool = False,
+    **detail: Any,
 ) -> list[int]:
     """Mark the usable grants among ``grants`` revoking and queue their ``/logout`` once this commits.
 
@@ -131,11 +187,12 @@ def _grants_revoke(
     """
     now = timezone.now()
     with transaction.atomic():
-        rows = list(
-            grants.select_for_update()
-            .filter(state__in=[Grant.State.ACTIVE, Grant.State.REVOKING])
-            .values_list("pk", "trader_id")
-        )
+        states = [Grant.State.ACTIVE, Grant.State.REVOKING]
+        if include_pending:
+            # A pending grant that already holds an adapter token (a refresh that died before it finished).
+            grants = grants.exclude(state=Grant.State.PENDING, adapter_token_issued_at__isnull=True)
+            states.append(Grant.State.PENDING)
+        rows = list(grants.select_for_update().filter(state__in=states).values_list("pk", "trader_id"))
         if not rows:
             return []
         ids = [pk for pk, _ in rows]
@@ -143,14 +200,14 @@ def _grants_revoke(
             state=Grant.State.REVOKING,
             revoke_after=now,
             revoke_reason=reason[:200],
-            refresh_token_hash=None,
+            refresh_lease_until=None,
             updated_at=now,
         )
         audit_event_record(
             category=AUDIT_CATEGORY,
             action=action,
-            outcome="scheduled",
-            trader_id=rows[0][1],
+            outcome=outcome,
+            trader_id=rows[0][1] if len({t for _, t in rows}) == 1 else None,
             actor=actor,
             message=reason,
             detail={"grants": ids, **detail},
