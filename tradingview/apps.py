@@ -7,7 +7,10 @@ class TradingviewConfig(AppConfig):
     verbose_name = "TradingView"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
         from accounts import signals
+        from accounts.models import TradingAccount
 
         from . import receivers
 
@@ -17,4 +20,7 @@ class TradingviewConfig(AppConfig):
         )
         signals.ctid_needs_reconnect.connect(
             receivers.on_ctid_needs_reconnect, dispatch_uid="tv_ctid_needs_reconnect"
+        )
+        pre_delete.connect(
+            receivers.on_account_deleting, sender=TradingAccount, dispatch_uid="tv_account_deleting"
         )

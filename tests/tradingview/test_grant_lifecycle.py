@@ -123,6 +123,17 @@ def test_a_linked_account_that_is_no_longer_eligible_revokes_its_grants_within_t
     assert AuditEvent.objects.filter(category="tradingview", action="ineligible_grants_revoke").exists()
 
 
+def test_deleting_a_linked_account_revokes_its_grants(
+    adapter, tv_client, browser_client, accounts, django_capture_on_commit_callbacks
+):
+    first = _linked(tv_client, browser_client, accounts)
+    with django_capture_on_commit_callbacks(execute=True):
+        TradingAccount.objects.filter(pk=accounts[1].pk).delete()
+    [logout] = adapter.sim.calls_to("/logout")
+    assert logout.headers["authorization"] == f"Bearer {first['access_token']}"
+    assert not _shows_linked(browser_client)
+
+
 def test_the_sweep_runs_at_least_once_a_minute():
     entry = django_settings.CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"]
     assert entry["task"] == "tradingview.tasks.grant_revocation_sweep"
