@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, DateTimeField, Q, Value, When
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.models import TradingAccount
@@ -147,12 +149,31 @@ def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
 
 
 def _lease_claim(*, grant_id: int) -> bool:
+    """Take the refresh lease of an active grant if it is free.
+
+    On PostgreSQL the claim commits without waiting for its WAL flush (``synchronous_commit`` off for this one
+    statement's transaction), as the cTID refresh's claim does: other sessions see the lease once it commits,
+    and the refresh's durable write flushes the claim's WAL with its own.
+    """
     now = timezone.now()
-    return bool(
-        Grant.objects.filter(pk=grant_id, state=Grant.State.ACTIVE)
-        .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
-        .update(refresh_lease_until=now + timedelta(seconds=REFRESH_LEASE_SECONDS))
+    lease_until = now + timedelta(seconds=REFRESH_LEASE_SECONDS)
+    if connection.vendor != "postgresql":
+        return bool(
+            Grant.objects.filter(pk=grant_id, state=Grant.State.ACTIVE)
+            .filter(Q(refresh_lease_until__isnull=True) | Q(refresh_lease_until__lt=now))
+            .update(refresh_lease_until=lease_until)
+        )
+    table = connection.ops.quote_name(Grant._meta.db_table)
+    adapt = connection.ops.adapt_datetimefield_value
+    # Only the quoted table name is interpolated; every value is a parameter.
+    sql = (
+        "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "  # noqa: S608
+        f"UPDATE {table} SET refresh_lease_until = %s FROM async_commit "
+        "WHERE id = %s AND state = %s AND (refresh_lease_until IS NULL OR refresh_lease_until < %s)"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [adapt(lease_until), grant_id, Grant.State.ACTIVE.value, adapt(now)])
+        return bool(cursor.rowcount)
 
 
 def _lease_release(*, grant_id: int) -> None:
@@ -267,27 +288,30 @@ def _rotate(*, client: OAuthClient, grant: Grant, accounts: Sequence[TradingAcco
     new_refresh = secrets.token_urlsafe(48)
     issued_at = timezone.now()
     grace = settings.TRADINGVIEW_REFRESH_GRACE_SECONDS
-    new = _successor_insert(
-        client=client,
-        grant=grant,
-        accounts=eligible,
-        broker_names=broker_names,
-        refresh_token=new_refresh,
-        adapter_token=generated.token,
-        issued_at=issued_at,
-        expires_at=adapter_token_expiry(issued_at),
-        degraded=False,
-    )
-    if not _supersede(
-        old=grant,
-        new=new,
-        client=client,
-        old_state=Grant.State.REVOKING,
-        reason="superseded by a refresh",
-        revoke_after=issued_at + timedelta(seconds=grace),
-        outcome="ok",
-        accounts=len(eligible),
-    ):
+    # One durable commit for the new grant, its accounts, the superseded grant and the audit record.
+    with transaction.atomic():
+        new = _successor_insert(
+            client=client,
+            grant=grant,
+            accounts=eligible,
+            broker_names=broker_names,
+            refresh_token=new_refresh,
+            adapter_token=generated.token,
+            issued_at=issued_at,
+            expires_at=adapter_token_expiry(issued_at),
+            degraded=False,
+        )
+        superseded = _supersede(
+            old=grant,
+            new=new,
+            client=client,
+            old_state=Grant.State.REVOKING,
+            reason="superseded by a refresh",
+            revoke_after=issued_at + timedelta(seconds=grace),
+            outcome="ok",
+            accounts=len(eligible),
+        )
+    if not superseded:
         return _lost(client=client, old=grant, new=new)
     logout_enqueue(grant_id=grant.pk, countdown=grace)
     return TokenResponse(
@@ -328,31 +352,33 @@ def _rotate_degraded(
     current = Grant.objects.filter(pk=grant.pk).values_list("adapter_token", flat=True).get()
     new_refresh = secrets.token_urlsafe(48)
     assert grant.adapter_token_issued_at is not None and grant.adapter_token_expires_at is not None
-    new = _successor_insert(
-        client=client,
-        grant=grant,
-        accounts=accounts,
-        broker_names=broker_names,
-        refresh_token=new_refresh,
-        adapter_token=current,
-        issued_at=grant.adapter_token_issued_at,
-        expires_at=grant.adapter_token_expires_at,
-        degraded=True,
-    )
-    # The previous grant ends without /logout: its adapter token lives on in the new grant.
-    if not _supersede(
-        old=grant,
-        new=new,
-        client=client,
-        old_state=Grant.State.REVOKED,
-        reason="refreshed while the adapter was unavailable; its adapter token carried over",
-        revoke_after=None,
-        outcome="degraded",
-        accounts=len(accounts),
-        message=failure.message,
-        adapter_outcome=failure.outcome,
-        http_status=failure.status,
-    ):
+    with transaction.atomic():
+        new = _successor_insert(
+            client=client,
+            grant=grant,
+            accounts=accounts,
+            broker_names=broker_names,
+            refresh_token=new_refresh,
+            adapter_token=current,
+            issued_at=grant.adapter_token_issued_at,
+            expires_at=grant.adapter_token_expires_at,
+            degraded=True,
+        )
+        # The previous grant ends without /logout: its adapter token lives on in the new grant.
+        superseded = _supersede(
+            old=grant,
+            new=new,
+            client=client,
+            old_state=Grant.State.REVOKED,
+            reason="refreshed while the adapter was unavailable; its adapter token carried over",
+            revoke_after=None,
+            outcome="degraded",
+            accounts=len(accounts),
+            message=failure.message,
+            adapter_outcome=failure.outcome,
+            http_status=failure.status,
+        )
+    if not superseded:
         return _lost(client=client, old=grant, new=new)
     return TokenResponse(access_token=current, expires_in=grant_expires_in(new), refresh_token=new_refresh)
 
@@ -370,7 +396,7 @@ def _successor_insert(
     degraded: bool,
 ) -> Grant:
     """The new grant, pending (never shown nor handed out) until ``_supersede`` activates it."""
-    new = Grant.objects.create(
+    new = Grant(
         client_id=client.pk,
         trader_id=grant.trader_id,
         ctid_id=grant.ctid_id,
@@ -385,10 +411,42 @@ def _successor_insert(
         issued_refresh_token=refresh_token,
         degraded=degraded,
     )
-    Grant.accounts.through.objects.bulk_create(
-        Grant.accounts.through(grant_id=new.pk, tradingaccount_id=a.pk) for a in accounts
-    )
+    account_ids = [a.pk for a in accounts]
+    if connection.vendor == "postgresql":
+        _insert_with_accounts(new, account_ids)
+    else:
+        new.save(force_insert=True)
+        Grant.accounts.through.objects.bulk_create(
+            Grant.accounts.through(grant_id=new.pk, tradingaccount_id=pk) for pk in account_ids
+        )
     return new
+
+
+def _insert_with_accounts(grant: Grant, account_ids: list[int]) -> None:
+    """INSERT the grant and its account links in one statement (a data-modifying WITH), setting ``grant.pk``.
+
+    Django's own insert compiler builds the grant's INSERT, so every field is prepared (encrypted, serialised,
+    ``auto_now`` set) exactly as ``save()`` would.
+    """
+    fields = [f for f in Grant._meta.concrete_fields if not f.primary_key]
+    query = InsertQuery(Grant)
+    query.insert_values(fields, [grant])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [Grant._meta.pk]
+    [(insert_sql, insert_params)] = compiler.as_sql()
+    link = Grant.accounts.through._meta
+    qn = connection.ops.quote_name
+    sql = (
+        f"WITH g AS ({insert_sql}) "  # noqa: S608 - the compiler's SQL and quoted names; values are parameters
+        f"INSERT INTO {qn(link.db_table)} ({qn(link.get_field('grant').column)}, "
+        f"{qn(link.get_field('tradingaccount').column)}) "
+        "SELECT g.id, a FROM g, unnest(%s::bigint[]) AS a RETURNING grant_id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*insert_params, account_ids])
+        grant.pk = cursor.fetchone()[0]
+    grant._state.adding = False
+    grant._state.db = connection.alias
 
 
 def _supersede(
@@ -406,7 +464,7 @@ def _supersede(
 ) -> bool:
     """One UPDATE: the old grant is superseded (only if it is still active) and the new one becomes active.
 
-    Returns False when the old grant was no longer active: the new one, never handed out, is then revoked.
+    Returns False when the old grant was no longer active (the caller then revokes the new one).
     """
     now = timezone.now()
     is_old = Q(pk=old.pk)
@@ -444,13 +502,15 @@ def _supersede(
             **detail,
         },
     )
-    if not superseded:
-        grant_revoke(grant_id=new.pk, reason="revoked while refreshing")
     return superseded
 
 
 def _lost(*, client: OAuthClient, old: Grant, new: Grant) -> TokenResponse:
-    """The old grant changed while the adapter was asked: another refresh won (its answer), or it was revoked."""
+    """The old grant changed while the adapter was asked: another refresh won (its answer), or it was revoked.
+
+    The new grant was never handed out: it is revoked.
+    """
+    grant_revoke(grant_id=new.pk, reason="revoked while refreshing")
     winner = Grant.objects.filter(pk=old.pk).values_list("superseded_by_id", flat=True).first()
     if winner is not None and winner != new.pk:
         old.superseded_by_id = winner
