@@ -16,6 +16,7 @@ from django.conf import settings
 from accounts.models import Ctid, CtidToken
 from accounts.services.sync import SyncNeedsReconnect, SyncTransient, ctid_sync_accounts
 from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh, ctid_tokens_due_batches
+from clientarea.celery import embedded_mode
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def sync_ctid_accounts(self: Task, ctid_id: int) -> str:
 
 def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
     count = 0
-    if task.app.conf.task_always_eager:
+    if embedded_mode():
         for ids in batches:
             for ctid_id in ids:
                 task.apply(args=(ctid_id,), kwargs=kwargs)

@@ -15,6 +15,7 @@ It prints the medians, refreshes per second against the bare request and against
 CPU one refresh costs (this process: Django and the adapter client; the PostgreSQL backend serving it, read
 from /proc), the SQL statements and encryptions of one refresh, and what 100,000 linked traders refreshing
 every ``expires_in`` cost in cores. Options: BENCH_LINKS (20), BENCH_ROUNDS (7), BENCH_PER_ROUND (60),
+BENCH_PROFILE (1: first print where 200 refreshes spend their CPU),
 BENCH_LATENCY_MS (0: adapter latency added to every answer).
 """
 
@@ -195,6 +196,17 @@ def run(adapter_url: str) -> None:
         refresh()
     crypto.encrypt = original_encrypt  # type: ignore[assignment]
     statements = [q["sql"].split(" ", 1)[0] for q in ctx.captured_queries]
+
+    if os.environ.get("BENCH_PROFILE"):
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
+        for _ in range(200):
+            refresh()
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
     # --- interleaved rounds ---
     work = {"bare": bare, "adapter": adapter_alone, "refresh": refresh}

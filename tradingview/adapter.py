@@ -8,7 +8,6 @@ a body that is not the documented JSON). Tokens never appear in exception messag
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,20 +43,14 @@ class GeneratedToken:
     token: str
 
 
-_lock = threading.Lock()
-_session: requests.Session | None = None
-_session_key: tuple[Any, ...] | None = None
-
-
 def _http() -> requests.Session:
-    """One pooled session per process, rebuilt only when the HTTP settings change."""
-    global _session, _session_key
-    key = (settings.HTTP_CONNECT_RETRIES, settings.HTTP_CONNECT_TIMEOUT)
-    with _lock:
-        if _session is None or _session_key != key:
-            _session = http.session(pool_maxsize=32)
-            _session_key = key
-        return _session
+    """The adapter session of this thread (its keep-alive connection is reused), rebuilt when the HTTP settings
+    change."""
+    return http.per_thread(
+        "tradingview_adapter",
+        key=(settings.HTTP_CONNECT_RETRIES, settings.HTTP_CONNECT_TIMEOUT),
+        build=http.session,
+    )
 
 
 def _base_url() -> str:

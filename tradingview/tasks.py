@@ -1,24 +1,22 @@
 """Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice.
 
-The services queue these tasks, so the tasks import the services inside their bodies.
+The services ask for a ``/logout`` through the ``logout_due`` signal (connected in ``apps.py``), and the tasks
+import the services inside their bodies.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from clientarea.celery import embedded_mode
 from tradingview.selectors import grants_due_for_logout
 
 RETRY_CAP_SECONDS = 900
-
-
-def _runs_in_process() -> bool:
-    """True in embedded mode: the Celery app runs tasks eagerly and there is no broker to hold a countdown."""
-    return bool(grant_logout.app.conf.task_always_eager)
 
 
 def schedule_logout(*, grant_id: int, countdown: int) -> None:
@@ -27,13 +25,17 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
     Without a broker (embedded mode) tasks run in-process and cannot wait: a logout due later is left to the
     periodic sweep, which finds every ``revoking`` grant whose time has come.
     """
-    if _runs_in_process() and countdown > 0:
+    if embedded_mode() and countdown > 0:
         return
 
     def enqueue() -> None:
         grant_logout.apply_async(args=(grant_id,), countdown=max(0, countdown))
 
     transaction.on_commit(enqueue)
+
+
+def on_logout_due(sender: Any, *, grant_id: int, countdown: int, **kwargs: Any) -> None:
+    schedule_logout(grant_id=grant_id, countdown=countdown)
 
 
 @shared_task(bind=True, max_retries=12, acks_late=True, ignore_result=True)
@@ -59,7 +61,7 @@ def grant_revocation_sweep() -> int:
     upkeep.grants_upkeep()
     due = grants_due_for_logout()
     for grant_id in due:
-        if _runs_in_process():
+        if embedded_mode():
             try:
                 logout.grant_logout(grant_id=grant_id)
             except logout.LogoutPending:

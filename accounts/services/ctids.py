@@ -28,6 +28,7 @@ from accounts.services.sync import (
     openapi_ctid_user_id,
 )
 from accounts.services.tokens import ctid_token_store, oauth_client
+from clientarea.celery import embedded_mode
 
 logger = logging.getLogger(__name__)
 
@@ -208,5 +209,5 @@ def _sync_later(ctid_id: int) -> None:
     """With a broker, a worker retries the first sync with backoff; the embedded mode has the periodic sync."""
     from accounts import tasks
 
-    if not tasks.sync_ctid_accounts.app.conf.task_always_eager:
+    if not embedded_mode():
         tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -79,9 +78,6 @@ class TokenRefreshTransient(TokenRefreshError):
         super().__init__(message)
 
 
-_local = threading.local()
-
-
 def oauth_client() -> CtraderOAuth:
     """The configured cTrader ID client, one per thread so its keep-alive connection is reused."""
     config = (
@@ -94,21 +90,20 @@ def oauth_client() -> CtraderOAuth:
         settings.TOKEN_HTTP_CONNECT_TIMEOUT,
         settings.TOKEN_HTTP_READ_TIMEOUT,
     )
-    cached = getattr(_local, "oauth", None)
-    if cached is not None and cached[0] == config:
-        return cached[1]
-    client = CtraderOAuth(
-        auth_url=settings.CTRADER_AUTH_URL,
-        token_url=settings.CTRADER_TOKEN_URL,
-        client_id=settings.CTRADER_CLIENT_ID,
-        client_secret=settings.CTRADER_CLIENT_SECRET,
-        redirect_uri=settings.CTRADER_REDIRECT_URI,
-        scope=settings.CTRADER_SCOPE,
-        session=http.session(),
-        timeout=(settings.TOKEN_HTTP_CONNECT_TIMEOUT, settings.TOKEN_HTTP_READ_TIMEOUT),
+    return http.per_thread(
+        "ctrader_oauth",
+        key=config,
+        build=lambda: CtraderOAuth(
+            auth_url=settings.CTRADER_AUTH_URL,
+            token_url=settings.CTRADER_TOKEN_URL,
+            client_id=settings.CTRADER_CLIENT_ID,
+            client_secret=settings.CTRADER_CLIENT_SECRET,
+            redirect_uri=settings.CTRADER_REDIRECT_URI,
+            scope=settings.CTRADER_SCOPE,
+            session=http.session(),
+            timeout=(settings.TOKEN_HTTP_CONNECT_TIMEOUT, settings.TOKEN_HTTP_READ_TIMEOUT),
+        ),
     )
-    _local.oauth = (config, client)
-    return client
 
 
 def _assert_no_transaction() -> None:

@@ -49,39 +49,54 @@ def account_request_create(
 def account_request_fulfil(
     *, account_request: AccountRequest, account: TradingAccount, actor: Any, staff_note: str = ""
 ) -> AccountRequest:
+    """Flag ``account`` (the trader's) as a "cTrader/TradingView" account and close the request with it."""
     if account.ctid.trader_id != account_request.trader_id:
         raise AccountRequestRefused("The account belongs to another trader.")
     with transaction.atomic():
         TradingAccount.objects.filter(pk=account.pk).update(is_tradingview=True)
-        account_request.state = AccountRequest.State.FULFILLED
         account_request.account = account
-        account_request.handled_by = actor
-        account_request.handled_at = timezone.now()
-        account_request.staff_note = staff_note[:500] or account_request.staff_note
-        account_request.save()
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="account_request_fulfilled",
-            outcome="ok",
-            trader=account_request.trader,
+        _close(
+            account_request,
+            state=AccountRequest.State.FULFILLED,
             actor=actor,
-            detail={"request": account_request.pk, "account": account.ctid_trader_account_id},
+            staff_note=staff_note,
+            action="account_request_fulfilled",
+            detail={"account": account.ctid_trader_account_id},
         )
     return account_request
 
 
 def account_request_decline(*, account_request: AccountRequest, actor: Any, staff_note: str = "") -> None:
     with transaction.atomic():
-        account_request.state = AccountRequest.State.DECLINED
-        account_request.handled_by = actor
-        account_request.handled_at = timezone.now()
-        account_request.staff_note = staff_note[:500] or account_request.staff_note
-        account_request.save()
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="account_request_declined",
-            outcome="ok",
-            trader=account_request.trader,
+        _close(
+            account_request,
+            state=AccountRequest.State.DECLINED,
             actor=actor,
-            detail={"request": account_request.pk},
+            staff_note=staff_note,
+            action="account_request_declined",
+            detail={},
         )
+
+
+def _close(
+    account_request: AccountRequest,
+    *,
+    state: str,
+    actor: Any,
+    staff_note: str,
+    action: str,
+    detail: dict[str, Any],
+) -> None:
+    account_request.state = state
+    account_request.handled_by = actor
+    account_request.handled_at = timezone.now()
+    account_request.staff_note = staff_note[:500] or account_request.staff_note
+    account_request.save()
+    audit_event_record(
+        category=AUDIT_CATEGORY,
+        action=action,
+        outcome="ok",
+        trader=account_request.trader,
+        actor=actor,
+        detail={"request": account_request.pk, **detail},
+    )

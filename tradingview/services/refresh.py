@@ -203,6 +203,7 @@ def _in_flight_await(*, client: OAuthClient, grant: Grant, accounts: list[Tradin
 
 def _repeat(*, client: OAuthClient, old: Grant, waited: bool) -> TokenResponse:
     """A spent refresh token again: the same answer inside the reuse window, else the whole grant ends."""
+    assert old.superseded_by_id is not None
     successor = (
         Grant.objects.only(
             "client_id",

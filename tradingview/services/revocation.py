@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.models import Trader
 from accounts.services.audit import audit_event_record
 
+from .. import signals
 from ..models import AUDIT_CATEGORY, Grant
 from .logout import LogoutPending, grant_logout
 
@@ -27,11 +28,7 @@ MAX_CHAIN = 5000
 
 def logout_enqueue(*, grant_id: int, countdown: int) -> None:
     """Queue the ``/logout`` of a grant once the current transaction commits (``countdown`` seconds later)."""
-    # The task module runs these services, so it is imported here, where a logout is queued, and the
-    # services never import it when they load.
-    from tradingview import tasks
-
-    tasks.schedule_logout(grant_id=grant_id, countdown=countdown)
+    signals.logout_due.send(sender=Grant, grant_id=grant_id, countdown=countdown)
 
 
 def grant_revoke(
@@ -41,7 +38,6 @@ def grant_revoke(
 
     With ``trader`` given, only that trader's grant is touched. Returns the ids now waiting for ``/logout``.
     """
-    now = timezone.now()
     with transaction.atomic():
         qs = Grant.objects.select_for_update().filter(pk=grant_id)
         if trader is not None:
@@ -58,25 +54,15 @@ def grant_revoke(
         while successor is not None and successor not in ids and len(ids) < 1000:
             ids.append(successor)
             successor = Grant.objects.filter(pk=successor).values_list("superseded_by_id", flat=True).first()
-        Grant.objects.filter(pk__in=ids).exclude(state=Grant.State.REVOKED).update(
-            state=Grant.State.REVOKING,
-            revoke_after=now,
-            revoke_reason=reason[:200],
-            refresh_lease_until=None,
-            updated_at=now,
-        )
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="grant_revoke",
-            outcome="scheduled",
+        _mark_revoking(
+            ids,
             trader_id=grant.trader_id,
+            action="grant_revoke",
+            reason=reason,
             actor=actor,
-            message=reason,
-            detail={"grants": ids},
+            schedule=schedule,
+            detail={},
         )
-        if schedule:
-            for pk in ids:
-                logout_enqueue(grant_id=pk, countdown=0)
     return ids
 
 
@@ -185,7 +171,6 @@ def _grants_revoke(
 
     From here on none of them is shown as active nor handed out again, whatever the adapter answers later.
     """
-    now = timezone.now()
     with transaction.atomic():
         states = [Grant.State.ACTIVE, Grant.State.REVOKING]
         if include_pending:
@@ -196,22 +181,49 @@ def _grants_revoke(
         if not rows:
             return []
         ids = [pk for pk, _ in rows]
-        Grant.objects.filter(pk__in=ids).update(
-            state=Grant.State.REVOKING,
-            revoke_after=now,
-            revoke_reason=reason[:200],
-            refresh_lease_until=None,
-            updated_at=now,
-        )
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action=action,
-            outcome=outcome,
+        _mark_revoking(
+            ids,
             trader_id=rows[0][1] if len({t for _, t in rows}) == 1 else None,
+            action=action,
+            reason=reason,
             actor=actor,
-            message=reason,
-            detail={"grants": ids, **detail},
+            schedule=True,
+            detail=detail,
+            outcome=outcome,
         )
+    return ids
+
+
+def _mark_revoking(
+    ids: list[int],
+    *,
+    trader_id: int | None,
+    action: str,
+    reason: str,
+    actor: Any,
+    schedule: bool,
+    detail: dict[str, Any],
+    outcome: str = "scheduled",
+) -> None:
+    """Inside the caller's transaction: mark ``ids`` revoking now, record it, queue their ``/logout``."""
+    now = timezone.now()
+    Grant.objects.filter(pk__in=ids).exclude(state=Grant.State.REVOKED).update(
+        state=Grant.State.REVOKING,
+        revoke_after=now,
+        revoke_reason=reason[:200],
+        # The refresh token hash stays: a revoked grant's refresh token is recognised (invalid_grant).
+        refresh_lease_until=None,
+        updated_at=now,
+    )
+    audit_event_record(
+        category=AUDIT_CATEGORY,
+        action=action,
+        outcome=outcome,
+        trader_id=trader_id,
+        actor=actor,
+        message=reason,
+        detail={"grants": ids, **detail},
+    )
+    if schedule:
         for pk in ids:
             logout_enqueue(grant_id=pk, countdown=0)
-    return ids

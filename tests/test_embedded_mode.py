@@ -1,0 +1,55 @@
+"""Embedded mode (no broker: tasks run in-process) is decided in one place, and every caller follows it."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts import tasks as account_tasks
+from accounts.services.ctids import _sync_later
+from clientarea.celery import app, embedded_mode
+from tradingview import tasks as tradingview_tasks
+
+
+@pytest.fixture(params=[True, False], ids=["embedded", "broker"])
+def eager(request, settings):
+    # The Celery app reads its configuration from the Django settings (namespace CELERY).
+    settings.CELERY_TASK_ALWAYS_EAGER = request.param
+    assert app.conf.task_always_eager is request.param
+    return request.param
+
+
+def test_embedded_mode_is_the_apps_eager_setting(eager):
+    assert embedded_mode() is eager
+
+
+def test_a_delayed_logout_waits_for_the_sweep_only_in_embedded_mode(
+    eager, db, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        tradingview_tasks.schedule_logout(grant_id=1, countdown=30)
+    assert len(callbacks) == (0 if eager else 1)
+
+
+def test_a_failed_first_sync_is_queued_only_with_a_broker(eager, monkeypatch):
+    sent = []
+    monkeypatch.setattr(account_tasks.sync_ctid_accounts, "apply_async", lambda *a, **kw: sent.append(a))
+    _sync_later(7)
+    assert sent == ([] if eager else [((7,),)])
+
+
+def test_the_sweep_runs_in_process_in_embedded_mode_and_sends_otherwise(eager, monkeypatch):
+    ran, sent = [], []
+    task = account_tasks.sync_ctid_accounts
+    monkeypatch.setattr(task, "apply", lambda args, kwargs: ran.append(args))
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, producer: sent.append(args))
+    monkeypatch.setattr(app, "producer_or_acquire", lambda: _NullProducer())
+    assert account_tasks._enqueue(task, [[1, 2], [3]]) == 3
+    assert (ran, sent) == (([(1,), (2,), (3,)], []) if eager else ([], [(1,), (2,), (3,)]))
+
+
+class _NullProducer:
+    def __enter__(self) -> object:
+        return object()
+
+    def __exit__(self, *exc: object) -> None:
+        return None
