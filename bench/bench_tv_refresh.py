@@ -206,7 +206,7 @@ def run(adapter_url: str) -> None:
         for _ in range(200):
             refresh()
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(60)
 
     # --- interleaved rounds ---
     work = {"bare": bare, "adapter": adapter_alone, "refresh": refresh}

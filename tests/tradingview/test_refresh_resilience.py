@@ -249,6 +249,8 @@ def test_no_token_to_hand_back_is_a_503_with_retry_after_and_loses_nothing(
 def test_a_refresh_takes_at_most_seven_statements_and_rewrites_no_unchanged_secret(
     adapter, tv_client, browser_client, accounts
 ):
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement count is PostgreSQL's (one INSERT for the grant and its accounts)")
     first = _linked(tv_client, browser_client, accounts)
     with CaptureQueriesContext(connection) as ctx:
         response = _refresh(tv_client, first["refresh_token"])
