@@ -26,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Case, DateTimeField, Q, Value, When
+from django.db.models import Q
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
@@ -70,9 +70,8 @@ _ROW_FIELDS = (
     *(f"grant__client__{f}" for f in (*CLIENT_AUTH_FIELDS, "is_active")),
     "grant__trader__suspended",
     "grant__trader__kyc_verified",
-    "grant__ctid__user_id",
+    *(f"grant__ctid__{f}" for f in LINK_CTID_FIELDS),
     *(f"tradingaccount__{f}" for f in LINK_ACCOUNT_FIELDS),
-    *(f"tradingaccount__ctid__{f}" for f in LINK_CTID_FIELDS),
 )
 
 
@@ -125,13 +124,21 @@ def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
             "grant__client",
             "grant__trader",
             "grant__ctid",
-            "tradingaccount__ctid",
             "tradingaccount__jurisdiction",
         )
         .only(*_ROW_FIELDS)
     )
     if rows:
-        return rows[0].grant, [row.tradingaccount for row in rows]
+        grant = rows[0].grant
+        accounts = []
+        for row in rows:
+            account = row.tradingaccount
+            # The grant's accounts belong to its cTID: no join back to it. One that moved to another cTID
+            # is not this grant's any more.
+            if account.ctid_id == grant.ctid_id:
+                account.ctid = grant.ctid
+                accounts.append(account)
+        return grant, accounts
     # A grant left without accounts, or no grant at all.
     grant = (
         Grant.objects.select_related("client", "trader", "ctid")
@@ -140,7 +147,7 @@ def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
             *(f"client__{f}" for f in (*CLIENT_AUTH_FIELDS, "is_active")),
             "trader__suspended",
             "trader__kyc_verified",
-            "ctid__user_id",
+            *(f"ctid__{f}" for f in LINK_CTID_FIELDS),
         )
         .filter(refresh_token_hash=presented)
         .first()
@@ -468,26 +475,33 @@ def _supersede(
     Returns False when the old grant was no longer active (the caller then revokes the new one).
     """
     now = timezone.now()
-    is_old = Q(pk=old.pk)
-    # Only the old row gets these; the new one, just inserted, has them empty already.
-    old_only: dict[str, Any] = {
-        "revoke_after": revoke_after,
-        "revoked_at": now if old_state == Grant.State.REVOKED else None,
-    }
-    updated = Grant.objects.filter(
-        (is_old & Q(state=Grant.State.ACTIVE)) | Q(pk=new.pk, state=Grant.State.PENDING)
-    ).update(
-        state=Case(When(is_old, then=Value(old_state)), default=Value(Grant.State.ACTIVE.value)),
-        superseded_by=Case(When(is_old, then=Value(new.pk)), default=None, output_field=BigIntegerField()),
-        revoke_reason=Case(When(is_old, then=Value(reason[:200])), default=Value("")),
-        refresh_lease_until=None,
-        updated_at=now,
-        **{
-            name: Case(When(is_old, then=Value(value)), default=None, output_field=DateTimeField())
-            for name, value in old_only.items()
-            if value is not None
-        },
+    adapt = connection.ops.adapt_datetimefield_value
+    qn = connection.ops.quote_name
+    # Written out rather than built from Case/When expressions: on the hot path, building and compiling them
+    # cost more CPU than the rest of the refresh's SQL. Each CASE keeps the column's own value for the new row
+    # (just inserted, so empty), which also gives the database the type of a NULL parameter.
+    sql = (
+        f"UPDATE {qn(Grant._meta.db_table)} SET "  # noqa: S608 - quoted names only; values are parameters
+        "state = CASE WHEN id = %s THEN %s ELSE %s END, "
+        "superseded_by_id = CASE WHEN id = %s THEN %s ELSE superseded_by_id END, "
+        "revoke_after = CASE WHEN id = %s THEN %s ELSE revoke_after END, "
+        "revoked_at = CASE WHEN id = %s THEN %s ELSE revoked_at END, "
+        "revoke_reason = CASE WHEN id = %s THEN %s ELSE revoke_reason END, "
+        "refresh_lease_until = NULL, updated_at = %s "
+        "WHERE (id = %s AND state = %s) OR (id = %s AND state = %s)"
     )
+    params = [
+        *(old.pk, old_state, Grant.State.ACTIVE.value),
+        *(old.pk, new.pk),
+        *(old.pk, adapt(revoke_after) if revoke_after is not None else None),
+        *(old.pk, adapt(now) if old_state == Grant.State.REVOKED else None),
+        *(old.pk, reason[:200]),
+        adapt(now),
+        *(old.pk, Grant.State.ACTIVE.value, new.pk, Grant.State.PENDING.value),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = cursor.rowcount
     superseded = updated == 2
     audit_event_record(
         category=AUDIT_CATEGORY,
