@@ -11,9 +11,11 @@ from tradingview import tasks as tradingview_tasks
 
 
 @pytest.fixture(params=[True, False], ids=["embedded", "broker"])
-def eager(request, settings):
-    # The Celery app reads its configuration from the Django settings (namespace CELERY).
-    settings.CELERY_TASK_ALWAYS_EAGER = request.param
+def eager(request, monkeypatch):
+    # Set on the app's own changes, under both spellings, and put back exactly as found (other tests read the
+    # value through the Django settings, which the app's changes override).
+    for key in ("CELERY_TASK_ALWAYS_EAGER", "task_always_eager"):
+        monkeypatch.setitem(app.conf.changes, key, request.param)
     assert app.conf.task_always_eager is request.param
     return request.param
 
