@@ -129,16 +129,16 @@ def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
         .only(*_ROW_FIELDS)
     )
     if rows:
-        grant = rows[0].grant
+        found = rows[0].grant
         accounts = []
         for row in rows:
             account = row.tradingaccount
             # The grant's accounts belong to its cTID: no join back to it. One that moved to another cTID
             # is not this grant's any more.
-            if account.ctid_id == grant.ctid_id:
-                account.ctid = grant.ctid
+            if account.ctid_id == found.ctid_id:
+                account.ctid = found.ctid
                 accounts.append(account)
-        return grant, accounts
+        return found, accounts
     # A grant left without accounts, or no grant at all.
     grant = (
         Grant.objects.select_related("client", "trader", "ctid")
