@@ -1,4 +1,4 @@
-"""The project's URLs plus the floor: a bare view making the adapter call the link makes, nothing else."""
+"""The project's URLs plus the floors: a bare view, and one making the adapter call the link makes."""
 
 import json
 
@@ -35,4 +35,10 @@ def floor(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"access_token": body["d"]})
 
 
-urlpatterns = [path("bench/floor", floor), path("", include("clientarea.urls"))]
+@csrf_exempt
+def bare(request: HttpRequest) -> JsonResponse:
+    """A request that does nothing but pass the middleware: the bare floor of any endpoint."""
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("bench/floor", floor), path("bench/bare", bare), path("", include("clientarea.urls"))]

@@ -384,6 +384,15 @@ TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIF
 TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
 # First retry of a failed /logout; later retries back off exponentially (with jitter, capped at 15 minutes).
 TRADINGVIEW_LOGOUT_RETRY_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_SECONDS", default=10.0)
+
+# --- TradingView token endpoint: retries and adapter outages ---
+# A spent refresh token presented again by its client within this many seconds (a lost response) gets the same
+# answer again; later it revokes the whole link.
+TRADINGVIEW_REFRESH_REUSE_SECONDS = env.int("TRADINGVIEW_REFRESH_REUSE_SECONDS", default=60)
+# Retry-After of the 503 answered when the adapter is down and the current adapter token has run out.
+TRADINGVIEW_RETRY_AFTER_SECONDS = env.int("TRADINGVIEW_RETRY_AFTER_SECONDS", default=30)
+# The sweep also revokes grants whose accounts are no longer eligible and consents never exchanged: keep it at
+# a minute or less.
 CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
     "task": "tradingview.tasks.grant_revocation_sweep",
     "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),

@@ -5,7 +5,8 @@ answers ``{"s": "ok", ...}`` or ``{"s": "error", "errmsg": ...}``. It remembers 
 revoke them, and it records every call (method, path, headers, JSON body) for tests to assert on.
 ``GET /accounts`` answers like a broker REST server: the accounts a valid token gives access to.
 
-Failure switch (``AdapterSim.mode``): "" (normal), "error" (``s: error``), "401", "500", "malformed" (not JSON),
+Failure switch (``AdapterSim.mode``): "" (normal), "error" (``s: error``), "400" (``s: error`` about the user),
+"401", "500", "malformed" (not JSON),
 "timeout" (answers after ``AdapterSim.delay`` seconds), "drop" (closes the connection without answering).
 """
 
@@ -85,6 +86,10 @@ class AdapterSim:
             time.sleep(self.latency)
         if mode == "error":
             return Response.json({"s": "error", "errmsg": "Simulated adapter error."})
+        if mode == "400":
+            return Response.json(
+                {"s": "error", "errmsg": "User has no accounts under these broker names."}, 400
+            )
         if mode == "401":
             return Response.json({"s": "error", "errmsg": "Unauthorized"}, 401)
         if mode == "500":

@@ -105,3 +105,12 @@ def _fresh_readiness():
     reset_readiness_cache()
     yield
     reset_readiness_cache()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache carries per-address flags (the token endpoint's failure flag): each test starts without any."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

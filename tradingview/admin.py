@@ -17,7 +17,12 @@ from clientarea.admin_mixins import ReadOnlyMixin
 
 from .models import AUDIT_CATEGORY, AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
 from .services.account_requests import AccountRequestRefused, account_request_decline, account_request_fulfil
-from .services.clients import oauth_client_create, oauth_client_rotate_secret, redirect_uris_clean
+from .services.clients import (
+    oauth_client_create,
+    oauth_client_deactivate,
+    oauth_client_rotate_secret,
+    redirect_uris_clean,
+)
 from .services.revocation import grant_revoke
 
 
@@ -58,11 +63,13 @@ class OAuthClientAdmin(admin.ModelAdmin):
     readonly_fields = ["client_id", "created_at", "secret_rotated_at"]
     fields = ["name", "environment", "is_active", "client_id", "created_at", "secret_rotated_at"]
     inlines = [RedirectUriInline]
-    actions = ["rotate_secret"]
+    actions = ["rotate_secret", "deactivate"]
 
     def save_model(self, request: HttpRequest, obj: OAuthClient, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            if "is_active" in form.changed_data and not obj.is_active:
+                self._deactivated(request, oauth_client_deactivate(client=obj, actor=request.user))
         # A new client is registered with its redirect URIs in one service call, in save_related.
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
@@ -115,6 +122,16 @@ class OAuthClientAdmin(admin.ModelAdmin):
         add_never_cache_headers(response)  # includes no-store: no cache keeps the page
         return response
 
+    def _deactivated(self, request: HttpRequest, revoked: list[int]) -> None:
+        messages.success(request, f"Deactivated; {len(revoked)} linked session(s) are being revoked.")
+
+    @admin.action(description="Deactivate (revokes every session linked through it)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> None:
+        revoked: list[int] = []
+        for client in queryset:
+            revoked += oauth_client_deactivate(client=client, actor=request.user)
+        self._deactivated(request, revoked)
+
     @admin.action(description="Rotate the client secret (shows the new secret once)", permissions=["change"])
     def rotate_secret(self, request: HttpRequest, queryset: QuerySet[OAuthClient]) -> HttpResponse:
         shown = [
@@ -133,6 +150,7 @@ _GRANT_FIELDS: tuple[str, ...] = tuple(
         "is_verified",
         "scope",
         "state",
+        "degraded",
         "adapter_token_issued_at",
         "adapter_token_expires_at",
         "superseded_by",
@@ -153,12 +171,13 @@ class GrantAdmin(admin.ModelAdmin):
         "trader",
         "client",
         "state",
+        "degraded",
         "adapter_token_issued_at",
         "adapter_token_expires_at",
         "revoke_after",
         "revoked_at",
     ]
-    list_filter = ["state", "client"]
+    list_filter = ["state", "degraded", "client"]
     search_fields = ["trader__user__username", "trader__user__email", "ctid__user_id"]
     list_select_related = ["trader__user", "client"]
     # Never the adapter token, the refresh token hash or the consent key.

@@ -110,7 +110,15 @@ class Grant(models.Model):
     adapter_token = EncryptedTextField(blank=True)
     adapter_token_issued_at = models.DateTimeField(null=True, blank=True)
     adapter_token_expires_at = models.DateTimeField(null=True, blank=True)
+    # Kept after the grant is superseded or revoked, so a spent or revoked refresh token is recognised.
     refresh_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # The refresh token handed out with a refreshed grant, kept for TRADINGVIEW_REFRESH_REUSE_SECONDS so that a
+    # repeated request (a lost response) receives the same answer; cleared after that.
+    issued_refresh_token = EncryptedTextField(null=True, blank=True, editable=False)
+    degraded = models.BooleanField(
+        default=False,
+        help_text="Refreshed while the adapter could not issue a token: it carries the previous adapter token.",
+    )
     refresh_lease_until = models.DateTimeField(null=True, blank=True)
     # One consent form submission creates at most one grant, however often it is posted.
     consent_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from accounts.models import Ctid, Trader
+from accounts.models import Ctid, Trader, TradingAccount
 
-from .services.revocation import ctid_grants_revoke, trader_grants_revoke
+from .models import Grant
+from .services.revocation import ctid_grants_revoke, grants_revoke, trader_grants_revoke
 
 
 def on_trader_suspended(
@@ -27,3 +28,10 @@ def on_ctid_needs_reconnect(sender: Any, *, ctid: Ctid, reason: str = "", **kwar
     ctid_grants_revoke(
         ctid_id=ctid.pk, reason=f"cTID needs reconnect: {reason}" if reason else "cTID needs reconnect"
     )
+
+
+def on_account_deleting(sender: Any, *, instance: TradingAccount, **kwargs: Any) -> None:
+    # Deleting the account also deletes its link to the grants: revoke them first, while they can be found.
+    ids = list(Grant.objects.filter(accounts=instance).values_list("pk", flat=True))
+    if ids:
+        grants_revoke(grant_ids=ids, action="ineligible_grants_revoke", reason="a linked account was deleted")

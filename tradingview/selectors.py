@@ -7,12 +7,12 @@ from datetime import datetime
 from functools import cached_property
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Ctid, Trader, TradingAccount
 
-from .models import AccountRequest, Grant, token_hash
+from .models import AccountRequest, AuthorizationCode, Grant, token_hash
 
 
 @dataclass
@@ -158,5 +158,45 @@ def grants_due_for_logout(*, now: datetime | None = None, limit: int = 500) -> l
     return list(
         Grant.objects.filter(state=Grant.State.REVOKING, revoke_after__lte=now)
         .order_by("revoke_after")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def grants_no_longer_eligible(*, limit: int = 500) -> list[int]:
+    """Ids of the usable grants that carry an account which can no longer be linked.
+
+    The same rules as ``account_ineligibility``, in SQL: an account gone or disabled, its broker entity missing or
+    closed to TradingView, its cTID not connected, a non-"cTrader/TradingView" account while only those may be
+    linked; or the trader suspended.
+    """
+    carries = (
+        Q(accounts__status__in=[TradingAccount.Status.GONE, TradingAccount.Status.DISABLED])
+        | Q(accounts__jurisdiction__isnull=True)
+        | Q(accounts__jurisdiction__tradingview_enabled=False)
+        | Q(accounts__ctid__state__in=[s for s in Ctid.State if s != Ctid.State.CONNECTED])
+    )
+    if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS:
+        carries |= Q(accounts__is_tradingview=False)
+    usable = [Grant.State.ACTIVE, Grant.State.REVOKING]
+    return list(
+        Grant.objects.filter(state__in=usable)
+        .filter(carries | Q(trader__suspended=True))
+        .exclude(state=Grant.State.REVOKING, revoke_after__lte=timezone.now())
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def grants_never_exchanged(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Ids of active grants whose every code expired unused: TradingView never took the token."""
+    now = now or timezone.now()
+    codes = AuthorizationCode.objects.filter(grant=OuterRef("pk"))
+    return list(
+        Grant.objects.filter(state=Grant.State.ACTIVE, refresh_token_hash__isnull=True)
+        .filter(Exists(codes))
+        .exclude(Exists(codes.filter(used_at__isnull=False)))
+        .exclude(Exists(codes.filter(expires_at__gt=now, superseded=False)))
+        .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -1,12 +1,14 @@
 """Thin Celery tasks for revoking adapter tokens; each takes ids and is safe to run twice.
 
-The services queue these tasks, so the tasks import the services inside their bodies.
+The services ask for a ``/logout`` through the ``logout_due`` signal (connected in ``apps.py``), and the tasks
+import the services inside their bodies.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -41,6 +43,10 @@ def schedule_logout(*, grant_id: int, countdown: int) -> None:
     transaction.on_commit(enqueue)
 
 
+def on_logout_due(sender: Any, *, grant_id: int, countdown: int, **kwargs: Any) -> None:
+    schedule_logout(grant_id=grant_id, countdown=countdown)
+
+
 @shared_task(bind=True, max_retries=12, acks_late=True, ignore_result=True)
 def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
     from tradingview.services import logout
@@ -57,10 +63,11 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
 
 @shared_task(ignore_result=True)
 def grant_revocation_sweep() -> int:
-    """Catch every ``revoking`` grant that is due (a lost task, a retry budget spent, embedded mode)."""
-    from tradingview.services import logout
+    """Revoke what is no longer valid (``upkeep``), then log out every ``revoking`` grant that is due (a lost
+    task, a retry budget spent, embedded mode)."""
+    from tradingview.services import logout, upkeep
 
-    logout.grants_pending_cleanup()
+    upkeep.grants_upkeep()
     due = grants_due_for_logout()
     for grant_id in due:
         if embedded_mode():

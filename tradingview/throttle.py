@@ -8,20 +8,27 @@ same client calling from elsewhere, so guessing at TradingView's client id canno
 
 The counter is the audit record itself: repeated failures of one client from one address within the window
 update one ``client_auth``/``invalid_client`` record (``detail.count``, ``first_at``, ``last_at``) instead of
-writing a row each.
+writing a row each. A cache flag per address, set with every failure, spares the token endpoint's successful
+calls any query: only an address with a failure in the window is looked up (and every address is, when the
+cache cannot answer).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+
+logger = logging.getLogger(__name__)
 
 AUDIT_CATEGORY = "tradingview"
 ACTION, OUTCOME = "client_auth", "invalid_client"
@@ -50,10 +57,29 @@ def _count(rows: QuerySet[AuditEvent]) -> tuple[int, AuditEvent | None]:
     return total, oldest
 
 
-def token_client_blocked(*, client_id: str, address: str | None) -> Blocked | None:
-    """Whether this address must wait before its next client authentication, and for how long."""
+def _flag(address: str) -> str:
+    return f"tv-token-failed:{address}"
+
+
+def _failed_recently(address: str) -> bool:
+    try:
+        return cache.get(_flag(address)) is not None
+    except Exception:  # the cache is down: count from the audit records instead
+        logger.warning("token throttle cache unavailable; counting from the database")
+        return True
+
+
+def token_client_blocked(*, client_id: str | Callable[[], str], address: str | None) -> Blocked | None:
+    """Whether this address must wait before its next client authentication, and for how long.
+
+    ``client_id`` may be a callable, called only when the address has failed recently (it may need a query).
+    """
     if not address:
         return None
+    if not _failed_recently(address):
+        return None
+    if callable(client_id):
+        client_id = client_id()
     by_address = _failures().filter(detail__address=address)
     for rows, limit in (
         (
@@ -73,6 +99,11 @@ def token_client_failure_record(*, client_id: str, address: str | None) -> Audit
     """Count one failed client authentication in the open record for this client and address."""
     client_id = client_id[:100]
     now = timezone.now()
+    if address:
+        try:
+            cache.set(_flag(address), 1, timeout=settings.TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS)
+        except Exception:  # the flag only saves queries; the audit record below is the counter
+            logger.warning("token throttle cache unavailable; failure counted in the database only")
     with transaction.atomic():
         row = (
             _failures()

@@ -36,8 +36,9 @@ from .services.authorization import (
     authorization_request_validate,
 )
 from .services.consent import AlreadyLinked, ConsentFailed, ConsentRefused, consent_deny, grant_create
+from .services.refresh import token_refresh
 from .services.revocation import grant_disconnect
-from .services.tokens import OAuthError, code_exchange, token_refresh
+from .services.tokens import OAuthError, code_exchange
 from .throttle import token_client_blocked, token_client_failure_record
 
 CONSENT_SALT = "tradingview.consent"
@@ -208,7 +209,11 @@ def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 
 
 def _oauth_error(exc: OAuthError) -> JsonResponse:
-    headers = {"WWW-Authenticate": 'Basic realm="tradingview"'} if exc.status == 401 else None
+    headers: dict[str, str] = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="tradingview"'
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
     return _json({"error": exc.error, "error_description": exc.description}, exc.status, headers)
 
 
@@ -225,6 +230,14 @@ def _basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
         raise OAuthError("invalid_client", "Malformed Basic credentials.", status=401)
     # RFC 6749 2.3.1: both parts are form-urlencoded before they are joined.
     return unquote(client_id.replace("+", " ")), unquote(client_secret.replace("+", " "))
+
+
+def _throttle_client_id(request: HttpRequest, client_id: str) -> str:
+    """The client a failure is counted against: the one named, else the one the refresh token was issued to
+    (TradingView may send only the secret on refresh). Looked up only when throttling needs it."""
+    if client_id or request.POST.get("grant_type") != "refresh_token":
+        return client_id
+    return refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
 
 
 @csrf_exempt
@@ -252,10 +265,10 @@ def token(request: HttpRequest) -> JsonResponse:
         else:
             client_id = request.POST.get("client_id", "")
             client_secret = request.POST.get("client_secret", "")
-        if grant_type == "refresh_token" and not client_id:
-            client_id = refresh_token_client_id(refresh_token=request.POST.get("refresh_token", ""))
         address = client_ip(request)
-        blocked = token_client_blocked(client_id=client_id, address=address)
+        blocked = token_client_blocked(
+            client_id=lambda: _throttle_client_id(request, client_id), address=address
+        )
         if blocked is not None:
             return _json(
                 {
@@ -281,7 +294,9 @@ def token(request: HttpRequest) -> JsonResponse:
             )
     except OAuthError as exc:
         if exc.error == "invalid_client":
-            token_client_failure_record(client_id=client_id, address=client_ip(request))
+            token_client_failure_record(
+                client_id=_throttle_client_id(request, client_id), address=client_ip(request)
+            )
         return _oauth_error(exc)
     return _json(result.as_dict())
 

@@ -27,7 +27,7 @@ ALL_ACTIONS = {
     "auth.user": {"mark_kyc_verified", "suspend", "unsuspend"},
     "accounts.ctid": {"refresh_now", "sync_accounts"},
     "accounts.ctidtoken": {"refresh_now", "sync_accounts"},
-    "tradingview.oauthclient": {"rotate_secret"},
+    "tradingview.oauthclient": {"deactivate", "rotate_secret"},
     "tradingview.grant": {"revoke"},
 }
 # What each group may run (the bulk delete Django offers is left out: no group may delete these rows).
@@ -40,7 +40,7 @@ GROUP_ACTIONS = {
         "accounts.ctidtoken": {"refresh_now", "sync_accounts"},
         "tradingview.grant": {"revoke"},
     },
-    INTEGRATIONS: {"tradingview.oauthclient": {"rotate_secret"}},
+    INTEGRATIONS: {"tradingview.oauthclient": {"deactivate", "rotate_secret"}},
 }
 # The admin pages each group can open (changelists), out of every registered model.
 GROUP_PAGES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -13,20 +14,42 @@ from django.utils import timezone
 from accounts.services.audit import audit_event_record
 
 from ..models import AUDIT_CATEGORY, OAuthClient, RedirectUri, client_secret_hash
+from .revocation import client_grants_revoke
 
 
 def _new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def redirect_uris_clean(uris: Sequence[str]) -> list[str]:
-    """The redirect URIs to register, stripped and without repeats; ``ValueError`` names one that is not valid."""
+    """The redirect URIs to register, stripped and without repeats; ``ValueError`` names one that is not valid.
+
+    A code travels in the redirect, so it must use https; plain http is allowed only to a loopback host
+    (127.0.0.0/8, ::1, localhost), where TradingView's local environment and tests run.
+    """
     cleaned: list[str] = []
     for uri in uris:
         uri = uri.strip()
         parts = urlsplit(uri)
         if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
-            raise ValueError(f"Not an absolute http(s) URI without a fragment: {uri!r}")
+            raise ValueError(f"Not an absolute http(s) URI without a fragment (use https): {uri!r}")
+        try:
+            host = parts.hostname or ""
+        except ValueError:
+            raise ValueError(f"Not an absolute http(s) URI without a fragment (use https): {uri!r}") from None
+        if parts.scheme == "http" and not _is_loopback(host):
+            raise ValueError(
+                f"Redirect URIs must use https (plain http only for 127.0.0.1, ::1 or localhost): {uri!r}"
+            )
         if uri not in cleaned:
             cleaned.append(uri)
     if not cleaned:
@@ -79,6 +102,26 @@ def oauth_client_rotate_secret(*, client: OAuthClient, actor: Any = None) -> str
         detail={"client_id": client.client_id},
     )
     return secret
+
+
+def oauth_client_deactivate(*, client: OAuthClient, actor: Any = None) -> list[int]:
+    """Stop accepting ``client`` and revoke every grant issued to it (``/logout`` once this commits).
+
+    Returns the ids of the grants being revoked. Safe to run on a client already inactive: grants it still
+    has are revoked all the same.
+    """
+    with transaction.atomic():
+        OAuthClient.objects.filter(pk=client.pk).update(is_active=False)
+        client.is_active = False
+        ids = client_grants_revoke(client_id=client.pk, reason="TradingView client deactivated", actor=actor)
+        audit_event_record(
+            category=AUDIT_CATEGORY,
+            action="client_deactivated",
+            outcome="ok",
+            actor=actor,
+            detail={"client_id": client.client_id, "grants": ids[:100], "grants_revoked": len(ids)},
+        )
+    return ids
 
 
 def oauth_client_ensure(

@@ -1,8 +1,8 @@
-"""The adapter's ``/logout`` for a grant that is being revoked, as the tasks run it; and the pending clean-up."""
+"""The adapter's ``/logout`` for a grant that is being revoked, as the tasks run it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
@@ -10,7 +10,6 @@ from accounts.services.audit import audit_event_record
 
 from .. import adapter
 from ..models import AUDIT_CATEGORY, Grant
-from .consent import PENDING_STALE_SECONDS
 
 
 class LogoutPending(Exception):
@@ -59,8 +58,8 @@ def grant_logout(*, grant_id: int, now: datetime | None = None) -> str:
         revoked_at=timezone.now(),
         revoke_attempts=grant.revoke_attempts + 1,
         last_revoke_error=message[:500],
-        refresh_token_hash=None,
         refresh_lease_until=None,
+        issued_refresh_token=None,
     )
     if updated:
         audit_event_record(
@@ -72,10 +71,3 @@ def grant_logout(*, grant_id: int, now: datetime | None = None) -> str:
             detail={"grant": grant.pk},
         )
     return "revoked"
-
-
-def grants_pending_cleanup(*, now: datetime | None = None) -> int:
-    """Remove pending grants whose request died before the adapter answered (no token was handed out)."""
-    cutoff = (now or timezone.now()) - timedelta(seconds=PENDING_STALE_SECONDS)
-    deleted, _ = Grant.objects.filter(state=Grant.State.PENDING, created_at__lt=cutoff).delete()
-    return deleted

@@ -18,17 +18,17 @@ from django.utils import timezone
 from accounts.models import Trader
 from accounts.services.audit import audit_event_record
 
+from .. import signals
 from ..models import AUDIT_CATEGORY, Grant
 from .logout import LogoutPending, grant_logout
+
+# A link refreshed every 30 minutes for 30 days is about 1,500 grants long.
+MAX_CHAIN = 5000
 
 
 def logout_enqueue(*, grant_id: int, countdown: int) -> None:
     """Queue the ``/logout`` of a grant once the current transaction commits (``countdown`` seconds later)."""
-    # The task module runs these services, so it is imported here, where a logout is queued, and the
-    # services never import it when they load.
-    from tradingview import tasks
-
-    tasks.schedule_logout(grant_id=grant_id, countdown=countdown)
+    signals.logout_due.send(sender=Grant, grant_id=grant_id, countdown=countdown)
 
 
 def grant_revoke(
@@ -111,24 +111,85 @@ def ctid_grants_revoke(*, ctid_id: int, reason: str) -> list[int]:
     )
 
 
+def grant_chain_revoke(
+    *, grant_id: int, reason: str, action: str, outcome: str = "scheduled", **detail: Any
+) -> list[int]:
+    """Revoke a whole link: the grant, every grant it was refreshed from and every grant refreshed from it."""
+    chain = [grant_id]
+    forward = backward = grant_id
+    while len(chain) < MAX_CHAIN:
+        nxt = Grant.objects.filter(pk=forward).values_list("superseded_by_id", flat=True).first()
+        if nxt is None or nxt in chain:
+            break
+        chain.append(nxt)
+        forward = nxt
+    while len(chain) < MAX_CHAIN:
+        prev = Grant.objects.filter(superseded_by_id=backward).values_list("pk", flat=True).first()
+        if prev is None or prev in chain:
+            break
+        chain.append(prev)
+        backward = prev
+    return _grants_revoke(
+        Grant.objects.filter(pk__in=chain),
+        action=action,
+        reason=reason,
+        outcome=outcome,
+        include_pending=True,
+        **detail,
+    )
+
+
+def client_grants_revoke(*, client_id: int, reason: str, actor: Any = None) -> list[int]:
+    """Revoke every still usable grant issued to a TradingView client (the client was deactivated)."""
+    return _grants_revoke(
+        Grant.objects.filter(client_id=client_id),
+        action="client_grants_revoke",
+        reason=reason,
+        actor=actor,
+        include_pending=True,
+    )
+
+
+def grants_revoke(*, grant_ids: list[int], action: str, reason: str, **detail: Any) -> list[int]:
+    """Revoke the still usable grants among ``grant_ids`` (sweeps that found them no longer valid)."""
+    return _grants_revoke(
+        Grant.objects.filter(pk__in=grant_ids), action=action, reason=reason, include_pending=True, **detail
+    )
+
+
 def _grants_revoke(
-    grants: QuerySet[Grant], *, action: str, reason: str, actor: Any = None, **detail: Any
+    grants: QuerySet[Grant],
+    *,
+    action: str,
+    reason: str,
+    actor: Any = None,
+    outcome: str = "scheduled",
+    include_pending: bool = False,
+    **detail: Any,
 ) -> list[int]:
     """Mark the usable grants among ``grants`` revoking and queue their ``/logout`` once this commits.
 
     From here on none of them is shown as active nor handed out again, whatever the adapter answers later.
     """
     with transaction.atomic():
-        rows = list(
-            grants.select_for_update()
-            .filter(state__in=[Grant.State.ACTIVE, Grant.State.REVOKING])
-            .values_list("pk", "trader_id")
-        )
+        states = [Grant.State.ACTIVE, Grant.State.REVOKING]
+        if include_pending:
+            # A pending grant that already holds an adapter token (a refresh that died before it finished).
+            grants = grants.exclude(state=Grant.State.PENDING, adapter_token_issued_at__isnull=True)
+            states.append(Grant.State.PENDING)
+        rows = list(grants.select_for_update().filter(state__in=states).values_list("pk", "trader_id"))
         if not rows:
             return []
         ids = [pk for pk, _ in rows]
         _mark_revoking(
-            ids, trader_id=rows[0][1], action=action, reason=reason, actor=actor, schedule=True, detail=detail
+            ids,
+            trader_id=rows[0][1] if len({t for _, t in rows}) == 1 else None,
+            action=action,
+            reason=reason,
+            actor=actor,
+            schedule=True,
+            detail=detail,
+            outcome=outcome,
         )
     return ids
 
@@ -136,12 +197,13 @@ def _grants_revoke(
 def _mark_revoking(
     ids: list[int],
     *,
-    trader_id: int,
+    trader_id: int | None,
     action: str,
     reason: str,
     actor: Any,
     schedule: bool,
     detail: dict[str, Any],
+    outcome: str = "scheduled",
 ) -> None:
     """Inside the caller's transaction: mark ``ids`` revoking now, record it, queue their ``/logout``."""
     now = timezone.now()
@@ -149,13 +211,14 @@ def _mark_revoking(
         state=Grant.State.REVOKING,
         revoke_after=now,
         revoke_reason=reason[:200],
-        refresh_token_hash=None,
+        # The refresh token hash stays: a revoked grant's refresh token is recognised (invalid_grant).
+        refresh_lease_until=None,
         updated_at=now,
     )
     audit_event_record(
         category=AUDIT_CATEGORY,
         action=action,
-        outcome="scheduled",
+        outcome=outcome,
         trader_id=trader_id,
         actor=actor,
         message=reason,

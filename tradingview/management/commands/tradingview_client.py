@@ -7,7 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tradingview.models import OAuthClient
-from tradingview.services.clients import oauth_client_create, oauth_client_rotate_secret
+from tradingview.services.clients import (
+    oauth_client_create,
+    oauth_client_deactivate,
+    oauth_client_rotate_secret,
+)
 
 
 class Command(BaseCommand):
@@ -24,7 +28,9 @@ class Command(BaseCommand):
         sub.add_parser("list", help="List clients and their redirect URIs.")
         rotate = sub.add_parser("rotate-secret", help="Issue a new secret; prints it once.")
         rotate.add_argument("client_id")
-        deactivate = sub.add_parser("deactivate", help="Stop accepting a client.")
+        deactivate = sub.add_parser(
+            "deactivate", help="Stop accepting a client and revoke every session linked through it."
+        )
         deactivate.add_argument("client_id")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -53,9 +59,8 @@ class Command(BaseCommand):
             self.stdout.write(f"client_secret: {secret}")
         elif action == "deactivate":
             client = self._client(options["client_id"])
-            client.is_active = False
-            client.save(update_fields=["is_active"])
-            self.stdout.write(f"{client.client_id} deactivated.")
+            revoked = oauth_client_deactivate(client=client)
+            self.stdout.write(f"{client.client_id} deactivated; {len(revoked)} linked session(s) revoked.")
 
     def _client(self, client_id: str) -> OAuthClient:
         client = OAuthClient.objects.filter(client_id=client_id).first()
