@@ -37,3 +37,16 @@ def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
         .select_related("ctid", "jurisdiction")
         .order_by("-is_live", "login")
     )
+
+
+def openings_in_progress(*, trader: Trader) -> list[Any]:
+    """The trader's account openings that are not finished, newest first."""
+    from accounts.models import AccountOpening
+
+    unfinished = [AccountOpening.State.DONE, AccountOpening.State.FAILED, AccountOpening.State.DECLINED]
+    return list(
+        AccountOpening.objects.filter(trader=trader)
+        .exclude(state__in=unfinished)
+        .select_related("account_type")
+        .order_by("-created_at")[:5]
+    )

@@ -139,3 +139,26 @@ def sweep_due_tokens() -> int:
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def sync_all_accounts() -> int:
     return run_account_sync()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=90, time_limit=110)
+def open_trading_account(self: Task, opening_id: int, sealed_password_hash: str) -> str:
+    """Run or resume one account opening; transient failures come back with the opening's own backoff.
+
+    The sealed (encrypted, expiring) password hash rides in the message so that a retry can finish the
+    create and link steps; it is never written to the database.
+    """
+    from accounts.services.opening import OpeningRetry, account_opening_run, opening_countdown
+
+    try:
+        opening = account_opening_run(opening_id=opening_id, sealed_password_hash=sealed_password_hash)
+    except OpeningRetry as exc:
+        if self.request.is_eager:
+            logger.warning("account opening left for a later attempt", extra={"opening_id": opening_id})
+            return "retrying"
+        raise self.retry(
+            exc=exc,
+            countdown=opening_countdown(opening_id=opening_id),
+            max_retries=settings.ACCOUNT_OPENING_MAX_ATTEMPTS,
+        ) from None
+    return opening.state if opening is not None else "missing"

@@ -1,0 +1,642 @@
+"""Opening trading accounts through Spotware's broker WebServices API: one service for the dashboard, the
+TradingView authorization and staff approval.
+
+Steps, each recorded on the ``AccountOpening`` row before the next begins: the cTID (the trader's connected
+one, else ``ctid/create`` for the verified email) → ``traders`` create (tagged in ``description``) →
+``ctid/link`` → the account stored at once. A failure anywhere leaves a resumable record:
+
+- transient (and ambiguous) failures are retried by a Celery task with capped, jittered backoff; an ambiguous
+  create is reconciled by looking the tag up in the trader list before anything is created again;
+- permanent refusals stop the opening, tell the trader plainly and flag it for staff.
+
+The trading password is checked by the form, hashed to md5 once (the API demands that hash) and never stored:
+the hash travels only inside the queued task's arguments, encrypted, and expires after
+``ACCOUNT_OPENING_SECRET_TTL_SECONDS``; after that the trader is asked for the password again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from cryptography.fernet import InvalidToken
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.ctrader import webservices as ws
+from accounts.models import AccountOpening, AccountType, Ctid, Trader, TradingAccount
+from accounts.services.audit import audit_event_record
+from clientarea import crypto, http
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120
+# Seconds either side of the create call within which the tagged trader is looked for.
+RECONCILE_MARGIN = timedelta(minutes=10)
+
+
+class OpeningRefused(Exception):
+    """The opening cannot be started as asked; ``message`` is for the trader."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class OpeningRetry(Exception):
+    """A transient failure: the task retries the opening later (the record says so already)."""
+
+
+# --- the WebServices clients, one per environment and process ---
+_clients: dict[tuple[Any, ...], ws.WebServicesClient] = {}
+_clients_lock = threading.Lock()
+
+
+def webservices_configured(*, environment: str) -> bool:
+    url, login, password = _credentials(environment)
+    return bool(url and login and password)
+
+
+def _credentials(environment: str) -> tuple[str, int, str]:
+    if environment == "live":
+        return (
+            settings.CTRADER_WEBSERVICES_LIVE_URL,
+            settings.CTRADER_MANAGER_LIVE_LOGIN,
+            settings.CTRADER_MANAGER_LIVE_PASSWORD,
+        )
+    return (
+        settings.CTRADER_WEBSERVICES_DEMO_URL,
+        settings.CTRADER_MANAGER_DEMO_LOGIN,
+        settings.CTRADER_MANAGER_DEMO_PASSWORD,
+    )
+
+
+def webservices_client(*, environment: str) -> ws.WebServicesClient:
+    """The process's client for one environment (its manager token is kept in memory and reused)."""
+    url, login, password = _credentials(environment)
+    if not (url and login and password):
+        raise ws.WebServicesPermanent(
+            f"WebServices for {environment} are not configured.", call="config", error_code="NOT_CONFIGURED"
+        )
+    key = (environment, url, login, hashlib.sha256(password.encode()).hexdigest(), settings.HTTP_READ_TIMEOUT)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = ws.WebServicesClient(
+                base_url=url,
+                manager_login=login,
+                manager_password=password,
+                session=http.session(pool_maxsize=16),
+                timeout=http.timeout(),
+            )
+            _clients[key] = client
+        return client
+
+
+def _ctid_environment() -> str:
+    """cTID operations go to the live host, or to the demo host when only demo is configured."""
+    return "live" if webservices_configured(environment="live") else "demo"
+
+
+# --- account types ---
+def account_type_check_group(*, environment: str, group_name: str) -> str:
+    """Empty when ``group_name`` exists on the environment's server; otherwise why not (for staff)."""
+    try:
+        groups = webservices_client(environment=environment).trader_groups()
+    except ws.WebServicesError as exc:
+        return f"The trader groups could not be read from the {environment} server ({exc.error_code or exc})."
+    names = sorted(g.name for g in groups)
+    if group_name not in names:
+        return f"The {environment} server has no trader group {group_name!r} (it has: {', '.join(names) or 'none'})."
+    return ""
+
+
+def account_types_for(*, trader: Trader, tradingview_only: bool = False) -> list[AccountType]:
+    """The active account types the trader may open (KYC and demo rules applied)."""
+    types = AccountType.objects.filter(is_active=True).select_related("jurisdiction")
+    if tradingview_only:
+        types = types.filter(is_tradingview=True, jurisdiction__tradingview_enabled=True)
+    if not trader.kyc_verified:
+        types = types.exclude(who_may_open=AccountType.Access.KYC)
+    return [t for t in types if webservices_configured(environment=t.environment)]
+
+
+# --- email verification ---
+def email_is_verified(*, trader: Trader) -> bool:
+    email = (trader.user.email or "").strip().lower()
+    return bool(email) and trader.email_verified_at is not None and trader.email_verified.lower() == email
+
+
+# --- the password's hash, sealed for the task message ---
+def seal_password_hash(password: str) -> str:
+    return crypto.encrypt(ws.md5_hex(password))
+
+
+def _unseal(sealed: str) -> str | None:
+    if not sealed:
+        return None
+    try:
+        return (
+            crypto.fernet().decrypt(sealed.encode(), ttl=settings.ACCOUNT_OPENING_SECRET_TTL_SECONDS).decode()
+        )
+    except InvalidToken:
+        return None
+
+
+# --- starting ---
+@dataclass(frozen=True)
+class OpeningRequest:
+    account_type: AccountType
+    deposit_currency: str
+    leverage: int
+    key: str
+    source: str = AccountOpening.Source.DASHBOARD
+
+
+def account_opening_start(*, trader: Trader, request: OpeningRequest, password: str | None) -> AccountOpening:
+    """Record the opening and queue it (or hold it for staff approval). A repeated form key returns the first.
+
+    ``password`` is the trading password the form checked and confirmed; None for types opened after approval
+    (the trader chooses it once staff approved).
+    """
+    existing = AccountOpening.objects.filter(trader=trader, key=request.key).first()
+    if existing is not None:
+        return existing
+    account_type = request.account_type
+    if trader.suspended:
+        raise OpeningRefused(
+            _("Your account is suspended, so you cannot open trading accounts."), code="suspended"
+        )
+    if not account_type.is_active or account_type not in account_types_for(trader=trader):
+        raise OpeningRefused(_("This account type is not available to you."), code="type_unavailable")
+    if (
+        request.deposit_currency not in account_type.currencies
+        or request.leverage not in account_type.leverages
+    ):
+        raise OpeningRefused(_("Choose a currency and a leverage from the list."), code="bad_choice")
+    if not email_is_verified(trader=trader):
+        raise OpeningRefused(_("Confirm your email address first."), code="email_unverified")
+    needs_approval = account_type.who_may_open == AccountType.Access.APPROVAL
+    if not needs_approval and not password:
+        raise OpeningRefused(_("Choose a trading password."), code="password_missing")
+    try:
+        with transaction.atomic():
+            opening = AccountOpening.objects.create(
+                public_id=uuid.uuid4(),
+                key=request.key[:64],
+                trader=trader,
+                account_type=account_type,
+                source=request.source,
+                deposit_currency=request.deposit_currency,
+                leverage=request.leverage,
+                tag=f"ca-open-{secrets.token_hex(12)}",
+                state=AccountOpening.State.AWAITING_APPROVAL
+                if needs_approval
+                else AccountOpening.State.QUEUED,
+            )
+            if needs_approval:
+                _approval_request_create(opening=opening)
+            audit_event_record(
+                category="opening",
+                action="start",
+                outcome=opening.state,
+                trader=trader,
+                actor=trader.user,
+                message=f"Opening of a {account_type.name} account requested.",
+                detail={"opening": str(opening.public_id), "account_type_id": account_type.pk},
+            )
+    except IntegrityError:
+        # The same form submitted twice at once: the other request recorded it.
+        return AccountOpening.objects.get(trader=trader, key=request.key[:64])
+    if not needs_approval:
+        assert password is not None
+        _enqueue(opening, seal_password_hash(password))
+    logger.info("account opening started", extra={"opening": str(opening.public_id), "state": opening.state})
+    return opening
+
+
+def _approval_request_create(*, opening: AccountOpening) -> None:
+    from tradingview.models import AccountRequest
+
+    AccountRequest.objects.create(
+        trader=opening.trader,
+        environment=opening.account_type.environment,
+        jurisdiction=opening.account_type.jurisdiction,
+        note=f"{opening.account_type.name}, {opening.deposit_currency}, 1:{opening.leverage}",
+        opening=opening,
+    )
+
+
+def account_opening_provide_password(
+    *, trader: Trader, public_id: uuid.UUID, password: str
+) -> AccountOpening:
+    """The trader chose the trading password of an opening that waits for it (approved, or expired)."""
+    opening = AccountOpening.objects.get(trader=trader, public_id=public_id)
+    updated = AccountOpening.objects.filter(pk=opening.pk, state=AccountOpening.State.NEEDS_PASSWORD).update(
+        state=AccountOpening.State.QUEUED, error="", error_code="", updated_at=timezone.now()
+    )
+    if updated:
+        _enqueue(opening, seal_password_hash(password))
+    opening.refresh_from_db()
+    return opening
+
+
+def account_opening_approve(*, opening: AccountOpening, actor: Any) -> AccountOpening:
+    """Staff approved: the trader is asked (by email and on the page) to choose the trading password."""
+    updated = AccountOpening.objects.filter(
+        pk=opening.pk, state=AccountOpening.State.AWAITING_APPROVAL
+    ).update(state=AccountOpening.State.NEEDS_PASSWORD, approved_by=actor, updated_at=timezone.now())
+    opening.refresh_from_db()
+    if updated:
+        audit_event_record(
+            category="opening", action="approve", outcome="approved", trader=opening.trader, actor=actor,
+            message=f"Opening {opening.public_id} approved.", detail={"opening": str(opening.public_id)},
+        )  # fmt: skip
+        _mail(
+            opening.trader,
+            _("Your account request was approved"),
+            _(
+                "Your request for a %(type)s account was approved. Choose its trading password to open it:\n\n%(url)s\n"
+            )
+            % {"type": opening.account_type.name, "url": settings.SITE_URL + _status_path(opening)},
+        )
+    return opening
+
+
+def account_opening_decline(*, opening: AccountOpening, actor: Any, reason: str = "") -> AccountOpening:
+    updated = AccountOpening.objects.filter(
+        pk=opening.pk, state=AccountOpening.State.AWAITING_APPROVAL
+    ).update(
+        state=AccountOpening.State.DECLINED,
+        error=(reason or _("Your request was declined."))[:500],
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    opening.refresh_from_db()
+    if updated:
+        audit_event_record(
+            category="opening", action="decline", outcome="declined", trader=opening.trader, actor=actor,
+            message=f"Opening {opening.public_id} declined.", detail={"opening": str(opening.public_id)},
+        )  # fmt: skip
+    return opening
+
+
+def _status_path(opening: AccountOpening) -> str:
+    return reverse("opening-status", args=[opening.public_id])
+
+
+def _enqueue(opening: AccountOpening, sealed: str) -> None:
+    from accounts import tasks
+
+    def send() -> None:
+        tasks.open_trading_account.delay(opening.pk, sealed)
+
+    # After commit: the worker must find the row the request wrote.
+    transaction.on_commit(send)
+
+
+# --- running ---
+def retry_countdown(attempts: int) -> float:
+    base = settings.ACCOUNT_OPENING_RETRY_BASE_SECONDS
+    ceiling = min(settings.ACCOUNT_OPENING_RETRY_CAP_SECONDS, base * (2 ** max(attempts - 1, 0)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _claim(opening_id: int) -> AccountOpening | None:
+    now = timezone.now()
+    runnable = Q(state__in=[AccountOpening.State.QUEUED, AccountOpening.State.RETRYING]) | Q(
+        state=AccountOpening.State.RUNNING, lease_until__lt=now
+    )
+    with transaction.atomic():
+        claimed = AccountOpening.objects.filter(runnable, pk=opening_id).update(
+            state=AccountOpening.State.RUNNING,
+            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            updated_at=now,
+        )
+    if not claimed:
+        return None
+    opening = AccountOpening.objects.select_related("trader__user", "account_type__jurisdiction").get(
+        pk=opening_id
+    )
+    AccountOpening.objects.filter(pk=opening_id).update(attempts=opening.attempts + 1)
+    opening.attempts += 1
+    return opening
+
+
+def _save(opening: AccountOpening, **changes: Any) -> None:
+    for name, value in changes.items():
+        setattr(opening, name, value)
+    opening.updated_at = timezone.now()
+    AccountOpening.objects.filter(pk=opening.pk).update(**changes, updated_at=opening.updated_at)
+
+
+def account_opening_run(*, opening_id: int, sealed_password_hash: str) -> AccountOpening | None:
+    """Run (or resume) one opening from its recorded step. Raises ``OpeningRetry`` for a later attempt.
+
+    Safe to run twice: a lease makes one runner at a time; each step reads what the last one recorded.
+    """
+    opening = _claim(opening_id)
+    if opening is None:
+        return AccountOpening.objects.filter(pk=opening_id).first()
+    password_hash = _unseal(sealed_password_hash)
+    try:
+        _run_steps(opening, password_hash)
+    except ws.WebServicesPermanent as exc:
+        _fail(opening, exc)
+    except (ws.WebServicesTransient, ws.WebServicesAmbiguous) as exc:
+        _retry_later(opening, exc)
+        raise OpeningRetry(str(exc)) from None
+    return opening
+
+
+class _NeedsPassword(Exception):
+    pass
+
+
+def _run_steps(opening: AccountOpening, password_hash: str | None) -> None:
+    account_type = opening.account_type
+    environment = account_type.environment
+    broker_name = account_type.jurisdiction.broker_name
+    trader = opening.trader
+    if opening.step == AccountOpening.Step.CTID:
+        user_id = _ctid_for(opening)
+        if user_id is None:
+            return
+        _save(opening, ctid_user_id=user_id, step=AccountOpening.Step.CREATE)
+    client = webservices_client(environment=environment)
+    if opening.step in (AccountOpening.Step.CREATE, AccountOpening.Step.LINK) and password_hash is None:
+        _save(
+            opening,
+            state=AccountOpening.State.NEEDS_PASSWORD,
+            lease_until=None,
+            error=_("Enter your trading password again to finish opening the account."),
+        )
+        return
+    if opening.step == AccountOpening.Step.CREATE:
+        assert password_hash is not None
+        login = _reconcile(client, opening) if opening.create_sent_at else None
+        if login is None:
+            _save(opening, create_sent_at=timezone.now())
+            created = client.trader_create(
+                password_hash=password_hash,
+                broker_name=broker_name,
+                group_name=account_type.group_name,
+                deposit_currency=opening.deposit_currency,
+                leverage_in_cents=opening.leverage * 100,
+                balance=int(account_type.starting_balance * 100) if not account_type.is_live else 0,
+                account_type=account_type.account_type,
+                total_margin_calculation_type=account_type.margin_calculation,
+                email=trader.user.email,
+                description=opening.tag,
+            )
+            login = created.login
+        _save(opening, trader_login=login, step=AccountOpening.Step.LINK)
+    if opening.step == AccountOpening.Step.LINK:
+        assert password_hash is not None and opening.trader_login and opening.ctid_user_id
+        linked = webservices_client(environment=_ctid_environment()).ctid_link(
+            trader_login=opening.trader_login,
+            password_hash=password_hash,
+            user_id=opening.ctid_user_id,
+            broker_name=broker_name,
+            environment=environment,
+        )
+        _save(opening, ctid_trader_account_id=linked.ctid_trader_account_id, step=AccountOpening.Step.STORE)
+    if opening.step == AccountOpening.Step.STORE:
+        _store(opening)
+    _ready_mail(opening)
+
+
+def _ctid_for(opening: AccountOpening) -> int | None:
+    """The trader's connected cTID, else the one ``ctid/create`` gives the verified email."""
+    trader = opening.trader
+    connected = Ctid.objects.filter(trader=trader, state=Ctid.State.CONNECTED).order_by("created_at").first()
+    if connected is not None:
+        return connected.user_id
+    if opening.ctid_user_id:
+        return opening.ctid_user_id
+    if not email_is_verified(trader=trader):
+        _fail_plain(opening, "email_unverified", _("Confirm your email address first."), alert=False)
+        return None
+    created = webservices_client(environment=_ctid_environment()).ctid_create(
+        email=trader.email_verified,
+        broker_name=opening.account_type.jurisdiction.broker_name,
+        preferred_language=settings.CTRADER_CTID_LANGUAGE,
+    )
+    with transaction.atomic():
+        owner = Ctid.objects.select_for_update().filter(user_id=created.user_id).first()
+        if owner is not None and owner.trader_id != trader.pk:
+            audit_event_record(
+                category="opening",
+                action="ctid_owned_elsewhere",
+                outcome="refused",
+                trader=trader,
+                message=f"ctid/create answered cTID {created.user_id}, which belongs to another trader.",
+                detail={
+                    "opening": str(opening.public_id),
+                    "user_id": created.user_id,
+                    "owner": owner.trader_id,
+                },
+            )
+            _fail_plain(
+                opening,
+                "ctid_owned_elsewhere",
+                _(
+                    "Your email address belongs to a cTrader ID that is used by another client. Please contact support."
+                ),
+                alert=True,
+            )
+            return None
+        if owner is None:
+            # Known to be the trader's: cTrader created it for (or found it by) their verified email.
+            Ctid.objects.create(user_id=created.user_id, trader=trader, state=Ctid.State.CONNECTED)
+    return created.user_id
+
+
+def _reconcile(client: ws.WebServicesClient, opening: AccountOpening) -> int | None:
+    """After a create whose answer was lost: the login of the trader carrying the opening's tag, if any."""
+    assert opening.create_sent_at is not None
+    start, end = opening.create_sent_at - RECONCILE_MARGIN, timezone.now() + RECONCILE_MARGIN
+    for trader in client.traders_list(start, end):
+        if trader.description == opening.tag:
+            logger.info("account opening reconciled a lost create", extra={"opening": str(opening.public_id)})
+            return trader.login
+    return None
+
+
+def _store(opening: AccountOpening) -> None:
+    account_type = opening.account_type
+    assert opening.ctid_trader_account_id and opening.trader_login and opening.ctid_user_id
+    now = timezone.now()
+    with transaction.atomic():
+        ctid = Ctid.objects.get(user_id=opening.ctid_user_id, trader=opening.trader)
+        balance = account_type.starting_balance if not account_type.is_live else Decimal(0)
+        account, _created = TradingAccount.objects.update_or_create(
+            ctid_trader_account_id=opening.ctid_trader_account_id,
+            defaults={
+                "ctid": ctid,
+                "login": opening.trader_login,
+                "is_live": account_type.is_live,
+                "jurisdiction": account_type.jurisdiction,
+                "broker_name": account_type.jurisdiction.broker_name,
+                "broker_title": account_type.jurisdiction.display_name[:200],
+                "is_tradingview": account_type.is_tradingview,
+                "status": TradingAccount.Status.ACTIVE,
+                "currency": opening.deposit_currency,
+                "balance": balance,
+                "balance_updated_at": now,
+            },
+        )
+        _save(
+            opening,
+            account=account,
+            state=AccountOpening.State.DONE,
+            step=AccountOpening.Step.DONE,
+            error="",
+            error_code="",
+            lease_until=None,
+            next_attempt_at=None,
+            finished_at=now,
+        )
+        from tradingview.models import AccountRequest
+
+        AccountRequest.objects.filter(opening=opening, state=AccountRequest.State.OPEN).update(
+            state=AccountRequest.State.FULFILLED, account=account, handled_at=now
+        )
+        audit_event_record(
+            category="opening",
+            action="open",
+            outcome="opened",
+            trader=opening.trader,
+            message=f"{account_type.get_environment_display()} account {opening.trader_login} opened.",
+            detail={
+                "opening": str(opening.public_id),
+                "ctid_trader_account_id": opening.ctid_trader_account_id,
+            },
+        )
+    logger.info("trading account opened", extra={"opening": str(opening.public_id)})
+
+
+def _ready_mail(opening: AccountOpening) -> None:
+    if opening.state != AccountOpening.State.DONE or opening.ready_mail_sent_at is not None:
+        return
+    account_type = opening.account_type
+    body = _(
+        "Your %(environment)s trading account is ready.\n\n"
+        "Login: %(login)s\nServer: %(server)s\nEnvironment: %(environment)s\nType: %(type)s\n\n"
+        "Sign in to cTrader with this login and the trading password you chose. We never send passwords by email.\n"
+    ) % {
+        "environment": account_type.get_environment_display(),
+        "login": opening.trader_login,
+        "server": account_type.jurisdiction.display_name,
+        "type": account_type.name,
+    }
+    if _mail(
+        opening.trader, _("Your trading account %(login)s is ready") % {"login": opening.trader_login}, body
+    ):
+        _save(opening, ready_mail_sent_at=timezone.now())
+
+
+def _mail(trader: Trader, subject: str, body: str) -> bool:
+    try:
+        send_mail(subject, body, None, [trader.user.email], fail_silently=False)
+    except Exception as exc:  # a mail server outage must not undo an opened account
+        logger.warning("mail not sent", extra={"trader_id": trader.pk, "error": type(exc).__name__})
+        return False
+    return True
+
+
+def _trader_message(exc: ws.WebServicesError) -> str:
+    if exc.error_code == "TRADER_GROUP_NOT_FOUND":
+        return _("This account type is not set up correctly on our trading server. Our team has been told.")
+    if exc.error_code == "CH_BROKER_NOT_FOUND":
+        return _("This account type's broker is not set up on our trading server. Our team has been told.")
+    if exc.error_code in ("NOT_ENOUGH_RIGHTS", "NOT_CONFIGURED"):
+        return _(
+            "We cannot open accounts right now because of a setup problem on our side. Our team has been told."
+        )
+    return _("The trading server refused to open this account. Our team has been told.")
+
+
+def _fail(opening: AccountOpening, exc: ws.WebServicesError) -> None:
+    _fail_plain(opening, exc.error_code or "refused", _trader_message(exc), alert=True, detail=str(exc))
+
+
+def _fail_plain(opening: AccountOpening, code: str, message: str, *, alert: bool, detail: str = "") -> None:
+    _save(
+        opening,
+        state=AccountOpening.State.FAILED,
+        error_code=code[:60],
+        error=message[:500],
+        staff_alert=alert,
+        lease_until=None,
+        next_attempt_at=None,
+        finished_at=timezone.now(),
+    )
+    audit_event_record(
+        category="opening",
+        action="fail",
+        outcome=code[:30],
+        trader=opening.trader,
+        message=(detail or message)[:500],
+        detail={"opening": str(opening.public_id), "step": opening.step},
+    )
+    logger.warning("account opening failed", extra={"opening": str(opening.public_id), "code": code})
+
+
+def _retry_later(opening: AccountOpening, exc: ws.WebServicesError) -> None:
+    if opening.attempts >= settings.ACCOUNT_OPENING_MAX_ATTEMPTS:
+        _fail_plain(
+            opening,
+            exc.error_code or "gave_up",
+            _("We could not reach the trading server for a long time. Our team has been told."),
+            alert=True,
+            detail=str(exc),
+        )
+        return
+    countdown = retry_countdown(opening.attempts)
+    if exc.error_code == "REQUEST_FREQUENCY_EXCEEDED":
+        message = _("Many accounts are being opened right now. Yours is queued and will be ready shortly.")
+    else:
+        message = _(
+            "The trading server is not answering right now. We will keep trying; this page updates by itself."
+        )
+    _save(
+        opening,
+        state=AccountOpening.State.RETRYING,
+        error_code=(exc.error_code or "transient")[:60],
+        error=message,
+        lease_until=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=countdown),
+    )
+    logger.info(
+        "account opening will retry",
+        extra={"opening": str(opening.public_id), "code": exc.error_code, "step": opening.step},
+    )
+
+
+def opening_countdown(*, opening_id: int) -> float:
+    opening = AccountOpening.objects.filter(pk=opening_id).only("next_attempt_at").first()
+    if opening is None or opening.next_attempt_at is None:
+        return settings.ACCOUNT_OPENING_RETRY_BASE_SECONDS
+    return max((opening.next_attempt_at - timezone.now()).total_seconds(), 0.0)
+
+
+def opening_available() -> bool:
+    """Whether any environment is configured and any account type is offered (the dashboard's button)."""
+    if not (webservices_configured(environment="live") or webservices_configured(environment="demo")):
+        return False
+    return AccountType.objects.filter(is_active=True).exists()
