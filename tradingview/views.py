@@ -23,7 +23,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Trader
 
-from . import selectors, services
+from . import onboarding, selectors, services
 from .forms import AccountRequestForm
 
 CONSENT_SALT = "tradingview.consent"
@@ -82,6 +82,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "options": options,
                 "deny_url": authz.deny_url(),
                 "request_url": f"{reverse('tradingview:account_request')}?next={_quote(request.get_full_path())}",
+                "open_url": onboarding.open_account_url(signed_in=True)
+                if onboarding.can_open_tradingview_account(trader=trader)
+                else "",
+                "status_url": reverse("tradingview:onboarding_status"),
             },
         )
     # The form carries the authorization request, signed and bound to this user; its random key makes a
@@ -91,7 +95,16 @@ def authorize(request: HttpRequest) -> HttpResponse:
         salt=CONSENT_SALT,
         compress=True,
     )
-    return _consent_page(request, authz=authz, options=options, nonce=nonce)
+    checked = onboarding.preselected_account_ids(trader=trader, options=options)
+    return _consent_page(request, authz=authz, options=options, nonce=nonce, checked=checked)
+
+
+@never_cache
+@require_http_methods(["GET"])
+def onboarding_status(request: HttpRequest) -> HttpResponse:
+    """Polled by a waiting authorization tab while registration or account opening runs in another tab."""
+    status = onboarding.onboarding_status(trader=_trader(request), signed_in=request.user.is_authenticated)
+    return _json(status)
 
 
 def _quote(path: str) -> str:

@@ -61,6 +61,16 @@ class SignInView(auth_views.LoginView):
     form_class = SignInForm
     redirect_authenticated_user = True
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from tradingview import onboarding
+
+        context = super().get_context_data(**kwargs)
+        next_url = str(context.get("next") or "")
+        # Signing in for a TradingView authorization: registration opens in a new tab (cases A and B).
+        if onboarding.is_authorization_url(next_url) and onboarding.can_open_tradingview_account(trader=None):
+            context["tradingview_open_url"] = onboarding.open_account_url(signed_in=False)
+        return context
+
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
