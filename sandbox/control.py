@@ -30,6 +30,7 @@ from sandbox.openapi_server import OpenApiSimulator
 from sandbox.webservices_server import CALLS as WEBSERVICES_CALLS
 from sandbox.webservices_server import FAILURES as WEBSERVICES_FAILURES
 from sandbox.webservices_server import WebServicesSim
+from sandbox.webservices_server import join as join_webservices
 from sandbox.world import World, demo_world
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class Sandbox:
             environment: WebServicesSim(self.world, environment, {login: md5_hex(password)})
             for environment, (login, password) in managers.items()
         }
+        join_webservices(*self.webservices.values())
         self._public_http_url = public_http_url
         self.server: RunningServer | None = None
         self.tradingview: tradingview_sim.TradingViewSim | None = None

@@ -57,6 +57,12 @@ _STATUS = {
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 
 
+def join(*sims: WebServicesSim) -> None:
+    """Let the servers of both environments see each other's traders (for ctid/link)."""
+    for sim in sims:
+        sim.peers = {other.environment: other for other in sims if other is not sim}
+
+
 def error(code: str, description: str = "") -> Response:
     return Response.json(
         {"errorCode": code, "description": description or code.replace("_", " ").lower()}, _STATUS[code]
@@ -97,6 +103,9 @@ class WebServicesSim:
     _failures: dict[str, deque[str]] = field(default_factory=dict)
     _next_login: int = 0
     _release: threading.Event = field(default_factory=threading.Event)
+    # The other environment's server: cTID calls on either host see the traders of both (as at Spotware,
+    # where the cTID service is one for the broker).
+    peers: dict[str, WebServicesSim] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.groups:
@@ -239,10 +248,11 @@ class WebServicesSim:
             return error(
                 "INVALID_REQUEST", "traderLogin, userId, traderPasswordHash and environmentName are required"
             )
-        if environment != self.environment:
-            return error("TRADER_NOT_FOUND", f"no such trader on the {environment} server")
-        with self.lock:
-            trader = self.traders.get(login)
+        owner = self if environment == self.environment else self.peers.get(environment)
+        if owner is None:
+            return error("TRADER_NOT_FOUND", f"no {environment} server is known")
+        with owner.lock:
+            trader = owner.traders.get(login)
         if trader is None:
             return error("TRADER_NOT_FOUND", "no such trader")
         if trader.data.get("hashedPassword") != password_hash:
@@ -252,7 +262,7 @@ class WebServicesSim:
         account = self.world.link_account(
             user_id,
             trader_login=login,
-            is_live=self.environment == "live",
+            is_live=environment == "live",
             broker_name=trader.data["brokerName"],
             balance=int(trader.data["balance"]),
             money_digits=trader.money_digits,
