@@ -154,7 +154,9 @@ def open_trading_account(self: Task, opening_id: int, sealed_password_hash: str)
         opening = account_opening_run(opening_id=opening_id, sealed_password_hash=sealed_password_hash)
     except OpeningRetry as exc:
         if self.request.is_eager:
-            logger.warning("account opening left for a later attempt", extra={"opening_id": opening_id})
+            # Embedded mode has no broker to hold the retry: a timer in this process runs it (the sealed
+            # hash stays in memory only, as it would in the queued message).
+            _retry_in_process(opening_id, sealed_password_hash, opening_countdown(opening_id=opening_id))
             return "retrying"
         raise self.retry(
             exc=exc,
@@ -162,3 +164,22 @@ def open_trading_account(self: Task, opening_id: int, sealed_password_hash: str)
             max_retries=settings.ACCOUNT_OPENING_MAX_ATTEMPTS,
         ) from None
     return opening.state if opening is not None else "missing"
+
+
+def _retry_in_process(opening_id: int, sealed_password_hash: str, countdown: float) -> None:
+    import threading
+
+    from django.db import close_old_connections
+
+    def run() -> None:
+        try:
+            open_trading_account.apply(args=(opening_id, sealed_password_hash))
+        finally:
+            close_old_connections()
+
+    if not settings.ACCOUNT_OPENING_RETRY_IN_PROCESS:
+        logger.warning("account opening left for a later attempt", extra={"opening_id": opening_id})
+        return
+    timer = threading.Timer(countdown, run)
+    timer.daemon = True
+    timer.start()

@@ -417,6 +417,8 @@ CTRADER_CTID_LANGUAGE = env.str("CTRADER_CTID_LANGUAGE", default="EN")
 ACCOUNT_OPENING_RETRY_BASE_SECONDS = env.float("ACCOUNT_OPENING_RETRY_BASE_SECONDS", default=20.0)
 ACCOUNT_OPENING_RETRY_CAP_SECONDS = env.float("ACCOUNT_OPENING_RETRY_CAP_SECONDS", default=900.0)
 ACCOUNT_OPENING_MAX_ATTEMPTS = env.int("ACCOUNT_OPENING_MAX_ATTEMPTS", default=10)
+# Embedded mode (no broker): retry an interrupted opening from a timer in the same process.
+ACCOUNT_OPENING_RETRY_IN_PROCESS = env.bool("ACCOUNT_OPENING_RETRY_IN_PROCESS", default=True)
 # How long an opening in progress may be resumed with the trading password it was submitted with (seconds);
 # after that the trader is asked for it again. The password's hash lives only in the queued task, encrypted.
 ACCOUNT_OPENING_SECRET_TTL_SECONDS = env.int("ACCOUNT_OPENING_SECRET_TTL_SECONDS", default=86400)

@@ -30,8 +30,8 @@ from typing import Any
 from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -322,26 +322,42 @@ def _claim(opening_id: int) -> AccountOpening | None:
         state=AccountOpening.State.RUNNING, lease_until__lt=now
     )
     with transaction.atomic():
+        # The lease need not survive a database crash (its holder would not either): no wait for the flush.
+        _async_commit()
         claimed = AccountOpening.objects.filter(runnable, pk=opening_id).update(
             state=AccountOpening.State.RUNNING,
             lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            attempts=F("attempts") + 1,
             updated_at=now,
         )
     if not claimed:
         return None
-    opening = AccountOpening.objects.select_related("trader__user", "account_type__jurisdiction").get(
+    return AccountOpening.objects.select_related("trader__user", "account_type__jurisdiction").get(
         pk=opening_id
     )
-    AccountOpening.objects.filter(pk=opening_id).update(attempts=opening.attempts + 1)
-    opening.attempts += 1
-    return opening
 
 
-def _save(opening: AccountOpening, **changes: Any) -> None:
+def _save(opening: AccountOpening, *, durable: bool = True, **changes: Any) -> None:
+    """Write ``changes`` to the row (and the object). ``durable=False``: the commit does not wait for the WAL
+    flush (PostgreSQL); only for facts the next attempt can find again by itself."""
     for name, value in changes.items():
         setattr(opening, name, value)
     opening.updated_at = timezone.now()
-    AccountOpening.objects.filter(pk=opening.pk).update(**changes, updated_at=opening.updated_at)
+    query = AccountOpening.objects.filter(pk=opening.pk)
+    if durable:
+        query.update(**changes, updated_at=opening.updated_at)
+        return
+    with transaction.atomic():
+        _async_commit()
+        query.update(**changes, updated_at=opening.updated_at)
+
+
+def _async_commit() -> None:
+    """This transaction commits without waiting for its WAL flush (PostgreSQL). Safe for facts that a crash
+    may lose: the next durable commit flushes everything before it, and every step is redone or looked up."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def account_opening_run(*, opening_id: int, sealed_password_hash: str) -> AccountOpening | None:
@@ -351,7 +367,12 @@ def account_opening_run(*, opening_id: int, sealed_password_hash: str) -> Accoun
     """
     opening = _claim(opening_id)
     if opening is None:
-        return AccountOpening.objects.filter(pk=opening_id).first()
+        current = AccountOpening.objects.filter(pk=opening_id).first()
+        if current is not None and current.state == AccountOpening.State.RUNNING:
+            # Another runner holds it, or one died holding it (a redelivered message): look again once the
+            # lease has run out.
+            raise OpeningRetry("the opening is held by another runner")
+        return current
     password_hash = _unseal(sealed_password_hash)
     try:
         _run_steps(opening, password_hash)
@@ -372,13 +393,9 @@ def _run_steps(opening: AccountOpening, password_hash: str | None) -> None:
     environment = account_type.environment
     broker_name = account_type.jurisdiction.broker_name
     trader = opening.trader
-    if opening.step == AccountOpening.Step.CTID:
-        user_id = _ctid_for(opening)
-        if user_id is None:
-            return
-        _save(opening, ctid_user_id=user_id, step=AccountOpening.Step.CREATE)
-    client = webservices_client(environment=environment)
-    if opening.step in (AccountOpening.Step.CREATE, AccountOpening.Step.LINK) and password_hash is None:
+    if opening.step in (AccountOpening.Step.CTID, AccountOpening.Step.CREATE, AccountOpening.Step.LINK) and (
+        password_hash is None
+    ):
         _save(
             opening,
             state=AccountOpening.State.NEEDS_PASSWORD,
@@ -386,27 +403,25 @@ def _run_steps(opening: AccountOpening, password_hash: str | None) -> None:
             error=_("Enter your trading password again to finish opening the account."),
         )
         return
-    if opening.step == AccountOpening.Step.CREATE:
-        assert password_hash is not None
+    assert password_hash is not None
+    client = webservices_client(environment=environment)
+    if opening.step == AccountOpening.Step.CTID:
+        user_id = _ctid_for(opening)
+        if user_id is None:
+            return
+        # One durable write records the cTID and that the create is about to be sent.
+        _save(opening, ctid_user_id=user_id, step=AccountOpening.Step.CREATE, create_sent_at=timezone.now())
+        login: int | None = _create(client, opening, password_hash)
+    elif opening.step == AccountOpening.Step.CREATE:
         login = _reconcile(client, opening) if opening.create_sent_at else None
         if login is None:
             _save(opening, create_sent_at=timezone.now())
-            created = client.trader_create(
-                password_hash=password_hash,
-                broker_name=broker_name,
-                group_name=account_type.group_name,
-                deposit_currency=opening.deposit_currency,
-                leverage_in_cents=opening.leverage * 100,
-                balance=int(account_type.starting_balance * 100) if not account_type.is_live else 0,
-                account_type=account_type.account_type,
-                total_margin_calculation_type=account_type.margin_calculation,
-                email=trader.user.email,
-                description=opening.tag,
-            )
-            login = created.login
-        _save(opening, trader_login=login, step=AccountOpening.Step.LINK)
+            login = _create(client, opening, password_hash)
+    if opening.step == AccountOpening.Step.CREATE:
+        # Losing this write costs nothing: the tag finds the login again (create_sent_at is durable).
+        _save(opening, durable=False, trader_login=login, step=AccountOpening.Step.LINK)
     if opening.step == AccountOpening.Step.LINK:
-        assert password_hash is not None and opening.trader_login and opening.ctid_user_id
+        assert opening.trader_login and opening.ctid_user_id
         linked = webservices_client(environment=_ctid_environment()).ctid_link(
             trader_login=opening.trader_login,
             password_hash=password_hash,
@@ -414,10 +429,40 @@ def _run_steps(opening: AccountOpening, password_hash: str | None) -> None:
             broker_name=broker_name,
             environment=environment,
         )
-        _save(opening, ctid_trader_account_id=linked.ctid_trader_account_id, step=AccountOpening.Step.STORE)
+        opening.ctid_trader_account_id = linked.ctid_trader_account_id
+        opening.step = AccountOpening.Step.STORE
     if opening.step == AccountOpening.Step.STORE:
-        _store(opening)
+        try:
+            _store(opening)
+        except IntegrityError:
+            # The ctidTraderAccountId is stored under another trader's cTID: never move it silently.
+            _fail_plain(
+                opening,
+                "account_owned_elsewhere",
+                _("Your account was opened but could not be shown here. Our team has been told."),
+                alert=True,
+                detail=f"Account {opening.ctid_trader_account_id} is stored under another cTID.",
+            )
+            return
     _ready_mail(opening)
+    del trader
+
+
+def _create(client: ws.WebServicesClient, opening: AccountOpening, password_hash: str) -> int:
+    account_type = opening.account_type
+    created = client.trader_create(
+        password_hash=password_hash,
+        broker_name=account_type.jurisdiction.broker_name,
+        group_name=account_type.group_name,
+        deposit_currency=opening.deposit_currency,
+        leverage_in_cents=opening.leverage * 100,
+        balance=int(account_type.starting_balance * 100) if not account_type.is_live else 0,
+        account_type=account_type.account_type,
+        total_margin_calculation_type=account_type.margin_calculation,
+        email=opening.trader.user.email,
+        description=opening.tag,
+    )
+    return created.login
 
 
 def _ctid_for(opening: AccountOpening) -> int | None:
@@ -437,6 +482,9 @@ def _ctid_for(opening: AccountOpening) -> int | None:
         preferred_language=settings.CTRADER_CTID_LANGUAGE,
     )
     with transaction.atomic():
+        # ctid/create is idempotent: a lost row is recreated by the next attempt, and the durable write that
+        # follows (before the trading account is created) flushes this one too.
+        _async_commit()
         owner = Ctid.objects.select_for_update().filter(user_id=created.user_id).first()
         if owner is not None and owner.trader_id != trader.pk:
             audit_event_record(
@@ -481,28 +529,37 @@ def _store(opening: AccountOpening) -> None:
     account_type = opening.account_type
     assert opening.ctid_trader_account_id and opening.trader_login and opening.ctid_user_id
     now = timezone.now()
+    fields = {
+        "login": opening.trader_login,
+        "is_live": account_type.is_live,
+        "jurisdiction": account_type.jurisdiction,
+        "broker_name": account_type.jurisdiction.broker_name,
+        "broker_title": account_type.jurisdiction.display_name[:200],
+        "is_tradingview": account_type.is_tradingview,
+        "status": TradingAccount.Status.ACTIVE,
+        "currency": opening.deposit_currency,
+        "balance": account_type.starting_balance if not account_type.is_live else Decimal(0),
+        "balance_updated_at": now,
+    }
     with transaction.atomic():
-        ctid = Ctid.objects.get(user_id=opening.ctid_user_id, trader=opening.trader)
-        balance = account_type.starting_balance if not account_type.is_live else Decimal(0)
-        account, _created = TradingAccount.objects.update_or_create(
-            ctid_trader_account_id=opening.ctid_trader_account_id,
-            defaults={
-                "ctid": ctid,
-                "login": opening.trader_login,
-                "is_live": account_type.is_live,
-                "jurisdiction": account_type.jurisdiction,
-                "broker_name": account_type.jurisdiction.broker_name,
-                "broker_title": account_type.jurisdiction.display_name[:200],
-                "is_tradingview": account_type.is_tradingview,
-                "status": TradingAccount.Status.ACTIVE,
-                "currency": opening.deposit_currency,
-                "balance": balance,
-                "balance_updated_at": now,
-            },
+        ctid_id = Ctid.objects.filter(user_id=opening.ctid_user_id, trader=opening.trader).values_list(
+            "pk", flat=True
         )
+        account = TradingAccount(
+            ctid_trader_account_id=opening.ctid_trader_account_id, ctid_id=ctid_id[0], **fields
+        )
+        # A sync may have stored the account first (under the same cTID): then it is updated, never duplicated.
+        updated = TradingAccount.objects.filter(
+            ctid_trader_account_id=account.ctid_trader_account_id, ctid_id=account.ctid_id
+        ).update(**fields)
+        if updated:
+            account = TradingAccount.objects.get(ctid_trader_account_id=account.ctid_trader_account_id)
+        else:
+            account.save(force_insert=True)
         _save(
             opening,
             account=account,
+            ctid_trader_account_id=opening.ctid_trader_account_id,
             state=AccountOpening.State.DONE,
             step=AccountOpening.Step.DONE,
             error="",
@@ -511,11 +568,12 @@ def _store(opening: AccountOpening) -> None:
             next_attempt_at=None,
             finished_at=now,
         )
-        from tradingview.models import AccountRequest
+        if account_type.who_may_open == AccountType.Access.APPROVAL:
+            from tradingview.models import AccountRequest
 
-        AccountRequest.objects.filter(opening=opening, state=AccountRequest.State.OPEN).update(
-            state=AccountRequest.State.FULFILLED, account=account, handled_at=now
-        )
+            AccountRequest.objects.filter(opening=opening, state=AccountRequest.State.OPEN).update(
+                state=AccountRequest.State.FULFILLED, account=account, handled_at=now
+            )
         audit_event_record(
             category="opening",
             action="open",
@@ -629,7 +687,11 @@ def _retry_later(opening: AccountOpening, exc: ws.WebServicesError) -> None:
 
 
 def opening_countdown(*, opening_id: int) -> float:
-    opening = AccountOpening.objects.filter(pk=opening_id).only("next_attempt_at").first()
+    opening = (
+        AccountOpening.objects.filter(pk=opening_id).only("state", "next_attempt_at", "lease_until").first()
+    )
+    if opening is not None and opening.state == AccountOpening.State.RUNNING and opening.lease_until:
+        return max((opening.lease_until - timezone.now()).total_seconds(), 0.0) + 1.0
     if opening is None or opening.next_attempt_at is None:
         return settings.ACCOUNT_OPENING_RETRY_BASE_SECONDS
     return max((opening.next_attempt_at - timezone.now()).total_seconds(), 0.0)

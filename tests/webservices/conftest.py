@@ -50,6 +50,7 @@ def webservices(settings) -> Iterator[WebServices]:
     settings.HTTP_READ_TIMEOUT = 1.0
     settings.ACCOUNT_OPENING_RETRY_BASE_SECONDS = 0.2
     settings.ACCOUNT_OPENING_RETRY_CAP_SECONDS = 1.0
+    settings.ACCOUNT_OPENING_RETRY_IN_PROCESS = False  # tests run the retries themselves
     yield WebServices(world, sims["live"], sims["demo"], server)
     for sim in sims.values():
         sim.release_hangs()

@@ -307,3 +307,25 @@ def test_approval_types_wait_for_staff_then_the_trader_sets_the_password(
     assert fresh(opening).state == AccountOpening.State.DONE
     request.refresh_from_db()
     assert request.state == AccountRequest.State.FULFILLED and request.account == fresh(opening).account
+
+
+def test_a_second_delivery_while_a_runner_holds_the_opening_waits_for_the_lease(
+    webservices, demo_type
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    opening = start(verified_trader(), demo_type)
+    AccountOpening.objects.filter(pk=opening.pk).update(
+        state=AccountOpening.State.RUNNING, lease_until=timezone.now() + timedelta(seconds=30)
+    )
+    with pytest.raises(service.OpeningRetry):
+        service.account_opening_run(
+            opening_id=opening.pk, sealed_password_hash=service.seal_password_hash(TRADING_PASSWORD)
+        )
+    assert 29 < service.opening_countdown(opening_id=opening.pk) <= 31
+    assert webservices.demo.calls_to("trader_create") == []
+    # The holder died: once its lease is over, the next delivery takes over from the recorded step.
+    AccountOpening.objects.filter(pk=opening.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert run(opening) == AccountOpening.State.DONE

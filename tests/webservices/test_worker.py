@@ -48,3 +48,18 @@ def test_a_timed_out_link_is_retried_by_the_worker(webservices, demo_type, celer
     )
     wait_for(lambda: AccountOpening.objects.get(pk=opening.pk).state == AccountOpening.State.DONE, timeout=30)
     assert len(webservices.demo.traders) == 1
+
+
+def test_embedded_mode_retries_in_process_without_a_broker(webservices, demo_type, settings) -> None:
+    settings.ACCOUNT_OPENING_RETRY_IN_PROCESS = True
+    trader = verified_trader()
+    webservices.demo.fail_next("trader_create", "lost")
+    opening = service.account_opening_start(
+        trader=trader,
+        request=service.OpeningRequest(
+            account_type=demo_type, deposit_currency="EUR", leverage=30, key=secrets.token_urlsafe(8)
+        ),
+        password=TRADING_PASSWORD,
+    )  # eager: runs here, then a timer in this process resumes it
+    wait_for(lambda: AccountOpening.objects.get(pk=opening.pk).state == AccountOpening.State.DONE, timeout=30)
+    assert len(webservices.demo.traders) == 1
