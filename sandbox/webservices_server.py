@@ -14,6 +14,7 @@ delays every answer (the benchmark sets it). Calls are recorded (method, path, q
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -194,7 +195,7 @@ class WebServicesSim:
             return error("INVALID_REQUEST", "login (integer) and hashedPassword (string) are required")
         if self.managers.get(login) != hashed.lower():
             return error("NOT_ENOUGH_RIGHTS", "wrong manager login or password")
-        token = f"wsim_{self.environment}_{time.monotonic_ns():x}"
+        token = f"wsim_{self.environment}_{secrets.token_urlsafe(16)}"
         with self.lock:
             self._tokens.add(token)
         return Response.json({"webservToken": token})
