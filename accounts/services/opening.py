@@ -221,7 +221,13 @@ def account_opening_start(*, trader: Trader, request: OpeningRequest, password: 
             )
     except IntegrityError:
         # The same form submitted twice at once: the other request recorded it.
-        return AccountOpening.objects.get(trader=trader, key=request.key[:64])
+        twin = AccountOpening.objects.filter(trader=trader, key=request.key[:64]).first()
+        if twin is not None:
+            return twin
+        # Otherwise the one-open-request rule of the approval queue refused it.
+        raise OpeningRefused(
+            _("You already have a request waiting for our team's review."), code="request_pending"
+        ) from None
     if not needs_approval:
         assert password is not None
         _enqueue(opening, seal_password_hash(password))

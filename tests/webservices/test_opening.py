@@ -329,3 +329,14 @@ def test_a_second_delivery_while_a_runner_holds_the_opening_waits_for_the_lease(
     # The holder died: once its lease is over, the next delivery takes over from the recorded step.
     AccountOpening.objects.filter(pk=opening.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     assert run(opening) == AccountOpening.State.DONE
+
+
+def test_a_second_approval_request_while_one_waits_is_refused_plainly(webservices, demo_type) -> None:
+    demo_type.who_may_open = "approval"
+    demo_type.save()
+    trader = verified_trader()
+    start(trader, demo_type, password=None)  # type: ignore[arg-type]
+    with pytest.raises(service.OpeningRefused) as refused:
+        start(trader, demo_type, password=None)  # type: ignore[arg-type]
+    assert refused.value.code == "request_pending"
+    assert AccountOpening.objects.filter(trader=trader).count() == 1
