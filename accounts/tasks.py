@@ -148,7 +148,8 @@ def open_trading_account(self: Task, opening_id: int, sealed_password_hash: str)
     The sealed (encrypted, expiring) password hash rides in the message so that a retry can finish the
     create and link steps; it is never written to the database.
     """
-    from accounts.services.opening import OpeningRetry, account_opening_run, opening_countdown
+    from accounts.services.opening import OpeningRetry
+    from accounts.services.opening_run import account_opening_run, opening_countdown
 
     try:
         opening = account_opening_run(opening_id=opening_id, sealed_password_hash=sealed_password_hash)

@@ -15,6 +15,7 @@ from accounts import tasks
 from accounts.ctrader.webservices import md5_hex
 from accounts.models import AccountOpening, AuditEvent, Ctid, TradingAccount
 from accounts.services import opening as service
+from accounts.services import opening_run
 from tests.factories import CtidFactory, TraderFactory
 
 from .conftest import TRADING_PASSWORD, link_in, verified_trader
@@ -321,10 +322,10 @@ def test_a_second_delivery_while_a_runner_holds_the_opening_waits_for_the_lease(
         state=AccountOpening.State.RUNNING, lease_until=timezone.now() + timedelta(seconds=30)
     )
     with pytest.raises(service.OpeningRetry):
-        service.account_opening_run(
+        opening_run.account_opening_run(
             opening_id=opening.pk, sealed_password_hash=service.seal_password_hash(TRADING_PASSWORD)
         )
-    assert 29 < service.opening_countdown(opening_id=opening.pk) <= 31
+    assert 29 < opening_run.opening_countdown(opening_id=opening.pk) <= 31
     assert webservices.demo.calls_to("trader_create") == []
     # The holder died: once its lease is over, the next delivery takes over from the recorded step.
     AccountOpening.objects.filter(pk=opening.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
