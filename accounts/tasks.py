@@ -184,3 +184,19 @@ def _retry_in_process(opening_id: int, sealed_password_hash: str, countdown: flo
     timer = threading.Timer(countdown, run)
     timer.daemon = True
     timer.start()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=75)
+def send_trader_mail(self: Task, trader_id: int, subject: str, body: str) -> str:
+    """One mail to a trader; retried with backoff while the mail server refuses or cannot be reached."""
+    from accounts.models import Trader
+    from accounts.services.opening import trader_mail
+
+    trader = Trader.objects.select_related("user").filter(pk=trader_id).first()
+    if trader is None:
+        return "missing"
+    if trader_mail(trader, subject, body):
+        return "sent"
+    if self.request.is_eager:
+        return "failed"
+    raise self.retry(countdown=retry_countdown(self.request.retries), max_retries=settings.TASK_MAX_RETRIES)

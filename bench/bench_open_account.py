@@ -172,19 +172,33 @@ def main() -> None:
 
     worker = None
     if not args.eager:
-        from celery.contrib.testing.worker import start_worker
-
-        import accounts.tasks  # noqa: F401
+        # A worker process of its own, as deployed (`celery -A clientarea worker`), on the same Redis.
+        import subprocess
 
         app.conf.update(
             CELERY_BROKER_URL=args.redis, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
         )
         app._pool = None
         app.amqp._producer_pool = None
-        worker = start_worker(
-            app, pool="threads", concurrency=2, perform_ping_check=False, loglevel="WARNING"
-        )
-        worker.__enter__()
+        app.control.purge()
+        worker_env = {
+            **os.environ,
+            "REDIS_URL": args.redis,
+            "CTRADER_WEBSERVICES_LIVE_URL": f"{base}/live",
+            "CTRADER_WEBSERVICES_DEMO_URL": f"{base}/demo",
+            "CTRADER_MANAGER_LIVE_LOGIN": str(MANAGER[0]),
+            "CTRADER_MANAGER_DEMO_LOGIN": str(MANAGER[0]),
+            "CTRADER_MANAGER_LIVE_PASSWORD": MANAGER[1],
+            "CTRADER_MANAGER_DEMO_PASSWORD": MANAGER[1],
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "DJANGO_SETTINGS_MODULE": "clientarea.settings",
+        }
+        worker = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "celery"), "-A", "clientarea", "worker", "--pool", "threads",
+             "--concurrency", "2", "--loglevel", "WARNING", "--without-heartbeat", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, env=worker_env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
 
     traders: list[Trader] = []
     try:
@@ -213,6 +227,8 @@ def main() -> None:
             # taken inside the transaction: the measure includes the commit.
             while (state := rows.first()) not in (AccountOpening.State.DONE, AccountOpening.State.FAILED):
                 time.sleep(0.002)
+                if i == 0 and time.perf_counter() - submitted > 60:
+                    raise SystemExit("the worker did not run the first opening within a minute")
             stored = time.perf_counter()
             assert state == AccountOpening.State.DONE, state
             if i:
@@ -223,7 +239,8 @@ def main() -> None:
                 )
     finally:
         if worker is not None:
-            worker.__exit__(None, None, None)
+            worker.terminate()
+            worker.wait(timeout=30)
         AccountOpening.objects.filter(trader__in=traders).delete()
         Ctid.objects.filter(trader__in=traders).delete()
         AuditEvent.objects.filter(trader__in=traders).delete()

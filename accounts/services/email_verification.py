@@ -10,7 +10,6 @@ import logging
 
 from django.conf import settings
 from django.core import signing
-from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -43,8 +42,8 @@ def email_verification_link(*, trader: Trader, next_url: str = "") -> str:
     return link
 
 
-def email_verification_send(*, trader: Trader, next_url: str = "") -> bool:
-    """Mail the verification link; False when the mail server could not take it (the trader may retry)."""
+def email_verification_send(*, trader: Trader, next_url: str = "") -> None:
+    """Queue the mail with the verification link (a worker sends it, retrying while the server is down)."""
     if not trader.user.email:
         raise VerificationFailed(_("Your profile has no email address."))
     body = _(
@@ -54,15 +53,10 @@ def email_verification_send(*, trader: Trader, next_url: str = "") -> bool:
         "link": email_verification_link(trader=trader, next_url=next_url),
         "hours": settings.EMAIL_VERIFICATION_TTL_SECONDS // 3600,
     }
-    try:
-        send_mail(_("Confirm your email address"), body, None, [trader.user.email], fail_silently=False)
-    except Exception as exc:  # the mail server's outage is reported to the trader, not raised as a 500
-        logger.warning(
-            "verification mail not sent", extra={"trader_id": trader.pk, "error": type(exc).__name__}
-        )
-        return False
-    logger.info("verification mail sent", extra={"trader_id": trader.pk})
-    return True
+    from accounts.services.opening import trader_mail_queue
+
+    trader_mail_queue(trader=trader, subject=_("Confirm your email address"), body=body)
+    logger.info("verification mail queued", extra={"trader_id": trader.pk})
 
 
 def email_verification_confirm(*, token: str, trader: Trader) -> Trader:

@@ -252,10 +252,10 @@ def account_opening_approve(*, opening: AccountOpening, actor: Any) -> AccountOp
             category="opening", action="approve", outcome="approved", trader=opening.trader, actor=actor,
             message=f"Opening {opening.public_id} approved.", detail={"opening": str(opening.public_id)},
         )  # fmt: skip
-        trader_mail(
-            opening.trader,
-            _("Your account request was approved"),
-            _(
+        trader_mail_queue(
+            trader=opening.trader,
+            subject=_("Your account request was approved"),
+            body=_(
                 "Your request for a %(type)s account was approved. Choose its trading password to open it:\n\n%(url)s\n"
             )
             % {"type": opening.account_type.name, "url": settings.SITE_URL + _status_path(opening)},
@@ -293,6 +293,13 @@ def _enqueue(opening: AccountOpening, sealed: str) -> None:
 
     # After commit: the worker must find the row the request wrote.
     transaction.on_commit(send)
+
+
+def trader_mail_queue(*, trader: Trader, subject: str, body: str) -> None:
+    """Send a mail from a worker (a web request never waits on the mail server); retried on failure."""
+    from accounts import tasks
+
+    transaction.on_commit(lambda: tasks.send_trader_mail.delay(trader.pk, subject, body))
 
 
 def trader_mail(trader: Trader, subject: str, body: str) -> bool:

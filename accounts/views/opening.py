@@ -196,16 +196,15 @@ def email_verify_send(request: HttpRequest) -> HttpResponse:
     trader = _trader(request)
     next_url = _safe_next(request, request.POST.get("next", ""))
     try:
-        sent = verification.email_verification_send(trader=trader, next_url=next_url)
+        verification.email_verification_send(trader=trader, next_url=next_url)
     except verification.VerificationFailed as exc:
         messages.error(request, exc.message)
     else:
-        if sent:
-            messages.success(
-                request, _("We sent a confirmation link to %(email)s.") % {"email": trader.user.email}
-            )
-        else:
-            messages.error(request, _("We could not send the email just now. Please try again in a minute."))
+        messages.success(
+            request,
+            _("We sent a confirmation link to %(email)s. It can take a minute to arrive.")
+            % {"email": trader.user.email},
+        )
     return redirect(next_url or "opening-start")
 
 

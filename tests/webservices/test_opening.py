@@ -47,7 +47,9 @@ def fresh(opening) -> AccountOpening:
     return AccountOpening.objects.get(pk=opening.pk)
 
 
-def test_email_verification_link_arrives_by_smtp_and_verifies(mailbox, webservices, demo_type) -> None:
+def test_email_verification_link_arrives_by_smtp_and_verifies(
+    mailbox, webservices, demo_type, django_capture_on_commit_callbacks
+) -> None:
     trader = TraderFactory()
     client = Client()
     client.force_login(trader.user)
@@ -57,7 +59,8 @@ def test_email_verification_link_arrives_by_smtp_and_verifies(mailbox, webservic
         start(trader, demo_type)
     assert refused.value.code == "email_unverified"
 
-    response = client.post("/email/verify/", {"next": "/open/?tv=1"})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/email/verify/", {"next": "/open/?tv=1"})
     assert response.status_code == 302
     mail = mailbox.wait_for(to=trader.user.email, subject_contains="Confirm")[0]
     link = urlsplit(link_in(mail.body))
@@ -298,7 +301,8 @@ def test_approval_types_wait_for_staff_then_the_trader_sets_the_password(
     opening = start(trader, demo_type, password=None)  # type: ignore[arg-type]
     assert opening.state == AccountOpening.State.AWAITING_APPROVAL
     request = AccountRequest.objects.get(opening=opening)
-    service.account_opening_approve(opening=opening, actor=staff_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        service.account_opening_approve(opening=opening, actor=staff_user)
     assert fresh(opening).state == AccountOpening.State.NEEDS_PASSWORD
     mailbox.wait_for(to=trader.user.email, subject_contains="approved")
     with django_capture_on_commit_callbacks(execute=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 import pytest
 
@@ -63,3 +64,19 @@ def test_embedded_mode_retries_in_process_without_a_broker(webservices, demo_typ
     )  # eager: runs here, then a timer in this process resumes it
     wait_for(lambda: AccountOpening.objects.get(pk=opening.pk).state == AccountOpening.State.DONE, timeout=30)
     assert len(webservices.demo.traders) == 1
+
+
+def test_a_verification_mail_is_retried_until_the_mail_server_takes_it(
+    mailbox, celery_worker, settings
+) -> None:
+    from accounts.services.email_verification import email_verification_send
+    from sandbox.mail import _free_port
+
+    trader = verified_trader()
+    settings.EMAIL_PORT = _free_port("127.0.0.1")  # nothing listens there: the first attempt fails
+    email_verification_send(trader=trader)
+    time.sleep(0.3)
+    assert mailbox.mails() == []
+    settings.EMAIL_PORT = mailbox.port  # the server is back: a retry delivers it
+    mail = mailbox.wait_for(to=trader.user.email, subject_contains="Confirm", timeout=20)[0]
+    assert "/email/verify/" in mail.body
