@@ -21,7 +21,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import AuditEvent, Ctid, CtidToken, GatewayStatus, Jurisdiction, Trader, TradingAccount
+from accounts.models import (
+    AccountOpening,
+    AccountType,
+    AuditEvent,
+    Ctid,
+    CtidToken,
+    GatewayStatus,
+    Jurisdiction,
+    Trader,
+    TradingAccount,
+)
 from accounts.services.audit import audit_event_record
 from accounts.services.sync import SyncError, ctid_sync_accounts
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
@@ -667,3 +677,108 @@ class GatewayStatusAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     list_filter = ("state",)
+
+
+# --- Account types and openings ---
+class AccountTypeForm(forms.ModelForm):
+    class Meta:
+        model = AccountType
+        fields = (
+            "jurisdiction",
+            "name",
+            "environment",
+            "group_name",
+            "account_type",
+            "deposit_currencies",
+            "leverage_choices",
+            "margin_calculation",
+            "starting_balance",
+            "is_tradingview",
+            "who_may_open",
+            "is_active",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        from accounts.services.opening import account_type_check_group
+
+        data = super().clean() or {}
+        for field, values in (
+            ("deposit_currencies", data.get("deposit_currencies")),
+            ("leverage_choices", data.get("leverage_choices")),
+        ):
+            items = [v.strip() for v in str(values or "").split(",") if v.strip()]
+            if not items:
+                self.add_error(field, "Give at least one value.")
+            elif field == "leverage_choices" and not all(v.isdigit() and int(v) > 0 for v in items):
+                self.add_error(field, "Leverages are whole numbers, e.g. 30,100,500.")
+            elif field == "deposit_currencies" and not all(v.isalpha() and 3 <= len(v) <= 5 for v in items):
+                self.add_error(field, "Currencies are codes such as EUR,USD.")
+        environment, group = data.get("environment"), data.get("group_name")
+        changed = {"environment", "group_name"} & set(self.changed_data)
+        if environment and group and (changed or not self.instance.pk):
+            problem = account_type_check_group(environment=environment, group_name=group)
+            if problem:
+                self.add_error("group_name", problem)
+        return data
+
+
+@admin.register(AccountType)
+class AccountTypeAdmin(admin.ModelAdmin):
+    form = AccountTypeForm
+    list_display = (
+        "name",
+        "jurisdiction",
+        "environment",
+        "group_name",
+        "is_tradingview",
+        "who_may_open",
+        "is_active",
+    )
+    list_filter = ("environment", "is_tradingview", "who_may_open", "is_active", "jurisdiction")
+    search_fields = ("name", "group_name")
+    readonly_fields = ("created_at", "updated_at")
+
+
+@admin.register(AccountOpening)
+class AccountOpeningAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "public_id",
+        "trader",
+        "account_type",
+        "state",
+        "step",
+        "error_code",
+        "attempts",
+        "staff_alert",
+        "created_at",
+    )
+    list_filter = ("staff_alert", "state", "step", "source")
+    search_fields = ("trader__user__username", "trader__user__email", "public_id", "tag")
+    list_select_related = ("trader__user", "account_type__jurisdiction")
+    readonly_fields = [f.name for f in AccountOpening._meta.fields]
+    actions = ("approve", "decline")
+
+    @admin.action(
+        description="Approve (the trader then chooses the trading password)", permissions=["approve"]
+    )
+    def approve(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from accounts.services.opening import account_opening_approve
+
+        done = 0
+        for opening in queryset.filter(state=AccountOpening.State.AWAITING_APPROVAL):
+            account_opening_approve(opening=opening, actor=request.user)
+            done += 1
+        messages.info(request, f"{done} opening(s) approved.")
+
+    @admin.action(description="Decline", permissions=["approve"])
+    def decline(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        from accounts.services.opening import account_opening_decline
+
+        done = 0
+        for opening in queryset.filter(state=AccountOpening.State.AWAITING_APPROVAL):
+            account_opening_decline(opening=opening, actor=request.user)
+            done += 1
+        messages.info(request, f"{done} opening(s) declined.")
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.approve_accountopening")

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm, UsernameField
+from django.utils.translation import gettext_lazy as _
 
 from accounts.backends import is_suspended
 
@@ -46,3 +47,81 @@ class SignInForm(AuthenticationForm):
         super().confirm_login_allowed(user)
         if is_suspended(user):
             raise self.get_invalid_login_error()
+
+
+class OpeningForm(forms.Form):
+    """The choices of one account type, and the trading password (checked, confirmed, never stored)."""
+
+    key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    deposit_currency = forms.ChoiceField(label=_("Deposit currency"))
+    leverage = forms.TypedChoiceField(label=_("Leverage"), coerce=int)
+    password = forms.CharField(
+        label=_("Trading password"),
+        strip=False,
+        min_length=8,
+        max_length=64,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=_(
+            "At least 8 characters, with letters and digits. You sign in to cTrader with it; we never store it."
+        ),
+    )
+    password_confirm = forms.CharField(
+        label=_("Trading password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        currencies: list[str],
+        leverages: list[int],
+        with_password: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        currency_field = self.fields["deposit_currency"]
+        leverage_field = self.fields["leverage"]
+        assert isinstance(currency_field, forms.ChoiceField) and isinstance(leverage_field, forms.ChoiceField)
+        currency_field.choices = [(c, c) for c in currencies]
+        leverage_field.choices = [(v, f"1:{v}") for v in leverages]
+        if not with_password:
+            del self.fields["password"]
+            del self.fields["password_confirm"]
+
+    def clean_password(self) -> str:
+        return check_trading_password(self.cleaned_data["password"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (
+            "password" in self.fields
+            and data.get("password")
+            and data.get("password") != data.get("password_confirm")
+        ):
+            self.add_error("password_confirm", _("The two passwords are not the same."))
+        return data
+
+
+def check_trading_password(value: str) -> str:
+    if not any(c.isalpha() for c in value) or not any(c.isdigit() for c in value):
+        raise forms.ValidationError(_("Use letters and digits."))
+    if any(ord(c) < 32 or ord(c) > 126 for c in value):
+        raise forms.ValidationError(
+            _("Use only letters, digits and the usual punctuation (no spaces or accents).")
+        )
+    return value
+
+
+class TradingPasswordForm(forms.Form):
+    password = OpeningForm.base_fields["password"]
+    password_confirm = OpeningForm.base_fields["password_confirm"]
+
+    def clean_password(self) -> str:
+        return check_trading_password(self.cleaned_data["password"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password") and data.get("password") != data.get("password_confirm"):
+            self.add_error("password_confirm", _("The two passwords are not the same."))
+        return data

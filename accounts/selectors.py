@@ -110,3 +110,16 @@ def gateway_health(*, stale_after: timedelta | None = None) -> GatewayHealth:
         }
     refused = sorted(e for e, s in environments.items() if s["state"] == GatewayStatus.State.APP_AUTH_REFUSED)
     return GatewayHealth(environments=environments, refused=refused, checked_at=now)
+
+
+def openings_in_progress(*, trader: Trader) -> list[Any]:
+    """The trader's account openings that are not finished, newest first."""
+    from accounts.models import AccountOpening
+
+    unfinished = [AccountOpening.State.DONE, AccountOpening.State.FAILED, AccountOpening.State.DECLINED]
+    return list(
+        AccountOpening.objects.filter(trader=trader)
+        .exclude(state__in=unfinished)
+        .select_related("account_type")
+        .order_by("-created_at")[:5]
+    )

@@ -221,3 +221,64 @@ def sweep_due_tokens() -> int:
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def sync_all_accounts() -> int:
     return run_account_sync()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=90, time_limit=110)
+def open_trading_account(self: Task, opening_id: int, sealed_password_hash: str) -> str:
+    """Run or resume one account opening; transient failures come back with the opening's own backoff.
+
+    The sealed (encrypted, expiring) password hash rides in the message so that a retry can finish the
+    create and link steps; it is never written to the database.
+    """
+    from accounts.services.opening import OpeningRetry
+    from accounts.services.opening_run import account_opening_run, opening_countdown
+
+    try:
+        opening = account_opening_run(opening_id=opening_id, sealed_password_hash=sealed_password_hash)
+    except OpeningRetry as exc:
+        if self.request.is_eager:
+            # Embedded mode has no broker to hold the retry: a timer in this process runs it (the sealed
+            # hash stays in memory only, as it would in the queued message).
+            _retry_in_process(opening_id, sealed_password_hash, opening_countdown(opening_id=opening_id))
+            return "retrying"
+        raise self.retry(
+            exc=exc,
+            countdown=opening_countdown(opening_id=opening_id),
+            max_retries=settings.ACCOUNT_OPENING_MAX_ATTEMPTS,
+        ) from None
+    return opening.state if opening is not None else "missing"
+
+
+def _retry_in_process(opening_id: int, sealed_password_hash: str, countdown: float) -> None:
+    import threading
+
+    from django.db import close_old_connections
+
+    def run() -> None:
+        try:
+            open_trading_account.apply(args=(opening_id, sealed_password_hash))
+        finally:
+            close_old_connections()
+
+    if not settings.ACCOUNT_OPENING_RETRY_IN_PROCESS:
+        logger.warning("account opening left for a later attempt", extra={"opening_id": opening_id})
+        return
+    timer = threading.Timer(countdown, run)
+    timer.daemon = True
+    timer.start()
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=60, time_limit=75)
+def send_trader_mail(self: Task, trader_id: int, subject: str, body: str) -> str:
+    """One mail to a trader; retried with backoff while the mail server refuses or cannot be reached."""
+    from accounts.models import Trader
+    from accounts.services.opening import trader_mail
+
+    trader = Trader.objects.select_related("user").filter(pk=trader_id).first()
+    if trader is None:
+        return "missing"
+    if trader_mail(trader, subject, body):
+        return "sent"
+    if self.request.is_eager:
+        return "failed"
+    raise self.retry(countdown=retry_countdown(self.request.retries), max_retries=settings.TASK_MAX_RETRIES)

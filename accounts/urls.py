@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.views import auth, ctid, dashboard
+from accounts.views import auth, ctid, dashboard, opening
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -37,4 +37,13 @@ urlpatterns += [
     path("ctrader/connect/", ctid.ctid_connect, name="ctid-connect"),
     path("ctrader/callback/", ctid.ctid_callback, name="ctid-callback"),
     path("ctids/<int:pk>/sync/", ctid.ctid_sync, name="ctid-sync"),
+]
+
+urlpatterns += [
+    path("open/", opening.open_account, name="opening-start"),
+    path("open/<uuid:public_id>/", opening.opening_status, name="opening-status"),
+    path("open/<uuid:public_id>/status.json", opening.opening_status_json, name="opening-status-json"),
+    path("open/<uuid:public_id>/password/", opening.opening_password, name="opening-password"),
+    path("email/verify/", opening.email_verify_send, name="email-verify-send"),
+    path("email/verify/<str:token>/", opening.email_verify, name="email-verify"),
 ]

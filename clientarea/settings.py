@@ -550,3 +550,42 @@ PERMISSIONS_POLICY: dict[str, list[str]] = {
 SECURE_REFERRER_POLICY = "same-origin"
 # The messages framework keeps its messages in the session, never in a cookie of their own.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# --- Broker WebServices and account opening ---
+# Spotware's broker WebServices API, one host per environment (https://HOST:PORT), and the manager
+# credentials of each. cTID operations go to the live host (the demo host when only demo is configured).
+# Unset: traders cannot open accounts from the client area.
+CTRADER_WEBSERVICES_LIVE_URL = _peer_url(
+    "CTRADER_WEBSERVICES_LIVE_URL", "", f"{SANDBOX_HTTP}/webservices/live"
+).rstrip("/")
+CTRADER_WEBSERVICES_DEMO_URL = _peer_url(
+    "CTRADER_WEBSERVICES_DEMO_URL", "", f"{SANDBOX_HTTP}/webservices/demo"
+).rstrip("/")
+CTRADER_MANAGER_LIVE_LOGIN = env.int("CTRADER_MANAGER_LIVE_LOGIN", default=30001 if SANDBOX else 0)
+CTRADER_MANAGER_LIVE_PASSWORD = env.str(
+    "CTRADER_MANAGER_LIVE_PASSWORD", default="sandbox-manager-live" if SANDBOX else ""
+)
+CTRADER_MANAGER_DEMO_LOGIN = env.int("CTRADER_MANAGER_DEMO_LOGIN", default=30002 if SANDBOX else 0)
+CTRADER_MANAGER_DEMO_PASSWORD = env.str(
+    "CTRADER_MANAGER_DEMO_PASSWORD", default="sandbox-manager-demo" if SANDBOX else ""
+)
+# The language sent with a new cTID (ctid/create preferredLanguage).
+CTRADER_CTID_LANGUAGE = env.str("CTRADER_CTID_LANGUAGE", default="EN")
+# Opening retries of transient WebServices failures: exponential from the base, with jitter, capped.
+ACCOUNT_OPENING_RETRY_BASE_SECONDS = env.float("ACCOUNT_OPENING_RETRY_BASE_SECONDS", default=20.0)
+ACCOUNT_OPENING_RETRY_CAP_SECONDS = env.float("ACCOUNT_OPENING_RETRY_CAP_SECONDS", default=900.0)
+ACCOUNT_OPENING_MAX_ATTEMPTS = env.int("ACCOUNT_OPENING_MAX_ATTEMPTS", default=10)
+# Embedded mode (no broker): retry an interrupted opening from a timer in the same process.
+ACCOUNT_OPENING_RETRY_IN_PROCESS = env.bool("ACCOUNT_OPENING_RETRY_IN_PROCESS", default=True)
+# How long an opening in progress may be resumed with the trading password it was submitted with (seconds);
+# after that the trader is asked for it again. The password's hash lives only in the queued task, encrypted.
+ACCOUNT_OPENING_SECRET_TTL_SECONDS = env.int("ACCOUNT_OPENING_SECRET_TTL_SECONDS", default=86400)
+# Lifetime of an email verification link (seconds).
+EMAIL_VERIFICATION_TTL_SECONDS = env.int("EMAIL_VERIFICATION_TTL_SECONDS", default=2 * 86400)
+# The sandbox's local SMTP server (manage.py sandbox starts it); with SANDBOX=1 mail goes there by default.
+SANDBOX_SMTP = env.str("SANDBOX_SMTP", default="127.0.0.1:8025")
+if SANDBOX and "EMAIL_BACKEND" not in env.ENVIRON:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST, _sandbox_smtp_port = SANDBOX_SMTP.rsplit(":", 1)
+    EMAIL_PORT = int(_sandbox_smtp_port)
+# Deadline of one SMTP conversation (seconds).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)

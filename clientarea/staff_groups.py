@@ -21,6 +21,8 @@ _READABLE = (
     "accounts.tradingaccount",
     "accounts.auditevent",
     "accounts.gatewaystatus",
+    "accounts.accounttype",
+    "accounts.accountopening",
     "tradingview.oauthclient",
     "tradingview.redirecturi",
     "tradingview.grant",
@@ -53,7 +55,7 @@ STAFF_GROUPS: tuple[StaffGroup, ...] = (
     StaffGroup(
         name="Operations: actions on traders and tokens",
         description="Everything Support reads, plus KYC verification, suspension, token refresh, account "
-        "sync, TradingView grant revocation, account requests, jurisdictions and sign-in lock-outs.",
+        "sync, TradingView grant revocation, account requests, account types, approval of account openings, jurisdictions and sign-in lock-outs.",
         permissions=(
             *_view(_READABLE),
             "accounts.change_trader",
@@ -64,6 +66,9 @@ STAFF_GROUPS: tuple[StaffGroup, ...] = (
             "tradingview.change_grant",
             "tradingview.change_accountrequest",
             "axes.delete_accessattempt",
+            "accounts.add_accounttype",
+            "accounts.change_accounttype",
+            "accounts.approve_accountopening",
         ),
     ),
     StaffGroup(

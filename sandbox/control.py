@@ -20,14 +20,26 @@ from urllib.parse import parse_qs, urlsplit
 from django.template import Context, Engine
 
 from accounts.ctrader.openapi.messages import PayloadType
+from accounts.ctrader.webservices import md5_hex
 from sandbox import adapter as adapter_sim
 from sandbox import tradingview as tradingview_sim
 from sandbox.ctrader_id import CtraderIdSimulator
 from sandbox.httpd import Handler, Request, Response, Route, RunningServer, serve
+from sandbox.mail import Mailbox
 from sandbox.openapi_server import OpenApiSimulator
+from sandbox.webservices_server import CALLS as WEBSERVICES_CALLS
+from sandbox.webservices_server import FAILURES as WEBSERVICES_FAILURES
+from sandbox.webservices_server import WebServicesSim
+from sandbox.webservices_server import join as join_webservices
 from sandbox.world import World, demo_world
 
 logger = logging.getLogger(__name__)
+
+# The simulated broker's WebServices manager accounts (login, password), per environment.
+SANDBOX_MANAGERS: dict[str, tuple[int, str]] = {
+    "live": (30001, "sandbox-manager-live"),
+    "demo": (30002, "sandbox-manager-demo"),
+}
 
 _ENGINE = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
 
@@ -58,6 +70,7 @@ def _peer_of(path: str) -> str:
         ("/ctrader-id/", "cTrader ID"),
         ("/adapter/", "TradingView adapter"),
         ("/tradingview-sim", "TradingView"),
+        ("/webservices/", "WebServices"),
     ):
         if path.startswith(prefix):
             return peer
@@ -79,6 +92,8 @@ class Sandbox:
         tradingview_client_secret: str,
         world: World | None = None,
         public_http_url: str = "",
+        managers: dict[str, tuple[int, str]] | None = None,
+        smtp: Endpoint | None = None,
     ) -> None:
         self.world = world or demo_world()
         self.http_endpoint, self.live_endpoint, self.demo_endpoint = http, live, demo
@@ -100,9 +115,18 @@ class Sandbox:
             ),
         }
         self._tradingview_client = (tradingview_client_id, tradingview_client_secret)
+        # Broker WebServices, one host per environment, mounted at /webservices/live and /webservices/demo.
+        managers = managers or dict(SANDBOX_MANAGERS)
+        self.webservices = {
+            environment: WebServicesSim(self.world, environment, {login: md5_hex(password)})
+            for environment, (login, password) in managers.items()
+        }
+        join_webservices(*self.webservices.values())
         self._public_http_url = public_http_url
         self.server: RunningServer | None = None
         self.tradingview: tradingview_sim.TradingViewSim | None = None
+        smtp = smtp or Endpoint("127.0.0.1", 0)
+        self.mailbox = Mailbox(smtp.host, smtp.port)
 
     # --- life cycle ---
     @property
@@ -122,6 +146,11 @@ class Sandbox:
         simulated: list[Route] = [
             *self.ctrader_id.routes(),
             *adapter_sim.routes(bearer=self.adapter.bearer, sim=self.adapter),
+            *[
+                route
+                for environment, sim in self.webservices.items()
+                for route in sim.routes(f"/webservices/{environment}")
+            ],
             *tradingview_sim.routes(
                 clientarea_url=self.clientarea_url,
                 client_id=self._tradingview_client[0],
@@ -132,6 +161,8 @@ class Sandbox:
         ]
         self.server.add_routes([(m, p, self._recorded(p, h)) for m, p, h in simulated])
         self.server.add_routes(self.control_routes())
+        self.server.add_routes(self.mailbox.routes())
+        self.mailbox.start()
         for environment, sim in self.openapi.items():
             where = self.live_endpoint if environment == "live" else self.demo_endpoint
             sim.start_in_thread(where.host, where.port)
@@ -142,6 +173,9 @@ class Sandbox:
 
     def stop(self) -> None:
         self.ctrader_id.release_hangs()
+        for webservices in self.webservices.values():
+            webservices.release_hangs()
+        self.mailbox.stop()
         for sim in self.openapi.values():
             sim.stop()
         if self.server is not None:
@@ -198,7 +232,20 @@ class Sandbox:
             self.adapter.mode = "error"
         return 'The next TradingView adapter call answers {"s": "error"}.'
 
+    def fail_next_webservices_call(self, environment: str, call: str, how: str) -> str:
+        sim = self.webservices.get(environment)
+        if sim is None:
+            raise ValueError(environment)
+        sim.fail_next(call, how)
+        what = {
+            "timeout": "hangs until the client gives up",
+            "lost": "does its work, then closes the connection without answering",
+        }.get(how, f"answers errorCode {how}")
+        return f"The next WebServices {call} call on the {environment} server {what}."
+
     def reset_switches(self) -> str:
+        for sim in self.webservices.values():
+            sim.clear_failures()
         with self.world.lock:
             self.world.next_refresh_failure = ""
         with self._lock:
@@ -292,6 +339,11 @@ class Sandbox:
                 {**a.__dict__, "at": time.strftime("%H:%M:%S", time.localtime(a.at))} for a in activity
             ],
             "notice": notice,
+            "webservices": [sim.summary() for sim in self.webservices.values()],
+            "webservices_calls": list(WEBSERVICES_CALLS),
+            "webservices_failures": list(WEBSERVICES_FAILURES),
+            "mail_count": len(self.mailbox.mails()),
+            "smtp": f"{self.mailbox.host}:{self.mailbox.port}",
         }
         html = _ENGINE.get_template("sandbox/control.html").render(Context(context))
         return Response.html(html)
@@ -309,6 +361,9 @@ class Sandbox:
             "reset": self.reset_switches,
             "event": lambda: self.send_event(form.get("event", ""), int(form.get("account", "0"))),
             "drop": lambda: self.drop_socket(form.get("environment", "")),
+            "webservices-fail": lambda: self.fail_next_webservices_call(
+                form.get("environment", ""), form.get("call", ""), form.get("how", "")
+            ),
         }
         run = actions.get(action)
         if run is None:
@@ -338,6 +393,12 @@ def from_settings(**overrides: Any) -> Sandbox:
         "tradingview_client_id": tradingview_sim.SANDBOX_CLIENT_ID,
         "tradingview_client_secret": tradingview_sim.SANDBOX_CLIENT_SECRET,
         "public_http_url": settings.SANDBOX_HTTP,
+        "smtp": Endpoint(*_host_port(settings.SANDBOX_SMTP)),
     }
     options.update(overrides)
     return Sandbox(**options)
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host or "127.0.0.1", int(port)

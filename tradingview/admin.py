@@ -228,6 +228,24 @@ class AccountRequestAdmin(admin.ModelAdmin):
         "handled_at",
     ]
 
+    actions = ["approve_opening"]
+
+    @admin.action(description="Approve: open the requested account", permissions=["approve"])
+    def approve_opening(self, request: HttpRequest, queryset: Any) -> None:
+        from accounts.services.opening import account_opening_approve
+
+        approved = 0
+        for account_request in queryset.filter(state=AccountRequest.State.OPEN, opening__isnull=False):
+            assert account_request.opening is not None
+            account_opening_approve(opening=account_request.opening, actor=request.user)
+            approved += 1
+        messages.info(
+            request, f"{approved} request(s) approved; the traders choose their trading passwords next."
+        )
+
+    def has_approve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.approve_accountopening")
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -206,6 +206,14 @@ class AccountRequest(models.Model):
     account = models.ForeignKey(
         TradingAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The automated opening this request holds for staff approval (approving runs it).
+    opening = models.OneToOneField(
+        "accounts.AccountOpening",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="approval_request",
+    )
     staff_note = models.CharField(max_length=500, blank=True)
     handled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.selectors import trader_for_user
 from clientarea.client_ip import client_ip
 
-from . import selectors
+from . import onboarding, selectors
 from .forms import AccountRequestForm
 from .selectors import refresh_token_client_id
 from .services.account_requests import AccountRequestRefused, account_request_create
@@ -89,6 +89,10 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "options": options,
                 "deny_url": authz.deny_url(),
                 "request_url": f"{reverse('tradingview:account_request')}?next={_quote(request.get_full_path())}",
+                "open_url": onboarding.open_account_url(signed_in=True)
+                if onboarding.can_open_tradingview_account(trader=trader)
+                else "",
+                "status_url": reverse("tradingview:onboarding_status"),
             },
         )
     # The form carries the authorization request, signed and bound to this user; its random key makes a
@@ -98,7 +102,18 @@ def authorize(request: HttpRequest) -> HttpResponse:
         salt=CONSENT_SALT,
         compress=True,
     )
-    return _consent_page(request, authz=authz, options=options, nonce=nonce)
+    checked = onboarding.preselected_account_ids(trader=trader, options=options)
+    return _consent_page(request, authz=authz, options=options, nonce=nonce, checked=checked)
+
+
+@never_cache
+@require_http_methods(["GET"])
+def onboarding_status(request: HttpRequest) -> HttpResponse:
+    """Polled by a waiting authorization tab while registration or account opening runs in another tab."""
+    status = onboarding.onboarding_status(
+        trader=trader_for_user(user=request.user), signed_in=request.user.is_authenticated
+    )
+    return _json(status)
 
 
 def _quote(path: str) -> str:

@@ -65,9 +65,15 @@ class SignInView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from tradingview import onboarding
+
         context = super().get_context_data(**kwargs)
-        # Reached from a TradingView authorization: the page shows only the authorization (TradingView's rule).
-        context["authorizing"] = str(context.get("next") or "").startswith(reverse("tradingview:authorize"))
+        next_url = str(context.get("next") or "")
+        # Reached from a TradingView authorization: the page shows only the authorization (TradingView's rule),
+        # and registration opens in a new tab (cases A and B).
+        context["authorizing"] = next_url.startswith(reverse("tradingview:authorize"))
+        if onboarding.is_authorization_url(next_url) and onboarding.can_open_tradingview_account(trader=None):
+            context["tradingview_open_url"] = onboarding.open_account_url(signed_in=False)
         return context
 
 

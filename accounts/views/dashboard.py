@@ -7,7 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from accounts.models import Ctid
-from accounts.selectors import accounts_for_user, ctids_for_user, trader_for_user
+from accounts.selectors import accounts_for_user, ctids_for_user, openings_in_progress, trader_for_user
+from accounts.services.opening import opening_available
 
 
 @login_required
@@ -22,6 +23,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ctids": ctids,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": sum(len(c.accounts.all()) for c in ctids),
+            "can_open": bool(trader) and opening_available(),
+            "openings": openings_in_progress(trader=trader) if trader else [],
         },
     )
 

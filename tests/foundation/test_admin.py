@@ -1,12 +1,14 @@
+import uuid
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
 
-from accounts.models import AuditEvent, CtidToken, GatewayStatus, Trader
+from accounts.models import AccountOpening, AccountType, AuditEvent, CtidToken, GatewayStatus, Trader
 from accounts.services.audit import audit_event_record
-from tests.factories import CtidTokenFactory, TradingAccountFactory
+from tests.factories import CtidTokenFactory, JurisdictionFactory, TradingAccountFactory
 
 
 @pytest.fixture
@@ -15,6 +17,17 @@ def admin_data(trader):
     account = TradingAccountFactory(ctid=token.ctid)
     audit_event_record(category="trader", action="sign_up", outcome="ok", trader=trader)
     GatewayStatus.objects.create(environment="demo", state="connected")
+    account_type = AccountType.objects.create(
+        jurisdiction=JurisdictionFactory(),
+        name="Demo",
+        environment="demo",
+        group_name="G",
+        who_may_open="anyone",
+    )
+    AccountOpening.objects.create(
+        public_id=uuid.uuid4(), key="k", trader=trader, account_type=account_type, deposit_currency="USD",
+        leverage=100, tag="ca-open-admin",
+    )  # fmt: skip
     return {"token": token, "account": account}
 
 

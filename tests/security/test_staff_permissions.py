@@ -29,6 +29,8 @@ ALL_ACTIONS = {
     "accounts.ctidtoken": {"refresh_now", "sync_accounts"},
     "tradingview.oauthclient": {"deactivate", "rotate_secret"},
     "tradingview.grant": {"revoke"},
+    "accounts.accountopening": {"approve", "decline"},
+    "tradingview.accountrequest": {"approve_opening"},
 }
 # What each group may run (the bulk delete Django offers is left out: no group may delete these rows).
 GROUP_ACTIONS = {
@@ -39,6 +41,8 @@ GROUP_ACTIONS = {
         "accounts.ctid": {"refresh_now", "sync_accounts"},
         "accounts.ctidtoken": {"refresh_now", "sync_accounts"},
         "tradingview.grant": {"revoke"},
+        "accounts.accountopening": {"approve", "decline"},
+        "tradingview.accountrequest": {"approve_opening"},
     },
     INTEGRATIONS: {"tradingview.oauthclient": {"deactivate", "rotate_secret"}},
 }

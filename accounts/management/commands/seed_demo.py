@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
+from accounts.models import AccountType, Ctid, Jurisdiction, Trader, TradingAccount
 from sandbox.world import demo_world
 
 JURISDICTIONS = [
@@ -29,6 +29,14 @@ JURISDICTIONS = [
 DEMO_CTID = 7001002
 DEMO_USERNAME, DEMO_PASSWORD = "demo", "demo-trader-2026"
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-staff-2026"
+
+
+# (brokerName, name, environment, groupName, cTrader/TradingView, who may open, demo starting balance)
+DEMO_ACCOUNT_TYPES = [
+    ("SANDBOX-EU", "cTrader/TradingView demo", "demo", "SANDBOX-TV", True, "anyone", 10_000),
+    ("SANDBOX-EU", "cTrader/TradingView live", "live", "SANDBOX-TV", True, "kyc", 0),
+    ("SANDBOX-INTL", "Standard live", "live", "SANDBOX-STANDARD", False, "approval", 0),
+]
 
 
 class Command(BaseCommand):
@@ -56,6 +64,7 @@ class Command(BaseCommand):
             trader, _ = Trader.objects.get_or_create(user=demo)
             admin = self._user(ADMIN_USERNAME, ADMIN_PASSWORD, staff=True, reset=reset_passwords)
             ctid_note = self._demo_ctid(trader)
+            self._account_types()
 
         self.stdout.write(
             "\n".join(
@@ -73,6 +82,27 @@ class Command(BaseCommand):
                 ]
             )
         )
+
+    @staticmethod
+    def _account_types() -> None:
+        """The account types the sandbox's WebServices simulator knows the groups of."""
+        for broker_name, name, environment, group, tradingview, who, balance in DEMO_ACCOUNT_TYPES:
+            jurisdiction = Jurisdiction.objects.filter(broker_name=broker_name).first()
+            if jurisdiction is None:
+                continue
+            AccountType.objects.get_or_create(
+                jurisdiction=jurisdiction,
+                name=name,
+                environment=environment,
+                defaults={
+                    "group_name": group,
+                    "deposit_currencies": "EUR,USD",
+                    "leverage_choices": "30,100,200",
+                    "is_tradingview": tradingview,
+                    "who_may_open": who,
+                    "starting_balance": balance,
+                },
+            )
 
     @staticmethod
     def _shown(user: Any, password: str) -> str:

@@ -170,6 +170,7 @@ class Command(BaseCommand):
         lines = ["", "=" * 72, f" The client area is running: {site_url}/"]
         if settings.SANDBOX:
             lines.append(f" Sandbox control (simulated Spotware and TradingView): {settings.SANDBOX_HTTP}/")
+            lines.append(f" Mailbox (every mail the client area sends): {settings.SANDBOX_HTTP}/mail/")
         lines.append(f" Health: {site_url}/healthz   Readiness: {site_url}/readyz")
         lines.append(" Press Ctrl-C to stop everything.")
         lines.append("=" * 72)

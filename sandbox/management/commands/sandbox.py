@@ -33,7 +33,8 @@ class Command(BaseCommand):
             raise CommandError(f"The sandbox could not listen: {exc}") from exc
         self.stdout.write(
             f"Sandbox control page: {sandbox.url}/  (Open API live {sandbox.openapi['live'].url}, "
-            f"demo {sandbox.openapi['demo'].url})"
+            f"demo {sandbox.openapi['demo'].url}); mailbox {sandbox.url}/mail/ "
+            f"(SMTP {sandbox.mailbox.host}:{sandbox.mailbox.port})"
         )
         stop.wait()
         sandbox.stop()
