@@ -115,6 +115,10 @@ class World:
         self.rotation_listeners: list[Callable[[int], None]] = []
         # The simulators' clock for moving P/L; tests may replace it.
         self.clock: Callable[[], float] = time.time
+        # cTIDs by email, for the WebServices simulator's ctid/create (one cTID per email, as at Spotware).
+        self.ctid_emails: dict[str, int] = {}
+        self._next_user_id = 7_100_001
+        self._next_account_id = 41_000_001
 
     # --- data ---
     def add_ctid(self, user_id: int, label: str, accounts: list[SimAccount]) -> SimCtid:
@@ -122,6 +126,64 @@ class World:
             ctid = SimCtid(user_id, label, list(accounts))
             self.ctids[user_id] = ctid
             return ctid
+
+    def ctid_for_email(self, email: str) -> tuple[int, bool]:
+        """The cTID owning ``email`` (case-insensitive), created when there is none; ``(userId, created)``."""
+        key = email.strip().lower()
+        with self.lock:
+            existing = self.ctid_emails.get(key)
+            if existing is not None:
+                return existing, False
+            user_id = self._next_user_id
+            while user_id in self.ctids:
+                user_id += 1
+            self._next_user_id = user_id + 1
+            self.ctids[user_id] = SimCtid(user_id, f"{key} (opened through WebServices)")
+            self.ctid_emails[key] = user_id
+            return user_id, True
+
+    def link_account(
+        self,
+        user_id: int,
+        *,
+        trader_login: int,
+        is_live: bool,
+        broker_name: str,
+        balance: int,
+        money_digits: int,
+        deposit_asset: str,
+    ) -> SimAccount | None:
+        """Link a trading account to a cTID: it joins the cTID's account list and every live grant of it."""
+        with self.lock:
+            ctid = self.ctids.get(user_id)
+            if ctid is None:
+                return None
+            for account in ctid.accounts:
+                if account.trader_login == trader_login and account.is_live == is_live:
+                    return account
+            account_id = self._next_account_id
+            while self.account(account_id) is not None:
+                account_id += 1
+            self._next_account_id = account_id + 1
+            account = SimAccount(
+                account_id,
+                trader_login,
+                is_live,
+                broker_name,
+                broker_name,
+                balance,
+                money_digits,
+                deposit_asset,
+            )
+            ctid.accounts.append(account)
+            # A token the cTID granted before covers the accounts linked to it later (the "accounts" scope is
+            # per cTID at Spotware), so the new account can be authorized on the Open API at once.
+            grants = {id(t.grant): t.grant for t in self.access_tokens.values() if t.grant.user_id == user_id}
+            grants.update({id(g): g for g in self.refresh_tokens.values() if g.user_id == user_id})
+            for grant in grants.values():
+                if account_id not in grant.account_ids:
+                    grant.account_ids = (*grant.account_ids, account_id)
+            return account
 
     def account(self, ctid_trader_account_id: int) -> SimAccount | None:
         with self.lock:
