@@ -59,6 +59,7 @@ class SimAccount:
     enabled: bool = True
     positions: list[SimPosition] = field(default_factory=list)
     balance_version: int = 1
+    group_name: str = "SANDBOX-STANDARD"  # the WebServices trader group
 
     def figures(self, now: float) -> dict[str, int]:
         """balance, equity, usedMargin, freeMargin and moneyDigits as the WebServices trader reads give them:

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -163,7 +163,7 @@ def _store_postgresql(
         account_filter=account_filter,
         due=_DUE,
     )
-    params = {
+    params: dict[str, Any] = {
         "keys": rows.keys,
         "balance": rows.balance,
         "equity": rows.equity,
@@ -232,8 +232,8 @@ def _store_portable(
                         equity != old.snapshot_equity
                         and (
                             (read_at - old.snapshot_at).total_seconds() >= spacing
-                            or abs(equity - (old.snapshot_equity or 0)) * 100
-                            >= significant * abs(old.snapshot_equity or 0)
+                            or abs(equity - (old.snapshot_equity or Decimal(0))) * 100
+                            >= significant * abs(old.snapshot_equity or Decimal(0))
                         )
                     )
                 )
@@ -250,11 +250,11 @@ def _store_portable(
                     margin_level=margin_level(equity, used),
                     positions_count=rows.positions_count[i],
                     positions_volume=rows.positions_volume[i],
-                    balance_version=version if version is not None else (old and old.balance_version),
+                    balance_version=version if version is not None or old is None else old.balance_version,
                     read_at=read_at,
-                    snapshot_at=read_at if due else (old and old.snapshot_at),
-                    snapshot_balance=balance if due else (old and old.snapshot_balance),
-                    snapshot_equity=equity if due else (old and old.snapshot_equity),
+                    snapshot_at=read_at if due or old is None else old.snapshot_at,
+                    snapshot_balance=balance if due or old is None else old.snapshot_balance,
+                    snapshot_equity=equity if due or old is None else old.snapshot_equity,
                 )
                 stored.append(figures)
                 if due:
