@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.utils import timezone
 
 from accounts.ctrader.webservices import Trader, WebServicesClient, WebServicesError
@@ -119,7 +118,6 @@ def environment_figures_refresh(
         raise FiguresWebServicesError(f"No WebServices manager credentials for {environment}.")
     store = store or account_figures_store
     received = stored = snapshots = 0
-    close_old_connections()
     try:
         for page in _prefetched(list_pages(client)):
             result = store(
