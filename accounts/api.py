@@ -264,7 +264,7 @@ class AccountHistoryView(APIView):
             "ctid_trader_account_id": account.ctid_trader_account_id,
             "currency": currency,
             "resolution": resolution,
-            "from_": start,
+            "from": start,
             "to": end,
             "points": [p.__dict__ for p in points],
         }
