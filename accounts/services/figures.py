@@ -347,6 +347,9 @@ def account_snapshots_retention(*, now: datetime | None = None, batch_size: int 
     day_cut = (now - timedelta(days=settings.FIGURES_HOURLY_RETENTION_DAYS)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
+    # Past the horizon first: nothing is downsampled only to be deleted.
+    horizon = now - timedelta(days=settings.FIGURES_DAILY_RETENTION_DAYS)
+    deleted_old = AccountSnapshot.objects.filter(at__lt=horizon).delete()[0]
     hourly, deleted_raw = _downsample(
         from_resolution=AccountSnapshot.Resolution.RAW,
         to_resolution=AccountSnapshot.Resolution.HOUR,
@@ -356,7 +359,7 @@ def account_snapshots_retention(*, now: datetime | None = None, batch_size: int 
     )
     # Raw rows that fell past the daily cut-off in one go (a long pause of the task) are downsampled too.
     daily = 0
-    deleted = deleted_raw
+    deleted = deleted_old + deleted_raw
     for resolution in (AccountSnapshot.Resolution.HOUR, AccountSnapshot.Resolution.RAW):
         kept, removed = _downsample(
             from_resolution=resolution,
@@ -367,8 +370,6 @@ def account_snapshots_retention(*, now: datetime | None = None, batch_size: int 
         )
         daily += kept
         deleted += removed
-    horizon = now - timedelta(days=settings.FIGURES_DAILY_RETENTION_DAYS)
-    deleted += AccountSnapshot.objects.filter(at__lt=horizon).delete()[0]
     result = RetentionResult(hourly, daily, deleted)
     logger.info(
         "account history retention",
