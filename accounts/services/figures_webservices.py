@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -26,8 +26,10 @@ from clientarea import http
 
 logger = logging.getLogger(__name__)
 
-# The list's window starts before any trading account can have been registered.
+# The list's window starts before any trading account can have been registered, and ends a day after our
+# clock's now so a trader updated a moment ago on a server whose clock runs ahead is still listed.
 LIST_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+LIST_AHEAD = timedelta(days=1)
 
 
 class FiguresWebServicesError(Exception):
@@ -81,7 +83,7 @@ class Page:
 
 def list_pages(client: WebServicesClient, *, now: datetime | None = None) -> Iterator[Page]:
     """The trader list, one page per trader group (or one page when the broker has no groups)."""
-    to = now or timezone.now()
+    to = (now or timezone.now()) + LIST_AHEAD
     group_ids: list[int | None] = [g.id for g in client.trader_groups()]
     for group_id in group_ids or [None]:
         traders = client.traders_list(LIST_FROM, to, group_id=group_id)
