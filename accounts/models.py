@@ -174,6 +174,8 @@ class TradingAccount(models.Model):
 
     class Meta:
         ordering = ["-is_live", "login"]
+        # The WebServices figures are keyed by login, unique per environment of the broker's server.
+        indexes = [models.Index(fields=["login", "is_live"], name="account_login_environment")]
         constraints = [
             models.CheckConstraint(condition=Q(ctid_trader_account_id__gt=0), name="account_id_positive"),
             models.CheckConstraint(
@@ -279,7 +281,8 @@ class AccountFigures(models.Model):
         max_digits=30, decimal_places=2, null=True, blank=True, help_text="Units, summed over positions."
     )
     balance_version = models.BigIntegerField(null=True, blank=True)
-    read_at = models.DateTimeField(db_index=True)
+    # Not indexed: every refresh rewrites it, and an index on it would make every update a non-HOT one.
+    read_at = models.DateTimeField()
     snapshot_at = models.DateTimeField(null=True, blank=True)
     snapshot_balance = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     snapshot_equity = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
@@ -310,8 +313,15 @@ class AccountSnapshot(models.Model):
 
     # The unique (account, at) index serves the chart queries; a second index on account alone would only
     # slow the bulk writes.
+    # No foreign-key constraint in the database: rows are only ever inserted for accounts just joined in
+    # the same statement, and checking 100,000 of them a minute would lock as many account rows. Deleting an
+    # account still deletes its history (Django's cascade); an orphan left by a race ages out with retention.
     account = models.ForeignKey(
-        TradingAccount, on_delete=models.CASCADE, related_name="snapshots", db_index=False
+        TradingAccount,
+        on_delete=models.CASCADE,
+        related_name="snapshots",
+        db_index=False,
+        db_constraint=False,
     )
     at = models.DateTimeField()
     resolution = models.PositiveIntegerField(choices=Resolution.choices, default=Resolution.RAW)
@@ -320,8 +330,9 @@ class AccountSnapshot(models.Model):
     used_margin = models.DecimalField(max_digits=30, decimal_places=10)
 
     class Meta:
+        # On PostgreSQL the retention task's scans by time use a BRIN index on ``at`` (rows arrive in time
+        # order, so it stays tiny and costs the bulk inserts nearly nothing); see the migration.
         constraints = [models.UniqueConstraint(fields=["account", "at"], name="snapshot_account_at_unique")]
-        indexes = [models.Index(fields=["resolution", "at"], name="snapshot_resolution_at")]
 
     def __str__(self) -> str:
         return f"{self.account_id} at {self.at:%Y-%m-%d %H:%M}"
