@@ -17,16 +17,27 @@ from django.utils import formats, timezone
 from accounts.models import AccountFigures, TradingAccount
 
 
+class NumberFormat:
+    """Money and percentages with two places in the active language's separators, resolved once per page
+    rather than once per number (a dashboard prints over a thousand of them)."""
+
+    def __init__(self) -> None:
+        self.decimal = str(formats.get_format("DECIMAL_SEPARATOR"))
+        self.thousands = str(formats.get_format("THOUSAND_SEPARATOR"))
+        self.plain = formats.get_format("NUMBER_GROUPING") in (3, (3, 0))
+        self.table = str.maketrans({",": self.thousands, ".": self.decimal})
+
+    def __call__(self, value: Decimal | None) -> str:
+        if value is None:
+            return ""
+        if not self.plain:
+            return formats.number_format(value, decimal_pos=2, use_l10n=True, force_grouping=True)
+        text = f"{value:,.2f}"
+        return text if (self.decimal, self.thousands) == (".", ",") else text.translate(self.table)
+
+
 def money(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    return formats.number_format(value, decimal_pos=2, use_l10n=True, force_grouping=True)
-
-
-def percent(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    return formats.number_format(value, decimal_pos=2, use_l10n=True, force_grouping=True)
+    return NumberFormat()(value)
 
 
 def margin_call_level(account: TradingAccount) -> Decimal:
@@ -61,12 +72,15 @@ def _figures_of(account: TradingAccount) -> AccountFigures | None:
         return None
 
 
-def figures_view(account: TradingAccount, *, now: datetime | None = None) -> FiguresView | None:
+def figures_view(
+    account: TradingAccount, *, now: datetime | None = None, number: NumberFormat | None = None
+) -> FiguresView | None:
     figures = _figures_of(account)
     if figures is None:
         return None
     now = now or timezone.now()
     level = margin_call_level(account)
+    money = percent = number or NumberFormat()
     return FiguresView(
         currency=figures.currency or account.currency,
         balance=money(figures.balance),
@@ -103,10 +117,11 @@ class CurrencyTotal:
 
 
 def totals_per_currency(
-    accounts: Iterable[TradingAccount], *, now: datetime | None = None
+    accounts: Iterable[TradingAccount], *, now: datetime | None = None, number: NumberFormat | None = None
 ) -> list[CurrencyTotal]:
     """Sums of the figures per deposit currency, over active accounts that have figures."""
     now = now or timezone.now()
+    money = number or NumberFormat()
     totals: dict[str, CurrencyTotal] = {}
     for account in accounts:
         figures = _figures_of(account)

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from accounts.charts import PERIODS, line_chart
-from accounts.figures_display import figures_view, totals_per_currency
+from accounts.figures_display import NumberFormat, figures_view, totals_per_currency
 from accounts.models import AccountFigures, Ctid, TradingAccount
 from accounts.selectors import account_history, accounts_for_user, ctids_for_user, trader_for_user
 
@@ -25,8 +25,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     ctids = list(ctids_for_user(user=request.user)) if trader else []
     now = timezone.now()
     accounts = [account for ctid in ctids for account in ctid.accounts.all()]
+    number = NumberFormat()
     for account in accounts:
-        account.fig = figures_view(account, now=now)  # type: ignore[attr-defined]
+        account.fig = figures_view(account, now=now, number=number)  # type: ignore[attr-defined]
     return render(
         request,
         "accounts/dashboard.html",
@@ -35,7 +36,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ctids": ctids,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": len(accounts),
-            "totals": totals_per_currency(accounts, now=now),
+            "totals": totals_per_currency(accounts, now=now, number=number),
             "margin_calls": [a for a in accounts if a.fig and a.fig.margin_call],  # type: ignore[attr-defined]
         },
     )
