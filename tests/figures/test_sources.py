@@ -212,3 +212,12 @@ def test_webservices_refresh_failure_keeps_the_stored_figures(world, webservices
 
     after = figures(LIVE_USD)
     assert (after.equity, after.read_at) == (before.equity, before.read_at)
+
+
+def test_bulk_store_keeps_currencies_with_quotes_and_backslashes_intact(world):
+    link(world)
+    rows = _rows(100, 100, None)
+    rows.currency = ['U"S\\D,{x}']
+    account_figures_store(rows=rows, key="ctid_trader_account_id", source="openapi", read_at=timezone.now())
+
+    assert figures(LIVE_USD).currency == 'U"S\\D,{x}'
