@@ -143,12 +143,17 @@ def sync_all_accounts() -> int:
 
 # --- account figures ---
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
-def refresh_ctid_figures(self: Task, ctid_id: int, account_ids: list[int] | None = None) -> str:
-    """Read a cTID's account figures over the Open API (all its active accounts, or the listed ones)."""
+def refresh_ctid_figures(
+    self: Task, ctid_id: int, account_ids: list[int] | None = None, environment: str | None = None
+) -> str:
+    """Read a cTID's account figures over the Open API (its active accounts, the listed ones, or those of one
+    environment)."""
     from accounts.services.figures_openapi import FiguresError, FiguresTransient, ctid_figures_refresh
 
     try:
-        result = ctid_figures_refresh(ctid_id=ctid_id, ctid_trader_account_ids=account_ids)
+        result = ctid_figures_refresh(
+            ctid_id=ctid_id, ctid_trader_account_ids=account_ids, environment=environment
+        )
     except (Ctid.DoesNotExist, CtidToken.DoesNotExist):
         return "missing"
     except FiguresTransient as exc:
@@ -161,7 +166,7 @@ def refresh_ctid_figures(self: Task, ctid_id: int, account_ids: list[int] | None
     return f"{result.stored} stored, {result.snapshots} history points"
 
 
-def _figures_ctid_batches(batch_size: int) -> Iterable[list[int]]:
+def _figures_ctid_batches(batch_size: int, environment: str) -> Iterable[list[int]]:
     from accounts.models import TradingAccount
 
     after = 0
@@ -172,6 +177,7 @@ def _figures_ctid_batches(batch_size: int) -> Iterable[list[int]]:
                 token__state=CtidToken.State.ACTIVE,
                 trader__suspended=False,
                 accounts__status=TradingAccount.Status.ACTIVE,
+                accounts__is_live=environment == "live",
                 pk__gt=after,
             )
             .order_by("pk")
@@ -187,7 +193,7 @@ def _figures_ctid_batches(batch_size: int) -> Iterable[list[int]]:
 
 def run_figures_refresh() -> dict[str, int]:
     """Refresh every account's figures: each environment with WebServices manager credentials from its trader
-    list (read in pages, stored in bulk), and, when no environment has them, one Open API read task per cTID."""
+    list (read in pages, stored in bulk); an environment without them by one Open API read task per cTID."""
     from accounts.services.figures_webservices import (
         FiguresWebServicesError,
         environment_figures_refresh,
@@ -195,16 +201,21 @@ def run_figures_refresh() -> dict[str, int]:
     )
 
     done: dict[str, int] = {}
-    environments = webservices_environments()
-    for environment in environments:
-        try:
-            done[environment] = environment_figures_refresh(environment=environment).stored
-        except FiguresWebServicesError as exc:
-            logger.warning("figures refresh failed", extra={"environment": environment, "error": str(exc)})
-    if not environments:
-        done["openapi_tasks"] = _enqueue(
-            refresh_ctid_figures, _figures_ctid_batches(settings.TOKEN_SWEEP_BATCH_SIZE)
-        )
+    listed = webservices_environments()
+    for environment in ("live", "demo"):
+        if environment in listed:
+            try:
+                done[environment] = environment_figures_refresh(environment=environment).stored
+            except FiguresWebServicesError as exc:
+                logger.warning(
+                    "figures refresh failed", extra={"environment": environment, "error": str(exc)}
+                )
+        else:
+            done[f"{environment}_openapi_tasks"] = _enqueue(
+                refresh_ctid_figures,
+                _figures_ctid_batches(settings.TOKEN_SWEEP_BATCH_SIZE, environment),
+                environment=environment,
+            )
     logger.info("figures refresh", extra=done)
     return done
 

@@ -26,7 +26,7 @@ from accounts.ctrader.openapi.client import (
     OpenApiTransportError,
 )
 from accounts.ctrader.openapi.messages import ACCOUNT_GONE_ERRORS, TOKEN_ERRORS
-from accounts.models import AccountFigures, Ctid, CtidToken, TradingAccount
+from accounts.models import AccountFigures, CtidToken, TradingAccount
 from accounts.services.figures import FigureRows, StoreResult, account_figures_store
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 
@@ -116,8 +116,10 @@ def figures_rows(read: list[ReadFigures]) -> FigureRows:
     return rows
 
 
-def ctid_figures_refresh(*, ctid_id: int, ctid_trader_account_ids: list[int] | None = None) -> StoreResult:
-    """Read the figures of a cTID's active accounts (or of the listed ones) and store them.
+def ctid_figures_refresh(
+    *, ctid_id: int, ctid_trader_account_ids: list[int] | None = None, environment: str | None = None
+) -> StoreResult:
+    """Read the figures of a cTID's active accounts (the listed ones, or those of one environment) and store them.
 
     A refused access token is refreshed once through the single-flight refresh, then the read is repeated.
     Accounts the Open API reports gone or disabled are skipped; the account sync records their state.
@@ -125,6 +127,8 @@ def ctid_figures_refresh(*, ctid_id: int, ctid_trader_account_ids: list[int] | N
     accounts = TradingAccount.objects.filter(ctid_id=ctid_id, status=TradingAccount.Status.ACTIVE)
     if ctid_trader_account_ids is not None:
         accounts = accounts.filter(ctid_trader_account_id__in=ctid_trader_account_ids)
+    if environment is not None:
+        accounts = accounts.filter(is_live=environment == "live")
     targets = [_Target(a, live) for a, live in accounts.values_list("ctid_trader_account_id", "is_live")]
     if not targets:
         return StoreResult(0, 0, 0)
@@ -168,18 +172,3 @@ def ctid_figures_refresh(*, ctid_id: int, ctid_trader_account_ids: list[int] | N
         extra={"ctid_id": ctid_id, "accounts": len(read), "snapshots": snapshots},
     )
     return StoreResult(len(targets), stored, snapshots)
-
-
-def ctid_ids_for_figures() -> list[int]:
-    """Every connected cTID with an active token and at least one active account."""
-    return list(
-        Ctid.objects.filter(
-            state=Ctid.State.CONNECTED,
-            token__state=CtidToken.State.ACTIVE,
-            trader__suspended=False,
-            accounts__status=TradingAccount.Status.ACTIVE,
-        )
-        .distinct()
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )

@@ -221,3 +221,19 @@ def test_bulk_store_keeps_currencies_with_quotes_and_backslashes_intact(world):
     account_figures_store(rows=rows, key="ctid_trader_account_id", source="openapi", read_at=timezone.now())
 
     assert figures(LIVE_USD).currency == 'U"S\\D,{x}'
+
+
+def test_an_environment_without_manager_credentials_is_read_over_the_open_api(
+    world, webservices, openapi, settings
+):
+    settings.CTRADER_MANAGER_DEMO_PASSWORD = ""
+    link(world)
+
+    done = run_figures_refresh()
+
+    assert done == {"live": 2, "demo_openapi_tasks": 1}
+    assert figures(LIVE_USD).source == AccountFigures.Source.WEBSERVICES
+    demo = figures(DEMO_USD8)
+    assert demo.source == AccountFigures.Source.OPENAPI and demo.equity == Decimal("510.15")
+    # The Open API read only the demo environment's account.
+    assert not openapi["live"].received(PayloadType.RECONCILE_REQ)
