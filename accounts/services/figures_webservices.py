@@ -10,7 +10,9 @@ is matched to our accounts by login and environment, among accounts whose broker
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,21 +38,32 @@ class FiguresWebServicesError(Exception):
     """The WebServices list could not be read; the message names the call, never a credential."""
 
 
+_clients: dict[tuple[str, ...], WebServicesClient] = {}
+_clients_lock = threading.Lock()
+
+
 def webservices_client(environment: str) -> WebServicesClient | None:
-    """The WebServices client of one environment, or None when its manager credentials are not configured."""
+    """The process's WebServices client of one environment, or None when its manager credentials are not
+    configured. Kept per process: its manager token is fetched once (a POST, and non-GET calls are rate
+    limited per hour), not at every refresh."""
     upper = environment.upper()
     url = getattr(settings, f"CTRADER_WEBSERVICES_{upper}_URL", "")
     login = getattr(settings, f"CTRADER_MANAGER_{upper}_LOGIN", "")
     password = getattr(settings, f"CTRADER_MANAGER_{upper}_PASSWORD", "")
     if not (url and login and password):
         return None
-    return WebServicesClient(
-        base_url=url,
-        manager_login=int(login),
-        manager_password=password,
-        session=http.session(),
-        timeout=http.timeout(),
-    )
+    key = (environment, url, str(login), hashlib.sha256(password.encode()).hexdigest())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = WebServicesClient(
+                base_url=url,
+                manager_login=int(login),
+                manager_password=password,
+                session=http.session(),
+                timeout=http.timeout(),
+            )
+        return client
 
 
 def webservices_environments() -> list[str]:

@@ -199,6 +199,10 @@ def test_webservices_list_refresh_scales_by_money_digits_and_matches_by_login_an
     state = webservices["live"][0]
     assert len(state.calls_to("traders_list")) == 2
     assert {c.method for c in state.calls if c.call != "manager_token"} == {"GET"}
+    # The manager token (a rate-limited POST) is fetched once per process, not at every refresh.
+    run_figures_refresh()
+    assert len(state.calls_to("traders_list")) == 4
+    assert len(state.calls_to("manager_token")) == 1
 
 
 def test_webservices_refresh_failure_keeps_the_stored_figures(world, webservices):
