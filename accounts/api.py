@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -80,28 +81,44 @@ class FiguresSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=AccountFigures.Source.choices)  # type: ignore[assignment]
 
 
-def figures_data(account: TradingAccount) -> dict[str, Any] | None:
-    try:
-        figures = account.figures
-    except AccountFigures.DoesNotExist:
-        return None
-    level = margin_call_level(account)
-    return {
-        "currency": figures.currency or account.currency,
-        "balance": figures.balance,
-        "equity": figures.equity,
-        "used_margin": figures.used_margin,
-        "free_margin": figures.free_margin,
-        "unrealized_pnl": figures.unrealized_pnl,
-        "margin_level": figures.margin_level,
-        "margin_call": figures.margin_level is not None and figures.margin_level < level,
-        "margin_call_level": level,
-        "positions_count": figures.positions_count,
-        "positions_volume": figures.positions_volume,
-        "read_at": figures.read_at,
-        "stale": is_stale(figures.read_at),
-        "source": figures.source,
-    }
+_AT = serializers.DateTimeField()
+_LEVEL_PLACES = Decimal("0.01")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@extend_schema_field(FiguresSerializer(allow_null=True))
+class FiguresField(serializers.Field):
+    """An account's figures in the shape of ``FiguresSerializer``, formatted directly: a list of accounts
+    would otherwise build one nested serializer per row. Decimals keep the digits the database stores."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, account: TradingAccount) -> dict[str, Any] | None:
+        try:
+            figures = account.figures
+        except AccountFigures.DoesNotExist:
+            return None
+        level = margin_call_level(account)
+        return {
+            "currency": figures.currency or account.currency,
+            "balance": _text(figures.balance),
+            "equity": _text(figures.equity),
+            "used_margin": _text(figures.used_margin),
+            "free_margin": _text(figures.free_margin),
+            "unrealized_pnl": _text(figures.unrealized_pnl),
+            "margin_level": _text(figures.margin_level),
+            "margin_call": figures.margin_level is not None and figures.margin_level < level,
+            "margin_call_level": str(level.quantize(_LEVEL_PLACES)),
+            "positions_count": figures.positions_count,
+            "positions_volume": _text(figures.positions_volume),
+            "read_at": _AT.to_representation(figures.read_at),
+            "stale": is_stale(figures.read_at),
+            "source": figures.source,
+        }
 
 
 class TradingAccountSerializer(serializers.ModelSerializer):
@@ -111,12 +128,7 @@ class TradingAccountSerializer(serializers.ModelSerializer):
     balance = serializers.DecimalField(
         max_digits=30, decimal_places=10, coerce_to_string=True, read_only=True, allow_null=True
     )
-    figures = serializers.SerializerMethodField()
-
-    @extend_schema_field(FiguresSerializer(allow_null=True))
-    def get_figures(self, account: TradingAccount) -> dict[str, Any] | None:
-        data = figures_data(account)
-        return FiguresSerializer(data).data if data is not None else None
+    figures = FiguresField()
 
     class Meta:
         model = TradingAccount
