@@ -320,17 +320,19 @@ class WebServicesSim:
                         self.environment == "live"
                     ):
                         account = candidate
+        figures = {"balance": balance, "equity": balance, "usedMargin": 0, "freeMargin": balance}
         if account is not None:
+            figures = account.figures(self.world.clock())
             balance = account.balance
         data.update(
             {
                 "login": trader.login,
                 "balance": balance,
                 "bonus": 0,
-                "equity": balance,
-                "usedMargin": 0,
-                "freeMargin": balance,
-                "cashEquity": balance,
+                "equity": figures["equity"],
+                "usedMargin": figures["usedMargin"],
+                "freeMargin": figures["freeMargin"],
+                "cashEquity": figures["equity"],
                 "nonWithdrawableBonus": 0,
                 "moneyDigits": trader.money_digits,
                 "registrationTimestamp": trader.registered_ms,
@@ -343,6 +345,8 @@ class WebServicesSim:
         """Traders created here, plus the World's accounts of this environment (the demo data)."""
         result: dict[int, dict[str, Any]] = {}
         is_live = self.environment == "live"
+        now = self.world.clock()
+        now_ms = int(now * 1000)
         with self.world.lock:
             for ctid in self.world.ctids.values():
                 for account in ctid.accounts:
@@ -352,16 +356,13 @@ class WebServicesSim:
                         "login": account.trader_login,
                         "brokerName": account.broker_name,
                         "depositCurrency": account.deposit_asset,
-                        "groupName": "SANDBOX-STANDARD",
+                        "groupName": account.group_name,
                         "accessRights": "FULL_ACCESS",
                         "accountType": "HEDGED",
-                        "balance": account.balance,
-                        "equity": account.balance,
-                        "usedMargin": 0,
-                        "freeMargin": account.balance,
-                        "moneyDigits": account.money_digits,
+                        # balance, equity, usedMargin, freeMargin, moneyDigits: moving with open positions.
+                        **account.figures(now),
                         "registrationTimestamp": 1_700_000_000_000,
-                        "lastUpdateTimestamp": int(time.time() * 1000),
+                        "lastUpdateTimestamp": now_ms,
                     }
         with self.lock:
             created = list(self.traders.values())
