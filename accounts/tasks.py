@@ -7,13 +7,14 @@ mode) tasks run eagerly and the run command's loop calls ``run_token_sweep`` and
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterable
 
 from celery import Task, shared_task
 from django.conf import settings
 
+from accounts.ctrader.backoff import backoff_delay
 from accounts.models import Ctid, CtidToken
+from accounts.selectors import keyset_batches
 from accounts.services.sync import SyncNeedsReconnect, SyncTransient, ctid_sync_accounts
 from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh, ctid_tokens_due_batches
 
@@ -27,9 +28,7 @@ REFRESH_TIME_LIMIT = 90
 
 def retry_countdown(retries: int) -> float:
     """Exponential backoff with equal jitter, capped."""
-    base = settings.TASK_RETRY_BASE_SECONDS
-    ceiling = min(settings.TASK_RETRY_CAP_SECONDS, base * (2**retries))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
+    return backoff_delay(retries, base=settings.TASK_RETRY_BASE_SECONDS, cap=settings.TASK_RETRY_CAP_SECONDS)
 
 
 def _retry(task: Task, exc: Exception) -> Exception:
@@ -110,18 +109,8 @@ def run_token_sweep(*, enqueue: Callable[[list[int]], None] | None = None) -> in
 
 
 def _syncable_batches(batch_size: int) -> Iterable[list[int]]:
-    after = 0
-    while True:
-        ids = list(
-            Ctid.objects.filter(state=Ctid.State.CONNECTED, token__state=CtidToken.State.ACTIVE, pk__gt=after)
-            .order_by("pk")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if ids:
-            yield ids
-            after = ids[-1]
-        if len(ids) < batch_size:
-            return
+    connected = Ctid.objects.filter(state=Ctid.State.CONNECTED, token__state=CtidToken.State.ACTIVE)
+    return keyset_batches(connected, batch_size=batch_size)
 
 
 def run_account_sync() -> int:

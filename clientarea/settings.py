@@ -358,6 +358,7 @@ TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIF
 TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
 # First retry of a failed /logout; later retries back off exponentially (with jitter, capped at 15 minutes).
 TRADINGVIEW_LOGOUT_RETRY_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_SECONDS", default=10.0)
+TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS", default=900.0)
 CELERY_BEAT_SCHEDULE["tradingview-revocation-sweep"] = {
     "task": "tradingview.tasks.grant_revocation_sweep",
     "schedule": env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from . import services
+from accounts.ctrader.backoff import backoff_delay
 
-RETRY_CAP_SECONDS = 900
+from . import services
 
 
 def _runs_in_process() -> bool:
@@ -40,9 +38,12 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
     except services.LogoutPending as exc:
         if self.request.is_eager:
             return "pending"  # the sweep tries again; an in-process retry would block the caller
-        base = settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS
-        delay = min(RETRY_CAP_SECONDS, base * 2**self.request.retries)
-        raise self.retry(exc=exc, countdown=random.uniform(delay / 2, delay)) from exc
+        delay = backoff_delay(
+            self.request.retries,
+            base=settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS,
+            cap=settings.TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS,
+        )
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(ignore_result=True)

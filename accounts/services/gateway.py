@@ -19,7 +19,7 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.ctrader.openapi.client import TraderInfo
-from accounts.ctrader.openapi.gateway import AccountTarget, Environment, GatewayConfig, RefreshOutcome
+from accounts.ctrader.openapi.gateway import AccountTarget, Environment, GatewayConfig, TokenRenewal
 from accounts.models import Ctid, CtidToken, GatewayStatus, TradingAccount
 from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
@@ -102,7 +102,7 @@ def _token_state(ctid_id: int) -> tuple[int, str, str] | None:
     return row
 
 
-def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> TokenRenewal:
     """Refresh a cTID's token through the single-flight refresh service, unless a newer one is stored.
 
     The outcome is read back from the database, so it holds whatever the service returns and whoever won a
@@ -110,15 +110,15 @@ def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> Re
     """
     from accounts.services.tokens import ctid_token_refresh
 
-    def outcome() -> RefreshOutcome | None:
+    def outcome() -> TokenRenewal | None:
         row = _token_state(ctid_id)
         if row is None:
-            return RefreshOutcome.DEAD
+            return TokenRenewal.DEAD
         version, token_state, ctid_state = row
         if token_state != CtidToken.State.ACTIVE or ctid_state != Ctid.State.CONNECTED:
-            return RefreshOutcome.DEAD
+            return TokenRenewal.DEAD
         if version > seen_version:
-            return RefreshOutcome.REFRESHED
+            return TokenRenewal.REFRESHED
         return None
 
     before = outcome()
@@ -134,7 +134,7 @@ def gateway_token_refresh(*, ctid_id: int, seen_version: int, reason: str) -> Re
         logger.warning(
             "gateway token refresh raised", extra={"ctid_id": ctid_id, "error": exc.__class__.__name__}
         )
-    return outcome() or RefreshOutcome.TRANSIENT
+    return outcome() or TokenRenewal.TRANSIENT
 
 
 def gateway_ctid_needs_reconnect(*, ctid_id: int, reason: str) -> bool:
@@ -243,7 +243,7 @@ class DjangoGatewayStore:
     async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
         return await _db(gateway_target)(ctid_trader_account_id=ctid_trader_account_id)
 
-    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> TokenRenewal:
         # An HTTP call: not on the shared database thread, so other accounts' writes go on meanwhile.
         return await _db(gateway_token_refresh, thread_sensitive=False)(
             ctid_id=ctid_id, seen_version=seen_version, reason=reason

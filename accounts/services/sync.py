@@ -24,27 +24,11 @@ from accounts.ctrader.openapi.client import (
     OpenApiErrorResponse,
     OpenApiTransportError,
 )
+from accounts.ctrader.openapi.messages import PASSING_ERROR_KINDS, ErrorKind, classify_error
 from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 
 logger = logging.getLogger(__name__)
-
-# The access token itself was refused: refresh once, then try again.
-TOKEN_ERRORS = frozenset({"CH_ACCESS_TOKEN_INVALID", "OA_AUTH_TOKEN_EXPIRED"})
-# The account is gone or unusable; the rest of the sync goes on.
-ACCOUNT_GONE_ERRORS = frozenset({"CH_CTID_TRADER_ACCOUNT_NOT_FOUND", "RET_NO_SUCH_LOGIN"})
-ACCOUNT_DISABLED_ERRORS = frozenset({"RET_ACCOUNT_DISABLED", "CHANNEL_IS_BLOCKED"})
-# Spotware-side conditions that pass.
-TRANSIENT_ERRORS = frozenset(
-    {
-        "CH_SERVER_NOT_REACHABLE",
-        "SERVER_IS_UNDER_MAINTENANCE",
-        "REQUEST_FREQUENCY_EXCEEDED",
-        "BLOCKED_PAYLOAD_TYPE",
-        "TIMEOUT_ERROR",
-        "CONNECTIONS_LIMIT_EXCEEDED",
-    }
-)
 
 
 class SyncError(Exception):
@@ -105,7 +89,7 @@ def openapi_ctid_user_id(*, access_token: str) -> int:
     try:
         return async_to_sync(_profile_user_id)(access_token)
     except OpenApiErrorResponse as exc:
-        if exc.error_code in TOKEN_ERRORS:
+        if classify_error(exc.error_code) is ErrorKind.TOKEN:
             raise SyncNeedsReconnect("cTrader refused the new access token.") from None
         raise SyncTransient(f"The cTrader Open API answered {exc.error_code}.") from None
     except OpenApiError as exc:
@@ -121,10 +105,9 @@ async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token
         trader = await conn.get_trader(info.ctid_trader_account_id)
         assets = await conn.get_asset_names(info.ctid_trader_account_id)
     except OpenApiErrorResponse as exc:
-        if exc.error_code in ACCOUNT_GONE_ERRORS:
-            return _replace(base, problem="gone", problem_reason=f"cTrader: {exc.error_code}")
-        if exc.error_code in ACCOUNT_DISABLED_ERRORS:
-            return _replace(base, problem="disabled", problem_reason=f"cTrader: {exc.error_code}")
+        kind = classify_error(exc.error_code)
+        if kind in (ErrorKind.ACCOUNT_GONE, ErrorKind.ACCOUNT_DISABLED):
+            return _replace(base, problem=kind.value, problem_reason=f"cTrader: {exc.error_code}")
         raise
     return _replace(
         base,
@@ -171,12 +154,13 @@ def ctid_sync_accounts(*, ctid_id: int) -> SyncResult:
             fetched = async_to_sync(_fetch)(token.access_token)
             break
         except OpenApiErrorResponse as exc:
-            if exc.error_code in TOKEN_ERRORS and attempt == 1:
+            kind = classify_error(exc.error_code)
+            if kind is ErrorKind.TOKEN and attempt == 1:
                 _refresh_after_refusal(ctid_id=ctid_id, seen_version=token.version)
                 continue
-            if exc.error_code in TOKEN_ERRORS:
+            if kind is ErrorKind.TOKEN:
                 raise _record(ctid_id, SyncTransient("cTrader refused the refreshed access token.")) from None
-            if exc.error_code in TRANSIENT_ERRORS:
+            if kind in PASSING_ERROR_KINDS:
                 raise _record(
                     ctid_id, SyncTransient(f"The cTrader Open API answered {exc.error_code}.")
                 ) from None

@@ -23,13 +23,13 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from ..backoff import backoff_delay
 from .client import (
     PRIORITY_BULK,
     OpenApiConnection,
@@ -39,17 +39,7 @@ from .client import (
     TraderInfo,
     trader_info,
 )
-from .messages import (
-    ACCOUNT_GONE_ERRORS,
-    ALREADY_LOGGED_IN_ERRORS,
-    APP_AUTH_REFUSED_ERRORS,
-    MAINTENANCE_ERRORS,
-    RATE_LIMIT_ERRORS,
-    ROUTING_ERRORS,
-    TOKEN_ERRORS,
-    Envelope,
-    PayloadType,
-)
+from .messages import Envelope, ErrorKind, PayloadType, classify_error
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +64,9 @@ class AccountTarget:
     access_token: str = field(repr=False)
 
 
-class RefreshOutcome(enum.Enum):
+class TokenRenewal(enum.Enum):
+    """What the gateway learns from asking for a newer token of a cTID."""
+
     REFRESHED = "refreshed"  # a newer token is stored (by this refresh or by someone else)
     DEAD = "dead"  # the chain is dead; the cTID needs a new consent
     TRANSIENT = "transient"  # nothing changed; try again later
@@ -93,7 +85,7 @@ class GatewayStore(Protocol):
     async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
         """The current target of one account, or None when it is no longer usable."""
 
-    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
+    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> TokenRenewal:
         """Refresh the cTID's token through the single-flight service (unless a newer one is stored)."""
 
     async def mark_ctid_needs_reconnect(self, *, ctid_id: int, reason: str) -> None: ...
@@ -122,12 +114,6 @@ class GatewayConfig:
     account_retry_max: float = 300.0
     db_poll_seconds: float = 5.0
     status_interval: float = 1.0
-
-
-def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with "equal jitter": between half and all of min(cap, base * 2**attempt)."""
-    delay = min(cap, base * (2 ** min(attempt, 30)))
-    return random.uniform(delay / 2, delay)
 
 
 @dataclass
@@ -165,7 +151,7 @@ class EnvironmentGateway:
         self.connected_since: datetime | None = None
         self.connections = 0
         self.maintenance_until: datetime | None = None
-        self._refreshes: dict[int, asyncio.Task[RefreshOutcome]] = {}
+        self._refreshes: dict[int, asyncio.Task[TokenRenewal]] = {}
         self._assets: dict[str, dict[int, str]] = {}  # brokerName -> assetId -> name
         self._stopping = asyncio.Event()
         self._status_dirty = True
@@ -240,14 +226,15 @@ class EnvironmentGateway:
                     on_event=self._on_event,
                 )
             except OpenApiErrorResponse as exc:
-                if exc.error_code in APP_AUTH_REFUSED_ERRORS:
+                kind = classify_error(exc.error_code)
+                if kind is ErrorKind.APP_REFUSED:
                     await self._app_auth_refused(exc)
                     return
                 self._record_error(f"application auth failed: {exc.error_code}")
-                if exc.error_code in MAINTENANCE_ERRORS and exc.maintenance_end is not None:
+                if kind is ErrorKind.MAINTENANCE and exc.maintenance_end is not None:
                     self.maintenance_until = exc.maintenance_end
                     continue
-                if exc.error_code in RATE_LIMIT_ERRORS and exc.retry_after:
+                if kind is ErrorKind.RATE_LIMIT and exc.retry_after:
                     if await self._sleep(exc.retry_after):
                         return
                     continue
@@ -266,7 +253,7 @@ class EnvironmentGateway:
                 return
             self.state = "reconnecting"
             self._set_status(state="reconnecting", connected_since=None, authorized_accounts=0)
-            delay = backoff_delay(attempt, self.config.reconnect_base, self.config.reconnect_max)
+            delay = backoff_delay(attempt, base=self.config.reconnect_base, cap=self.config.reconnect_max)
             attempt += 1
             logger.info(
                 "openapi reconnecting",
@@ -414,7 +401,9 @@ class EnvironmentGateway:
                     return  # asked again while this flow authorized with the newest token: nothing left to do
                 if account.failures:
                     delay = backoff_delay(
-                        account.failures - 1, self.config.account_retry_base, self.config.account_retry_max
+                        account.failures - 1,
+                        base=self.config.account_retry_base,
+                        cap=self.config.account_retry_max,
                     )
                     await asyncio.sleep(delay)
                 if account.check_token:
@@ -434,11 +423,11 @@ class EnvironmentGateway:
                     )
                     self._authorized(account, response.seq, account.target.token_version)
                 except OpenApiErrorResponse as exc:
-                    if exc.error_code in ALREADY_LOGGED_IN_ERRORS:
+                    if classify_error(exc.error_code) is ErrorKind.ALREADY_LOGGED_IN:
                         # The live session may be on an older token: keep the version it was opened with, so
                         # the invalidation of that token adopts the stored one instead of refreshing it.
                         self._authorized(account, exc.seq, account.version_used)
-                    elif exc.error_code in TOKEN_ERRORS:
+                    elif classify_error(exc.error_code) is ErrorKind.TOKEN:
                         if token_retried:
                             # Refused again with a token refreshed for this very flow.
                             await self._link_broken(account, f"account auth refused: {exc.error_code}")
@@ -482,8 +471,9 @@ class EnvironmentGateway:
         """React to an error by name; True to try again, False when the flow must end."""
         account_id = account.target.ctid_trader_account_id
         log_extra = {"environment": self.environment, "account": account_id, "error_code": exc.error_code}
-        if exc.error_code in ACCOUNT_GONE_ERRORS:
-            status = "disabled" if exc.error_code == "RET_ACCOUNT_DISABLED" else "gone"
+        kind = classify_error(exc.error_code)
+        if kind in (ErrorKind.ACCOUNT_GONE, ErrorKind.ACCOUNT_DISABLED):
+            status = kind.value
             logger.warning(f"openapi {what}: account {status}", extra=log_extra)
             account.stopped = exc.error_code
             self._record_error(f"account {account_id}: {exc.error_code}")
@@ -491,7 +481,7 @@ class EnvironmentGateway:
                 ctid_trader_account_id=account_id, status=status, reason=exc.error_code
             )
             return False
-        if exc.error_code in RATE_LIMIT_ERRORS:
+        if kind is ErrorKind.RATE_LIMIT:
             logger.warning(
                 f"openapi {what}: rate limited", extra={**log_extra, "retry_after": exc.retry_after}
             )
@@ -501,7 +491,7 @@ class EnvironmentGateway:
                 conn.pacer.slow_down()
                 conn.pacer.hold(exc.retry_after or 1.0)
             return True
-        if exc.error_code in MAINTENANCE_ERRORS:
+        if kind is ErrorKind.MAINTENANCE:
             logger.warning(f"openapi {what}: maintenance", extra=log_extra)
             self.maintenance_until = exc.maintenance_end or datetime.fromtimestamp(time.time() + 60, UTC)
             self._record_error(f"maintenance until {self.maintenance_until.isoformat()}")
@@ -509,7 +499,7 @@ class EnvironmentGateway:
             if self.conn is not None:
                 self._spawn(self.conn.close())
             return False
-        if exc.error_code in ROUTING_ERRORS:
+        if kind is ErrorKind.ROUTING:
             logger.error(f"openapi {what}: account is not on this host", extra=log_extra)
             account.stopped = exc.error_code
             self._record_error(f"account {account_id}: {exc.error_code} on {self.environment}")
@@ -535,10 +525,10 @@ class EnvironmentGateway:
             return "stop"
         if stored.token_version <= tried_version:
             outcome = await self._refresh(stored, reason=reason)
-            if outcome is RefreshOutcome.DEAD:
+            if outcome is TokenRenewal.DEAD:
                 await self._link_broken(account, f"token refresh failed after {reason}")
                 return "stop"
-            if outcome is RefreshOutcome.TRANSIENT:
+            if outcome is TokenRenewal.TRANSIENT:
                 account.failures += 1
                 account.check_token = True
                 return "retry"
@@ -551,7 +541,7 @@ class EnvironmentGateway:
         account.target = stored
         return "use"
 
-    async def _refresh(self, target: AccountTarget, *, reason: str) -> RefreshOutcome:
+    async def _refresh(self, target: AccountTarget, *, reason: str) -> TokenRenewal:
         """One refresh per cTID at a time: accounts of the same cTID share it."""
         running = self._refreshes.get(target.ctid_id)
         if running is None or running.done():
@@ -567,7 +557,7 @@ class EnvironmentGateway:
             raise
         except Exception:
             logger.exception("openapi token refresh failed", extra={"environment": self.environment})
-            return RefreshOutcome.TRANSIENT
+            return TokenRenewal.TRANSIENT
 
     async def _link_broken(self, account: _Account, reason: str) -> None:
         account.stopped = "needs_reconnect"
