@@ -162,6 +162,11 @@ class TradingAccount(models.Model):
     balance = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     currency = models.CharField(max_length=20, blank=True)
     balance_updated_at = models.DateTimeField(null=True, blank=True)
+    balance_version = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="balanceVersion of the stored balance: an older one never overwrites it",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

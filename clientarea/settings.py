@@ -372,6 +372,21 @@ OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", def
 OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
 OPENAPI_DB_POLL_SECONDS = env.float("OPENAPI_DB_POLL_SECONDS", default=5.0)
 
+# --- Open API gateway: faults ---
+# Every reconnect waits at least this long (also after a maintenance end that has passed), and
+# reconnections after a maintenance window or a retryAfter are spread at random over this many seconds.
+OPENAPI_RECONNECT_FLOOR_SECONDS = max(env.float("OPENAPI_RECONNECT_FLOOR_SECONDS", default=1.0), 1.0)
+OPENAPI_RECONNECT_SPREAD_SECONDS = env.float("OPENAPI_RECONNECT_SPREAD_SECONDS", default=5.0)
+# A refused application (CH_CLIENT_AUTH_FAILURE, CH_OA_CLIENT_NOT_FOUND) alerts staff and is retried slowly,
+# from the first delay up to the cap; with OPENAPI_EXIT_ON_REFUSAL=1 the gateway exits non-zero instead.
+OPENAPI_REFUSED_RETRY_SECONDS = env.float("OPENAPI_REFUSED_RETRY_SECONDS", default=60.0)
+OPENAPI_REFUSED_RETRY_MAX_SECONDS = env.float("OPENAPI_REFUSED_RETRY_MAX_SECONDS", default=900.0)
+OPENAPI_EXIT_ON_REFUSAL = env.bool("OPENAPI_EXIT_ON_REFUSAL", default=False)
+# The pacer aims this fraction below OPENAPI_MAX_REQUESTS_PER_SECOND.
+OPENAPI_PACER_MARGIN = env.float("OPENAPI_PACER_MARGIN", default=0.1)
+# A connection silent (no frame of any kind) for this many heartbeat intervals is closed and reconnected.
+OPENAPI_SILENCE_HEARTBEATS = env.float("OPENAPI_SILENCE_HEARTBEATS", default=3.0)
+
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")
 MIDDLEWARE.insert(0, "clientarea.request_id.RequestIdMiddleware")

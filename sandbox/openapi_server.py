@@ -67,6 +67,7 @@ class _Session:
     ws: ServerConnection
     app_authorized: bool = False
     accounts: dict[int, str] = field(default_factory=dict)  # ctidTraderAccountId -> access token used
+    silent: bool = False  # sends nothing at all (no answer, no heartbeat), the socket stays open
 
 
 def asset_id(name: str) -> int:
@@ -291,6 +292,36 @@ class OpenApiSimulator:
 
         return self._call(act)
 
+    def execution_event(self, ctid_trader_account_id: int) -> Any:
+        """ProtoOAExecutionEvent of a deposit carrying the World's current balance and balanceVersion."""
+
+        async def act() -> None:
+            account = self.world.account(ctid_trader_account_id)
+            if account is None:
+                return
+            payload = {
+                "ctidTraderAccountId": ctid_trader_account_id,
+                "executionType": "DEPOSIT_WITHDRAW",
+                "depositWithdraw": {
+                    "balance": account.balance,
+                    "balanceVersion": account.balance_version,
+                    "moneyDigits": account.money_digits,
+                },
+            }
+            for session in self._sessions_with([ctid_trader_account_id]):
+                await self._send(session, PayloadType.EXECUTION_EVENT, payload)
+
+        return self._call(act)
+
+    def go_silent(self, *, connection_id: int | None = None) -> Any:
+        """Stop sending anything on the connection(s), heartbeats included, and keep the socket open."""
+
+        async def act() -> None:
+            for session in self._sessions_matching(connection_id):
+                session.silent = True
+
+        return self._call(act)
+
     def drop(self, *, connection_id: int | None = None) -> Any:
         """Cut the TCP connection without any event or close frame."""
 
@@ -390,6 +421,8 @@ class OpenApiSimulator:
     async def _send(
         self, session: _Session, payload_type: int, payload: dict[str, Any], client_msg_id: str | None = None
     ) -> None:
+        if session.silent:
+            return
         with contextlib.suppress(ConnectionClosed):
             await session.ws.send(encode(payload_type, payload, client_msg_id))
 
@@ -617,6 +650,7 @@ class OpenApiSimulator:
             "depositAssetId": asset_id(account.deposit_asset),
             "brokerName": account.broker_name,
             "traderLogin": account.trader_login,
+            "balanceVersion": account.balance_version,
             "accessRights": "FULL_ACCESS",
             "accountType": "HEDGED",
         }

@@ -27,6 +27,7 @@ class SimAccount:
     money_digits: int = 2
     deposit_asset: str = "USD"
     enabled: bool = True
+    balance_version: int = 0  # ProtoOATrader.balanceVersion: grows with every balance change
 
 
 @dataclass

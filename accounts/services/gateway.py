@@ -46,6 +46,13 @@ def gateway_config() -> GatewayConfig:
         max_requests_per_second=settings.OPENAPI_MAX_REQUESTS_PER_SECOND,
         reconnect_max=settings.OPENAPI_RECONNECT_MAX_SECONDS,
         db_poll_seconds=settings.OPENAPI_DB_POLL_SECONDS,
+        reconnect_floor=settings.OPENAPI_RECONNECT_FLOOR_SECONDS,
+        reconnect_spread=settings.OPENAPI_RECONNECT_SPREAD_SECONDS,
+        refused_retry_base=settings.OPENAPI_REFUSED_RETRY_SECONDS,
+        refused_retry_max=settings.OPENAPI_REFUSED_RETRY_MAX_SECONDS,
+        exit_on_refusal=settings.OPENAPI_EXIT_ON_REFUSAL,
+        pacer_margin=settings.OPENAPI_PACER_MARGIN,
+        silence_heartbeats=settings.OPENAPI_SILENCE_HEARTBEATS,
     )
 
 
@@ -169,7 +176,12 @@ def trading_account_mark_unavailable(*, ctid_trader_account_id: int, status: str
     )
 
 
-def trading_account_balance_save(*, info: TraderInfo, currency: str) -> None:
+def trading_account_balance_save(*, info: TraderInfo, currency: str) -> bool:
+    """Store a balance read from the Open API, unless a newer one (higher ``balanceVersion``) is stored.
+
+    One conditional UPDATE: a ProtoOATraderRes answered before a ProtoOAExecutionEvent but handled after
+    it cannot put the older balance back. False when nothing was written.
+    """
     now = timezone.now()
     fields: dict[str, Any] = {
         "balance": Decimal(info.balance),
@@ -180,7 +192,11 @@ def trading_account_balance_save(*, info: TraderInfo, currency: str) -> None:
         fields["currency"] = currency
     if info.broker_name:
         fields["broker_name"] = info.broker_name
-    TradingAccount.objects.filter(ctid_trader_account_id=info.ctid_trader_account_id).update(**fields)
+    rows = TradingAccount.objects.filter(ctid_trader_account_id=info.ctid_trader_account_id)
+    if info.balance_version is not None:
+        fields["balance_version"] = info.balance_version
+        rows = rows.filter(Q(balance_version__isnull=True) | Q(balance_version__lte=info.balance_version))
+    return bool(rows.update(**fields))
 
 
 def gateway_status_save(*, environment: Environment, **fields: Any) -> None:

@@ -51,6 +51,7 @@ class FetchedAccount:
     broker_title: str
     broker_name: str = ""
     balance: Decimal | None = None
+    balance_version: int | None = None
     currency: str = ""
     problem: str = ""  # "", "gone" or "disabled"
     problem_reason: str = ""
@@ -114,6 +115,7 @@ async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token
         login=trader.trader_login or info.trader_login,
         broker_name=trader.broker_name,
         balance=trader.balance,
+        balance_version=trader.balance_version,
         currency=assets.get(trader.deposit_asset_id, ""),
     )
 
@@ -201,6 +203,12 @@ def _store(*, ctid_id: int, fetched: list[FetchedAccount]) -> SyncResult:
     active = without = 0
     with transaction.atomic():
         ctid = Ctid.objects.select_for_update().get(pk=ctid_id)
+        # Balances stored meanwhile by the gateway with a higher balanceVersion are newer than this read.
+        stored_versions = dict(
+            TradingAccount.objects.select_for_update()
+            .filter(ctid_trader_account_id__in=seen_ids, balance_version__isnull=False)
+            .values_list("ctid_trader_account_id", "balance_version")
+        )
         for account in fetched:
             defaults: dict[str, object] = {
                 "ctid": ctid,
@@ -222,10 +230,15 @@ def _store(*, ctid_id: int, fetched: list[FetchedAccount]) -> SyncResult:
                     status_reason="",
                     broker_name=account.broker_name[:100],
                     jurisdiction=jurisdiction,
-                    balance=account.balance,
                     currency=account.currency[:20],
-                    balance_updated_at=now if account.balance is not None else None,
                 )
+                stored = stored_versions.get(account.ctid_trader_account_id)
+                if stored is None or account.balance_version is None or account.balance_version >= stored:
+                    defaults.update(
+                        balance=account.balance,
+                        balance_version=account.balance_version,
+                        balance_updated_at=now if account.balance is not None else None,
+                    )
             TradingAccount.objects.update_or_create(
                 ctid_trader_account_id=account.ctid_trader_account_id, defaults=defaults
             )

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from .client import (
     OpenApiErrorResponse,
     OpenApiTransportError,
     TraderInfo,
+    execution_balance,
     trader_info,
 )
 from .messages import Envelope, ErrorKind, PayloadType, classify_error
@@ -50,6 +52,7 @@ EVENT_NAMES = {
     PayloadType.CLIENT_DISCONNECT_EVENT: "ClientDisconnect",
     PayloadType.ACCOUNTS_TOKEN_INVALIDATED_EVENT: "AccountsTokenInvalidated",
     PayloadType.TRADER_UPDATED_EVENT: "TraderUpdated",
+    PayloadType.EXECUTION_EVENT: "Execution",
 }
 
 
@@ -101,6 +104,15 @@ class GatewayStore(Protocol):
         """Something staff must act on (the application was refused)."""
 
 
+class ApplicationRefused(Exception):
+    """The Open API refused the application and the gateway was told to stop on refusal."""
+
+    def __init__(self, environment: str, error_code: str) -> None:
+        self.environment = environment
+        self.error_code = error_code
+        super().__init__(f"application auth refused on {environment}: {error_code}")
+
+
 @dataclass
 class GatewayConfig:
     client_id: str
@@ -114,6 +126,21 @@ class GatewayConfig:
     account_retry_max: float = 300.0
     db_poll_seconds: float = 5.0
     status_interval: float = 1.0
+    # Every reconnect waits at least this long, whatever the backoff base or a past maintenance end says.
+    reconnect_floor: float = 1.0
+    # Spread of reconnections after a maintenance window or a retryAfter (seconds, uniform).
+    reconnect_spread: float = 5.0
+    # Maintenance announced without an end: wait at least this long.
+    maintenance_default_seconds: float = 60.0
+    # A refused application (CH_CLIENT_AUTH_FAILURE, CH_OA_CLIENT_NOT_FOUND) is retried from 60 s up to 15 min.
+    refused_retry_base: float = 60.0
+    refused_retry_max: float = 900.0
+    # Raise ApplicationRefused (the command exits non-zero) instead of retrying, for supervisors that restart.
+    exit_on_refusal: bool = False
+    # The pacer aims this fraction below max_requests_per_second.
+    pacer_margin: float = 0.1
+    # A connection with no frame of any kind for this many heartbeat intervals is closed and reconnected.
+    silence_heartbeats: float = 3.0
 
 
 @dataclass
@@ -200,21 +227,18 @@ class EnvironmentGateway:
         return self._stopping.is_set()
 
     async def _connection_loop(self) -> None:
+        """Connect, serve, and after any end go through one backoff: no path reconnects at once.
+
+        The wait before the next attempt is the exponential backoff with jitter (never below
+        ``reconnect_floor``), stretched to the end of a maintenance window or a ``retryAfter`` plus a random
+        spread, so processes and environments that leave maintenance together do not reconnect together.
+        A refused application is retried slowly (``refused_retry_base`` growing to ``refused_retry_max``).
+        """
         attempt = 0
+        refusals = 0
         while not self._stopping.is_set():
-            if self.maintenance_until is not None:
-                wait = (self.maintenance_until - datetime.now(UTC)).total_seconds()
-                self._set_status(
-                    state="reconnecting", last_error=f"maintenance until {self.maintenance_until}"
-                )
-                logger.warning(
-                    "openapi maintenance: waiting",
-                    extra={"environment": self.environment, "until": self.maintenance_until.isoformat()},
-                )
-                self.maintenance_until = None
-                if await self._sleep(wait):
-                    return
             started = time.monotonic()
+            wait_at_least = 0.0
             try:
                 self.conn = await self._connect(
                     self.url,
@@ -223,27 +247,40 @@ class EnvironmentGateway:
                     request_timeout=self.config.request_timeout,
                     heartbeat_interval=self.config.heartbeat_interval,
                     max_requests_per_second=self.config.max_requests_per_second,
+                    pacer_margin=self.config.pacer_margin,
+                    silence_heartbeats=self.config.silence_heartbeats,
                     on_event=self._on_event,
                 )
             except OpenApiErrorResponse as exc:
                 kind = classify_error(exc.error_code)
                 if kind is ErrorKind.APP_REFUSED:
-                    await self._app_auth_refused(exc)
-                    return
-                self._record_error(f"application auth failed: {exc.error_code}")
-                if kind is ErrorKind.MAINTENANCE and exc.maintenance_end is not None:
-                    self.maintenance_until = exc.maintenance_end
-                    continue
-                if kind is ErrorKind.RATE_LIMIT and exc.retry_after:
-                    if await self._sleep(exc.retry_after):
+                    await self._app_auth_refused(exc, first=refusals == 0)
+                    if self.config.exit_on_refusal:
+                        raise ApplicationRefused(self.environment, exc.error_code) from None
+                    delay = backoff_delay(
+                        refusals, base=self.config.refused_retry_base, cap=self.config.refused_retry_max
+                    )
+                    refusals += 1
+                    logger.warning(
+                        "openapi application refused: retrying later",
+                        extra={"environment": self.environment, "delay": round(delay, 1)},
+                    )
+                    if await self._sleep(delay):
                         return
                     continue
+                self._record_error(f"application auth failed: {exc.error_code}")
+                if kind is ErrorKind.MAINTENANCE:
+                    self.maintenance_until = exc.maintenance_end
+                    wait_at_least = self.config.maintenance_default_seconds
+                if kind is ErrorKind.RATE_LIMIT and exc.retry_after:
+                    wait_at_least = exc.retry_after
             except OpenApiTransportError as exc:
                 self._record_error(str(exc))
                 logger.warning(
                     "openapi connect failed", extra={"environment": self.environment, "error": str(exc)}
                 )
             else:
+                refusals = 0
                 self.connections += 1
                 await self._serve(self.conn)
                 lived = time.monotonic() - started
@@ -253,8 +290,24 @@ class EnvironmentGateway:
                 return
             self.state = "reconnecting"
             self._set_status(state="reconnecting", connected_since=None, authorized_accounts=0)
-            delay = backoff_delay(attempt, base=self.config.reconnect_base, cap=self.config.reconnect_max)
+            delay = backoff_delay(
+                attempt,
+                base=self.config.reconnect_base,
+                cap=self.config.reconnect_max,
+                floor=self.config.reconnect_floor,
+            )
             attempt += 1
+            until, self.maintenance_until = self.maintenance_until, None
+            if until is not None:
+                wait_at_least = (until - datetime.now(UTC)).total_seconds()
+                self._set_status(last_error=f"maintenance until {until.isoformat()}")
+                logger.warning(
+                    "openapi maintenance: waiting",
+                    extra={"environment": self.environment, "until": until.isoformat()},
+                )
+            if wait_at_least > 0:
+                # A window that ends for everyone at once: spread the reconnections over a few seconds.
+                delay = max(delay, wait_at_least + random.uniform(0, self.config.reconnect_spread))
             logger.info(
                 "openapi reconnecting",
                 extra={"environment": self.environment, "delay": round(delay, 3), "attempt": attempt},
@@ -262,16 +315,20 @@ class EnvironmentGateway:
             if await self._sleep(delay):
                 return
 
-    async def _app_auth_refused(self, exc: OpenApiErrorResponse) -> None:
+    async def _app_auth_refused(self, exc: OpenApiErrorResponse, *, first: bool) -> None:
         self.state = "app_auth_refused"
-        message = f"Application auth refused on {self.environment}: {exc.error_code}. Reconnecting stopped."
+        message = (
+            f"Application auth refused on {self.environment}: {exc.error_code}. "
+            "Check the Open API application (client id, secret, status); retrying slowly."
+        )
         logger.critical(
-            "openapi application auth refused: environment stopped",
+            "openapi application auth refused",
             extra={"environment": self.environment, "error_code": exc.error_code},
         )
         self._record_error(message)
         self._set_status(state="app_auth_refused", connected_since=None, authorized_accounts=0)
-        await self.store.alert(environment=self.environment, action="app_auth_refused", message=message)
+        if first:
+            await self.store.alert(environment=self.environment, action="app_auth_refused", message=message)
 
     async def _serve(self, conn: OpenApiConnection) -> None:
         self.state = "connected"
@@ -599,8 +656,8 @@ class EnvironmentGateway:
     # --- events ---
     async def _on_event(self, envelope: Envelope) -> None:
         kind = envelope.payload_type
-        if kind == PayloadType.HEARTBEAT_EVENT:
-            return
+        if kind in (PayloadType.HEARTBEAT_EVENT, PayloadType.VERSION_RES):
+            return  # keep-alive traffic (the watchdog's probe is answered with VERSION_RES)
         name = EVENT_NAMES.get(PayloadType(kind)) if kind in EVENT_NAMES else f"payloadType {kind}"
         self._set_status(last_event=name, last_event_at=datetime.now(UTC))
         payload = envelope.payload
@@ -629,6 +686,13 @@ class EnvironmentGateway:
                 return
             if info.ctid_trader_account_id in self.accounts:
                 self._spawn(self._save_update(info))
+        elif kind == PayloadType.EXECUTION_EVENT:
+            try:
+                update = execution_balance(payload)
+            except (KeyError, TypeError, ValueError):
+                return
+            if update is not None and update.ctid_trader_account_id in self.accounts:
+                self._spawn(self._save_update(update))
         elif kind in (PayloadType.ERROR_RES, PayloadType.OA_ERROR_RES):
             self._record_error(f"server error: {payload.get('errorCode')}")
 
@@ -711,4 +775,10 @@ class Gateway:
         self.tasks = {
             env: asyncio.create_task(e.run(), name=f"gateway-{env}") for env, e in self.environments.items()
         }
-        await asyncio.gather(*self.tasks.values())
+        try:
+            await asyncio.gather(*self.tasks.values())
+        except ApplicationRefused:
+            # Told to exit on refusal: stop the other environment cleanly, then let the caller exit non-zero.
+            self.stop()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            raise
