@@ -387,6 +387,20 @@ OPENAPI_PACER_MARGIN = env.float("OPENAPI_PACER_MARGIN", default=0.1)
 # A connection silent (no frame of any kind) for this many heartbeat intervals is closed and reconnected.
 OPENAPI_SILENCE_HEARTBEATS = env.float("OPENAPI_SILENCE_HEARTBEATS", default=3.0)
 
+# --- Open API gateway: several processes ---
+# Every openapi_gateway process holds a lease in PostgreSQL, renewed about every sixth of this time; the cTIDs
+# of a process that stops renewing (killed, frozen, cut off) move to the others after this many seconds.
+OPENAPI_GATEWAY_LEASE_SECONDS = env.float("OPENAPI_GATEWAY_LEASE_SECONDS", default=30.0)
+# Connections per environment in each process (each with its own pacer). Spotware advises few connections
+# per application: raise it only when one connection's rate limit is the bottleneck.
+OPENAPI_CONNECTIONS_PER_ENVIRONMENT = max(env.int("OPENAPI_CONNECTIONS_PER_ENVIRONMENT", default=1), 1)
+# At most this many cTIDs move to a joining process per lease tick.
+OPENAPI_GATEWAY_REBALANCE_BATCH = env.int("OPENAPI_GATEWAY_REBALANCE_BATCH", default=200)
+# The gateways follow a change feed (database triggers), woken at once by LISTEN/NOTIFY when this is on;
+# every held account is reloaded anyway this often.
+OPENAPI_GATEWAY_LISTEN = env.bool("OPENAPI_GATEWAY_LISTEN", default=True)
+OPENAPI_GATEWAY_FULL_RELOAD_SECONDS = env.float("OPENAPI_GATEWAY_FULL_RELOAD_SECONDS", default=600.0)
+
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")
 MIDDLEWARE.insert(0, "clientarea.request_id.RequestIdMiddleware")

@@ -102,6 +102,9 @@ class OpenApiSimulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self.connections_opened = 0
+        # Every account auth that found the account already authorized on another connection:
+        # (ctidTraderAccountId, the other connection, this connection).
+        self.double_holds: list[tuple[int, int, int]] = []
 
     # --- start and stop ---
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -636,6 +639,9 @@ class OpenApiSimulator:
         else:
             assert account_id is not None
             with self._lock:
+                for other in self._sessions.values():
+                    if other is not session and account_id in other.accounts:
+                        self.double_holds.append((account_id, other.id, session.id))
                 session.accounts[account_id] = access_token
             await self._send(
                 session, PayloadType.ACCOUNT_AUTH_RES, {"ctidTraderAccountId": account_id}, msg_id

@@ -6,6 +6,8 @@ The functions are synchronous services; ``DjangoGatewayStore`` runs them off the
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Hashable
 from datetime import timedelta
@@ -19,9 +21,17 @@ from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from accounts.ctrader.openapi.client import TraderInfo
-from accounts.ctrader.openapi.gateway import AccountTarget, Environment, GatewayConfig, TokenRenewal
+from accounts.ctrader.openapi.gateway import (
+    AccountTarget,
+    Environment,
+    GatewayConfig,
+    LeasePlan,
+    TokenRenewal,
+)
 from accounts.models import Ctid, CtidToken, GatewayStatus, TradingAccount
+from accounts.services import gateway_leases as leases
 from accounts.services.audit import audit_event_record
+from accounts.services.gateway_leases import gateway_assigned_ctids
 from accounts.signals import ctid_needs_reconnect
 
 logger = logging.getLogger(__name__)
@@ -53,6 +63,10 @@ def gateway_config() -> GatewayConfig:
         exit_on_refusal=settings.OPENAPI_EXIT_ON_REFUSAL,
         pacer_margin=settings.OPENAPI_PACER_MARGIN,
         silence_heartbeats=settings.OPENAPI_SILENCE_HEARTBEATS,
+        lease_seconds=settings.OPENAPI_GATEWAY_LEASE_SECONDS,
+        connections_per_environment=settings.OPENAPI_CONNECTIONS_PER_ENVIRONMENT,
+        rebalance_batch=settings.OPENAPI_GATEWAY_REBALANCE_BATCH,
+        full_reload_seconds=settings.OPENAPI_GATEWAY_FULL_RELOAD_SECONDS,
     )
 
 
@@ -93,9 +107,19 @@ def _targets(accounts: QuerySet[TradingAccount]) -> dict[int, AccountTarget]:
     return targets
 
 
-def gateway_targets(*, environment: Environment) -> dict[int, AccountTarget]:
-    """Every account the gateway should keep authorized on one environment."""
-    return _targets(_usable_accounts().filter(is_live=environment == "live"))
+def gateway_targets(
+    *, environment: Environment, process: str | None = None, ctid_ids: set[int] | None = None
+) -> dict[int, AccountTarget]:
+    """Every account the gateway should keep authorized on one environment.
+
+    ``process``: only the cTIDs that gateway process holds; ``ctid_ids``: only these cTIDs (a change).
+    """
+    accounts = _usable_accounts().filter(is_live=environment == "live")
+    if process is not None:
+        accounts = accounts.filter(gateway_assigned_ctids(name=process))
+    if ctid_ids is not None:
+        accounts = accounts.filter(ctid_id__in=ctid_ids)
+    return _targets(accounts)
 
 
 def gateway_target(*, ctid_trader_account_id: int) -> AccountTarget | None:
@@ -248,13 +272,22 @@ def _db(func: Callable[P, R], *, thread_sensitive: bool = True) -> Callable[P, A
 
 
 class DjangoGatewayStore:
-    """The GatewayStore of the gateway, on the Django models."""
+    """The GatewayStore of the gateway, on the Django models; with a process name also its LeaseStore."""
+
+    def __init__(self, process: str | None = None, *, host: str = "", pid: int = 0) -> None:
+        self.process = process
+        self.host = host
+        self.pid = pid
+        self._seen: set[int] = set()
+        self._listener: Any = None
 
     async def snapshot(self) -> Hashable:
         return await _db(gateway_snapshot)()
 
-    async def load_targets(self, environment: Environment) -> dict[int, AccountTarget]:
-        return await _db(gateway_targets)(environment=environment)
+    async def load_targets(
+        self, environment: Environment, ctid_ids: set[int] | None = None
+    ) -> dict[int, AccountTarget]:
+        return await _db(gateway_targets)(environment=environment, process=self.process, ctid_ids=ctid_ids)
 
     async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
         return await _db(gateway_target)(ctid_trader_account_id=ctid_trader_account_id)
@@ -281,3 +314,83 @@ class DjangoGatewayStore:
 
     async def alert(self, *, environment: Environment, action: str, message: str) -> None:
         await _db(gateway_alert)(environment=environment, action=action, message=message)
+
+    # --- LeaseStore ---
+    def _name(self) -> str:
+        if self.process is None:
+            raise RuntimeError("a lease store needs a process name")
+        return self.process
+
+    async def lease_register(self, *, environments: list[str], lease_seconds: float) -> None:
+        await _db(leases.gateway_process_register)(
+            name=self._name(),
+            host=self.host,
+            pid=self.pid,
+            environments=environments,
+            lease_seconds=lease_seconds,
+        )
+
+    async def lease_tick(self, *, lease_seconds: float, claim: bool, stats: dict[str, Any]) -> LeasePlan:
+        plan = await _db(leases.gateway_lease_tick)(
+            name=self._name(),
+            lease_seconds=lease_seconds,
+            claim=claim,
+            release_limit=settings.OPENAPI_GATEWAY_REBALANCE_BATCH,
+            stats=stats,
+        )
+        return LeasePlan(plan.held, plan.release, plan.processes, plan.lost)
+
+    async def lease_release(self, ctid_ids: list[int]) -> None:
+        await _db(leases.gateway_lease_release)(name=self._name(), ctid_ids=ctid_ids)
+
+    async def lease_end(self) -> None:
+        await _db(leases.gateway_process_end)(name=self._name())
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            await asyncio.to_thread(listener.close)
+
+    async def changes_start(self) -> int | None:
+        if not await _db(leases.gateway_changes_supported)():
+            return None
+        return await _db(leases.gateway_changes_cursor)()
+
+    async def changes(self, cursor: int) -> tuple[int, set[int]]:
+        return await _db(leases.gateway_changes_since)(cursor=cursor, seen=self._seen)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """LISTEN clientarea_gateway on a connection of its own; a plain sleep if that is not possible."""
+        if settings.OPENAPI_GATEWAY_LISTEN and self._listener is None:
+            with contextlib.suppress(Exception):
+                self._listener = await asyncio.to_thread(_listen_connection)
+        listener = self._listener
+        if listener is None:
+            await asyncio.sleep(timeout)
+            return
+        try:
+            await asyncio.to_thread(_wait_notify, listener, timeout)
+        except Exception:
+            logger.warning("gateway LISTEN connection lost; polling until it is back")
+            self._listener = None
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(listener.close)
+            await asyncio.sleep(timeout)
+
+
+def _listen_connection() -> Any:
+    import psycopg
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    params.setdefault("connect_timeout", 5)
+    listener = psycopg.connect(**params, autocommit=True)
+    listener.execute("LISTEN clientarea_gateway")
+    return listener
+
+
+def _wait_notify(listener: Any, timeout: float) -> None:
+    for _ in listener.notifies(timeout=timeout, stop_after=1):
+        break

@@ -81,9 +81,11 @@ class GatewayStore(Protocol):
     async def snapshot(self) -> Hashable:
         """A cheap value that changes whenever the set of usable accounts or their tokens may have changed."""
 
-    async def load_targets(self, environment: Environment) -> dict[int, AccountTarget]:
-        """Every usable account of the environment: token active, cTID connected, trader not suspended,
-        account active."""
+    async def load_targets(
+        self, environment: Environment, ctid_ids: set[int] | None = None
+    ) -> dict[int, AccountTarget]:
+        """Every usable account of the environment (of these cTIDs only, when given): token active, cTID
+        connected, trader not suspended, account active. With leases, only the cTIDs this process holds."""
 
     async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
         """The current target of one account, or None when it is no longer usable."""
@@ -111,6 +113,37 @@ class ApplicationRefused(Exception):
         self.environment = environment
         self.error_code = error_code
         super().__init__(f"application auth refused on {environment}: {error_code}")
+
+
+@dataclass(frozen=True)
+class LeasePlan:
+    """What one lease tick decided (see ``accounts.services.gateway_leases``)."""
+
+    held: frozenset[int]  # cTIDs (ids) this process holds
+    release: tuple[int, ...] = ()  # cTIDs to hand back once their accounts are logged out
+    processes: int = 1
+    lost: bool = False  # the lease ran out: drop everything before anything else
+
+
+class LeaseStore(Protocol):
+    """How gateway processes divide the cTIDs among themselves, and the change feed."""
+
+    async def lease_register(self, *, environments: list[str], lease_seconds: float) -> None: ...
+
+    async def lease_tick(self, *, lease_seconds: float, claim: bool, stats: dict[str, Any]) -> LeasePlan: ...
+
+    async def lease_release(self, ctid_ids: list[int]) -> None: ...
+
+    async def lease_end(self) -> None: ...
+
+    async def changes_start(self) -> int | None:
+        """The current end of the change feed, or None where there is none (then poll the snapshot)."""
+
+    async def changes(self, cursor: int) -> tuple[int, set[int]]:
+        """cTIDs changed after ``cursor``, and the new cursor."""
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return when a change is announced (LISTEN/NOTIFY) or after ``timeout`` seconds."""
 
 
 @dataclass
@@ -141,6 +174,14 @@ class GatewayConfig:
     pacer_margin: float = 0.1
     # A connection with no frame of any kind for this many heartbeat intervals is closed and reconnected.
     silence_heartbeats: float = 3.0
+    # Leases between gateway processes: a dead process's cTIDs move to the others after this long.
+    lease_seconds: float = 30.0
+    # Connections per environment in one process; cTIDs are spread over them by id.
+    connections_per_environment: int = 1
+    # At most this many cTIDs are handed to a joining process per lease tick (gradual rebalancing).
+    rebalance_batch: int = 200
+    # A full reload of the held accounts this often, whatever the change feed says (a safety net).
+    full_reload_seconds: float = 600.0
 
 
 @dataclass
@@ -166,8 +207,16 @@ class EnvironmentGateway:
         config: GatewayConfig,
         *,
         connect: Callable[..., Awaitable[OpenApiConnection]] = OpenApiConnection.connect,
+        slot: tuple[int, int] = (0, 1),
+        leased: bool = False,
     ) -> None:
         self.environment: Environment = environment
+        self.slot = slot  # (index, count): this connection serves the cTIDs whose id % count == index
+        # With leases, only the cTIDs of ``held`` are served; None serves every account of the environment.
+        self.held: frozenset[int] | None = frozenset() if leased else None
+        self._changed: set[int] = set()  # cTIDs to reload from the store
+        self._reload_all = False
+        self._wake = asyncio.Event()
         self.url = url
         self.store = store
         self.config = config
@@ -188,11 +237,12 @@ class EnvironmentGateway:
             False  # after ClientDisconnect or maintenance: the reason is already recorded
         )
 
-    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+    def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
         """Run in the background, keeping a reference so the task is not collected mid-way."""
         task = asyncio.ensure_future(awaitable)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     # --- lifecycle ---
     def stop(self) -> None:
@@ -338,7 +388,7 @@ class EnvironmentGateway:
         logger.info("openapi connected", extra={"environment": self.environment, "url": self.url})
         self._set_status(state="connected", connected_since=self.connected_since, authorized_accounts=0)
         try:
-            targets = await self.store.load_targets(self.environment)
+            targets = self._mine(await self.store.load_targets(self.environment))
         except Exception:
             logger.exception(
                 "openapi gateway could not load accounts", extra={"environment": self.environment}
@@ -372,8 +422,17 @@ class EnvironmentGateway:
         self.connected_since = None
 
     # --- the set of accounts ---
-    def _apply_targets(self, targets: dict[int, AccountTarget], *, fresh_connection: bool = False) -> None:
+    def _apply_targets(
+        self,
+        targets: dict[int, AccountTarget],
+        *,
+        fresh_connection: bool = False,
+        only_ctids: set[int] | None = None,
+    ) -> None:
+        """Make the accounts match ``targets``; with ``only_ctids``, only the accounts of those cTIDs."""
         for account_id in list(self.accounts):
+            if only_ctids is not None and self.accounts[account_id].target.ctid_id not in only_ctids:
+                continue
             if account_id not in targets:
                 self._forget(account_id)
         for account_id, target in targets.items():
@@ -393,24 +452,76 @@ class EnvironmentGateway:
                 account.failures = 0
                 self._want(account_id)
 
-    def _forget(self, account_id: int) -> None:
+    def _mine(self, targets: dict[int, AccountTarget]) -> dict[int, AccountTarget]:
+        """The targets this connection serves: its slot of the cTIDs, and with leases only those held."""
+        index, count = self.slot
+        held = self.held
+        return {
+            account_id: target
+            for account_id, target in targets.items()
+            if target.ctid_id % count == index and (held is None or target.ctid_id in held)
+        }
+
+    def set_held(self, held: frozenset[int]) -> None:
+        """The lease tick changed what this process holds: forget what went, load what came."""
+        before = self.held or frozenset()
+        self.held = held
+        for account_id in [a for a, acc in self.accounts.items() if acc.target.ctid_id not in held]:
+            self._forget(account_id)
+        self.changed(held - before)
+
+    def changed(self, ctid_ids: set[int] | frozenset[int], *, everything: bool = False) -> None:
+        """Reload these cTIDs (or every held one) from the store soon."""
+        self._changed.update(ctid_ids)
+        self._reload_all = self._reload_all or everything
+        if ctid_ids or everything:
+            self._wake.set()
+
+    async def release(self, ctid_ids: set[int]) -> None:
+        """Stop holding these cTIDs: log their accounts out and wait for it, so that the cTIDs can be
+        handed to another process without an account ever being authorized twice."""
+        if self.held is not None:
+            self.held = self.held - ctid_ids
+        logouts = []
+        for account_id in [a for a, acc in self.accounts.items() if acc.target.ctid_id in ctid_ids]:
+            logout = self._forget(account_id)
+            if logout is not None:
+                logouts.append(logout)
+        if logouts:
+            await asyncio.gather(*logouts, return_exceptions=True)
+
+    def _forget(self, account_id: int) -> asyncio.Future[Any] | None:
         """The account is no longer usable (cTID disconnected, trader suspended, account gone): log it out."""
         account = self.accounts.pop(account_id)
         if account.task is not None and not account.task.done():
             account.task.cancel()
         conn = self.conn
+        logout: asyncio.Future[Any] | None = None
         if account.authorized and conn is not None and not conn.closed:
             logger.info(
                 "openapi account logout", extra={"environment": self.environment, "account": account_id}
             )
-            self._spawn(self._logout(conn, account_id))
+            logout = self._spawn(self._logout(conn, account_id))
         self._set_status(authorized_accounts=self.authorized_count)
+        return logout
 
     async def _logout(self, conn: OpenApiConnection, account_id: int) -> None:
-        with contextlib.suppress(OpenApiError):
+        try:
             await conn.logout_account(account_id)
+        except OpenApiError:
+            # No answer: the session may still be up. Closing the socket ends every session on it for sure
+            # (the connection loop reconnects and authorizes the accounts still held).
+            if not conn.closed:
+                logger.warning(
+                    "openapi logout not confirmed: reconnecting",
+                    extra={"environment": self.environment, "account": account_id},
+                )
+                await conn.close()
 
     async def _poll_loop(self) -> None:
+        if self.held is not None:
+            await self._change_loop()
+            return
         last: Hashable = None
         while not self._stopping.is_set():
             if await self._sleep(self.config.db_poll_seconds):
@@ -421,7 +532,7 @@ class EnvironmentGateway:
                 snapshot = await self.store.snapshot()
                 if snapshot == last:
                     continue
-                targets = await self.store.load_targets(self.environment)
+                targets = self._mine(await self.store.load_targets(self.environment))
             except Exception:
                 logger.exception("openapi gateway poll failed", extra={"environment": self.environment})
                 continue
@@ -430,6 +541,32 @@ class EnvironmentGateway:
             if self.conn is not None:
                 self._apply_targets(targets)
             last = snapshot
+
+    async def _change_loop(self) -> None:
+        """With leases: reload only the cTIDs the change feed or the lease tick named."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.db_poll_seconds)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            if self.conn is None or self.conn.closed or self.held is None:
+                continue  # a new connection loads everything it holds
+            everything, self._reload_all = self._reload_all, False
+            wanted, self._changed = set(self._changed), set()
+            if everything:
+                wanted = set(self.held)
+            wanted &= self.held
+            if not wanted:
+                continue
+            try:
+                loaded = self._mine(await self.store.load_targets(self.environment, ctid_ids=wanted))
+            except Exception:
+                logger.exception("openapi gateway reload failed", extra={"environment": self.environment})
+                self._changed |= wanted
+                continue
+            if self.conn is not None and self.held is not None:
+                self._apply_targets(loaded, only_ctids=wanted & self.held)
 
     # --- authorization flow, one per account at a time ---
     def _want(self, account_id: int, *, check_token: bool = False) -> None:
@@ -743,14 +880,20 @@ class EnvironmentGateway:
             if alive:
                 self._status["heartbeat_at"] = datetime.now(UTC)
             try:
-                await self.store.save_status(environment=self.environment, **self._status)
+                if self.slot[0] == 0:  # the first connection of an environment reports for it
+                    await self.store.save_status(environment=self.environment, **self._status)
                 last_write = now
             except Exception:
                 logger.exception("openapi gateway status not stored", extra={"environment": self.environment})
 
 
 class Gateway:
-    """Both environments in one process."""
+    """Both environments in one process, ``connections_per_environment`` connections each.
+
+    With a ``LeaseStore`` the process holds only the cTIDs its lease gives it (several processes divide
+    them), follows the change feed, and fences itself: when it could not renew its lease in time it drops
+    every account before another process may take them over.
+    """
 
     def __init__(
         self,
@@ -759,22 +902,40 @@ class Gateway:
         urls: dict[Environment, str],
         *,
         connect: Callable[..., Awaitable[OpenApiConnection]] = OpenApiConnection.connect,
+        leases: LeaseStore | None = None,
     ) -> None:
-        self.environments = {
-            env: EnvironmentGateway(env, url, store, config, connect=connect)
-            for env, url in urls.items()
-            if url
-        }
-        self.tasks: dict[Environment, asyncio.Task[None]] = {}
+        self.config = config
+        self.leases = leases
+        count = max(1, config.connections_per_environment)
+        self.environments: dict[str, EnvironmentGateway] = {}
+        for env, url in urls.items():
+            if not url:
+                continue
+            for index in range(count):
+                key = env if index == 0 else f"{env}#{index + 1}"
+                self.environments[key] = EnvironmentGateway(
+                    env, url, store, config, connect=connect, slot=(index, count), leased=leases is not None
+                )
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.held: frozenset[int] = frozenset()
+        self.processes = 0
+        self._stopping = asyncio.Event()
 
     def stop(self) -> None:
+        self._stopping.set()
         for environment in self.environments.values():
             environment.stop()
 
     async def run(self) -> None:
         self.tasks = {
-            env: asyncio.create_task(e.run(), name=f"gateway-{env}") for env, e in self.environments.items()
+            key: asyncio.create_task(e.run(), name=f"gateway-{key}") for key, e in self.environments.items()
         }
+        helpers: list[asyncio.Task[None]] = []
+        if self.leases is not None:
+            helpers = [
+                asyncio.create_task(self._lease_loop(self.leases), name="gateway-leases"),
+                asyncio.create_task(self._feed_loop(self.leases), name="gateway-changes"),
+            ]
         try:
             await asyncio.gather(*self.tasks.values())
         except ApplicationRefused:
@@ -782,3 +943,109 @@ class Gateway:
             self.stop()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             raise
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if self.leases is not None:
+                # Every connection is closed (their sessions ended): hand everything back at once.
+                with contextlib.suppress(Exception):
+                    await self.leases.lease_end()
+
+    async def _sleep(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0))
+        return self._stopping.is_set()
+
+    def _set_held(self, held: frozenset[int]) -> None:
+        self.held = held
+        for environment in self.environments.values():
+            environment.set_held(held)
+
+    def stats(self) -> dict[str, Any]:
+        accounts = sum(len(e.accounts) for e in self.environments.values())
+        authorized = sum(e.authorized_count for e in self.environments.values())
+        status = {key: _jsonable(e._status) for key, e in self.environments.items()}
+        return {
+            "ctids_held": len(self.held),
+            "accounts_held": accounts,
+            "accounts_authorized": authorized,
+            "status": status,
+        }
+
+    async def _lease_loop(self, leases: LeaseStore) -> None:
+        lease = self.config.lease_seconds
+        tick = max(min(lease / 6, 5.0), 0.1)
+        # Renewed in time if a tick succeeds before this (monotonic); past it the lease may be gone.
+        fence_at = time.monotonic() + lease - tick
+        await leases.lease_register(
+            environments=sorted({e.environment for e in self.environments.values()}), lease_seconds=lease
+        )
+        # Let processes started together see each other before the first claim.
+        first = True
+        if await self._sleep(min(tick, 2.0)):
+            return
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                plan = await leases.lease_tick(lease_seconds=lease, claim=True, stats=self.stats())
+            except Exception:
+                logger.exception("openapi gateway lease not renewed")
+                if time.monotonic() >= fence_at and self.held:
+                    logger.error("openapi gateway lease about to run out: dropping every account")
+                    self._set_held(frozenset())
+            else:
+                fence_at = started + lease - tick
+                self.processes = plan.processes
+                if plan.lost:
+                    logger.error("openapi gateway lease was lost: dropping every account")
+                    self._set_held(frozenset())
+                    await leases.lease_register(
+                        environments=sorted({e.environment for e in self.environments.values()}),
+                        lease_seconds=lease,
+                    )
+                else:
+                    if plan.held != self.held or first:
+                        self._set_held(plan.held - set(plan.release))
+                        first = False
+                    if plan.release:
+                        await self._release(leases, set(plan.release))
+            if await self._sleep(tick - (time.monotonic() - started)):
+                return
+
+    async def _release(self, leases: LeaseStore, ctid_ids: set[int]) -> None:
+        self.held = self.held - ctid_ids
+        await asyncio.gather(*(e.release(ctid_ids) for e in self.environments.values()))
+        await leases.lease_release(sorted(ctid_ids))
+        logger.info("openapi gateway handed cTIDs back", extra={"count": len(ctid_ids)})
+
+    async def _feed_loop(self, leases: LeaseStore) -> None:
+        cursor = await leases.changes_start()
+        last_full = time.monotonic()
+        while not self._stopping.is_set():
+            if cursor is None:
+                # No change feed (SQLite): reload everything held now and then.
+                if await self._sleep(self.config.db_poll_seconds):
+                    return
+                for environment in self.environments.values():
+                    environment.changed(set(), everything=True)
+                continue
+            await leases.wait_for_change(self.config.db_poll_seconds)
+            if self._stopping.is_set():
+                return
+            try:
+                cursor, changed = await leases.changes(cursor)
+            except Exception:
+                logger.exception("openapi gateway change feed not read")
+                continue
+            everything = time.monotonic() - last_full >= self.config.full_reload_seconds
+            if everything:
+                last_full = time.monotonic()
+            mine = changed & self.held
+            if mine or everything:
+                for environment in self.environments.values():
+                    environment.changed(mine, everything=everything)
+
+
+def _jsonable(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in status.items()}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import signal
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +18,10 @@ from accounts.services.gateway import DjangoGatewayStore, gateway_config
 
 
 class Command(BaseCommand):
-    help = "Run the long-lived Open API gateway (one connection per environment) until SIGTERM or SIGINT."
+    help = (
+        "Run an Open API gateway process until SIGTERM or SIGINT. Start it N times (on one or several "
+        "machines): the processes divide the cTIDs among themselves through PostgreSQL leases."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -50,7 +56,10 @@ class Command(BaseCommand):
             raise SystemExit(3) from None
 
     async def _run(self, urls: dict[Environment, str], config: GatewayConfig) -> None:
-        gateway = Gateway(DjangoGatewayStore(), config, urls)
+        host = socket.gethostname()
+        name = f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
+        store = DjangoGatewayStore(name, host=host, pid=os.getpid())
+        gateway = Gateway(store, config, urls, leases=store)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, gateway.stop)
