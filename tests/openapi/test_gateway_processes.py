@@ -189,7 +189,7 @@ def test_changes_are_picked_up_from_the_change_feed(
 ) -> None:
     from accounts.models import GatewayChange, Trader
 
-    live, demo = accounts
+    live, _demo = accounts
     start_process()
     live_sim.wait_until(lambda: each_held_once(live_sim, live), timeout=60)
 
