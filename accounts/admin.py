@@ -21,7 +21,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.models import AuditEvent, Ctid, CtidToken, GatewayStatus, Jurisdiction, Trader, TradingAccount
+from accounts.models import (
+    AuditEvent,
+    Ctid,
+    CtidToken,
+    GatewayProcess,
+    GatewayStatus,
+    Jurisdiction,
+    Trader,
+    TradingAccount,
+)
 from accounts.services.audit import audit_event_record
 from accounts.services.sync import SyncError, ctid_sync_accounts
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
@@ -627,3 +636,28 @@ class GatewayStatusAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     list_filter = ("state",)
+
+
+@admin.register(GatewayProcess)
+class GatewayProcessAdmin(ReadOnlyAdmin):
+    list_display = (
+        "host",
+        "pid",
+        "environments",
+        "ctids_held",
+        "accounts_held",
+        "accounts_authorized",
+        "started_at",
+        "heartbeat_at",
+        "lease_until",
+    )
+    exclude = ("status",)
+    readonly_fields = ("connections",)
+
+    @admin.display(description="Connections")
+    def connections(self, obj: GatewayProcess) -> str:
+        return "; ".join(
+            f"{name}: {status.get('state', '?')}, {status.get('authorized_accounts', 0)} authorized, "
+            f"last error {status.get('last_error') or '-'}"
+            for name, status in sorted((obj.status or {}).items())
+        )

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
-from accounts.models import Ctid, Trader, TradingAccount
+from accounts.models import Ctid, GatewayProcess, Trader, TradingAccount
 
 
 def trader_for_user(*, user: Any) -> Trader | None:
@@ -59,3 +60,43 @@ def keyset_batches(
             after = rows[-1][0]
         if len(rows) < batch_size:
             return
+
+
+def gateway_processes() -> list[dict[str, Any]]:
+    """Every Open API gateway process that has a lease row: where it runs, what it holds, its connections.
+
+    ``alive`` is false once the lease has run out (the process is dead or cut off; the next lease tick of
+    another process removes it and takes its cTIDs over).
+    """
+    now = timezone.now()
+    return [
+        {
+            "host": p.host,
+            "pid": p.pid,
+            "environments": p.environments,
+            "started_at": p.started_at,
+            "alive": p.lease_until >= now,
+            "lease_until": p.lease_until,
+            "heartbeat_at": p.heartbeat_at,
+            "ctids_held": p.ctids_held,
+            "accounts_held": p.accounts_held,
+            "accounts_authorized": p.accounts_authorized,
+            "connections": {
+                name: {
+                    key: status.get(key)
+                    for key in (
+                        "state",
+                        "connected_since",
+                        "authorized_accounts",
+                        "last_event",
+                        "last_event_at",
+                        "last_error",
+                        "last_error_at",
+                        "heartbeat_at",
+                    )
+                }
+                for name, status in sorted((p.status or {}).items())
+            },
+        }
+        for p in GatewayProcess.objects.order_by("started_at", "pk")
+    ]

@@ -258,7 +258,9 @@ def gateway_status_report() -> dict[str, Any]:
             "heartbeat_at": status.heartbeat_at,
             "updated_at": status.updated_at,
         }
-    return {"environments": environments, "checked_at": now}
+    from accounts.selectors import gateway_processes
+
+    return {"environments": environments, "processes": gateway_processes(), "checked_at": now}
 
 
 def _db(func: Callable[P, R], *, thread_sensitive: bool = True) -> Callable[P, Any]:

@@ -110,8 +110,7 @@ def test_three_processes_divide_the_ctids_and_hold_each_account_exactly_once(
     start_process: Callable[[], subprocess.Popen[bytes]],
 ) -> None:
     live, demo = accounts
-    for _ in range(3):
-        start_process()
+    started = [start_process() for _ in range(3)]
     wait_db(lambda: shares() == [8, 8, 8], timeout=60)
     live_sim.wait_until(lambda: each_held_once(live_sim, live), timeout=30)
     demo_sim.wait_until(lambda: each_held_once(demo_sim, demo), timeout=30)
@@ -126,6 +125,19 @@ def test_three_processes_divide_the_ctids_and_hold_each_account_exactly_once(
         )
         == [(8, 16, 16)] * 3
     )
+    # Staff see every process on the status API.
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    staff = get_user_model().objects.create_user("ops", password="x-Pass-123", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    report = client.get("/api/v1/gateway/status/").json()
+    assert sorted(p["pid"] for p in report["processes"]) == sorted(pr.pid for pr in started)
+    for process in report["processes"]:
+        assert process["alive"] and process["ctids_held"] == 8 and process["accounts_authorized"] == 16
+        assert set(process["connections"]) == {"live", "demo"}
+        assert process["connections"]["live"]["state"] == "connected"
 
 
 def test_a_killed_process_is_taken_over_within_the_lease_time(
