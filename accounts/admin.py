@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -32,8 +31,7 @@ from accounts.models import (
     TradingAccount,
 )
 from accounts.services.audit import audit_event_record
-from accounts.services.sync import SyncError, ctid_sync_accounts
-from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
+from accounts.services.jobs import ctid_job_sync_queue, task_queue
 from accounts.services.traders import (
     trader_change_password,
     trader_get_or_create_for_user,
@@ -87,20 +85,11 @@ class CtidTokenExpiryFilter(TokenExpiryFilter):
     field = "token__expires_at"
 
 
-REFRESH_OUTCOME_TEXT = {
-    RefreshOutcome.REFRESHED: "refreshed",
-    RefreshOutcome.SUPERSEDED: "already refreshed elsewhere",
-    RefreshOutcome.REJECTED: "refused by cTrader, the trader must reconnect",
-    RefreshOutcome.NOT_ACTIVE: "not active (needs reconnect or revoked)",
-    RefreshOutcome.NOT_DUE: "not due",
-}
-
-
 class CtidActions:
     """ "Refresh now" and "Sync accounts" on cTIDs and on their tokens, through the same services as the
-    sweep and the trader's button. A few rows run at once (the outcome is shown); more are queued."""
+    sweep and the trader's button. They are queued, never run in the request: the outcome shows on the
+    rows (last refresh, last sync) and on the trader's dashboard."""
 
-    run_now_limit = 10
     ctid_field = "pk"
     user_id_field = "user_id"
 
@@ -118,73 +107,28 @@ class CtidActions:
             detail={"ctid_ids": ctid_ids[:100]},
         )
 
-    def _run(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Any],
-        *,
-        action: str,
-        title: str,
-        queue: Callable[[int], object],
-        run: Callable[[int], str],
-    ) -> None:
-        """Run the action on each selected cTID and show the outcomes; past ``run_now_limit``, queue it."""
-        selected = self._ctids(queryset)
-        ids = [pk for pk, _ in selected]
-        if len(ids) > self.run_now_limit:
-            for ctid_id in ids:
-                queue(ctid_id)
-            self._audit(request, action, ids, "queued")
-            messages.info(request, f"{len(ids)} {title.lower()} tasks queued.")
-            return
-        done: list[str] = []
-        for ctid_id, user_id in selected:
-            try:
-                outcome = run(ctid_id)
-            except CtidToken.DoesNotExist:
-                outcome = "no token"
-            done.append(f"cTID {user_id}: {outcome}")
-        self._audit(request, action, ids, "done")
-        messages.info(request, f"{title}: " + "; ".join(done))
-
     @admin.action(description="Refresh the Open API token now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts import tasks
 
-        def run(ctid_id: int) -> str:
-            try:
-                result = ctid_token_refresh(ctid_id=ctid_id, reason=f"admin: {request.user}")
-            except TokenRefreshTransient as exc:
-                return f"not now ({exc})"
-            return REFRESH_OUTCOME_TEXT[result.outcome]
-
-        self._run(
+        ids = [pk for pk, _ in self._ctids(queryset)]
+        for ctid_id in ids:
+            task_queue(tasks.refresh_ctid_token, ctid_id, reason=f"admin: {request.user}")
+        self._audit(request, "token_refresh", ids, "queued")
+        messages.info(
             request,
-            queryset,
-            action="token_refresh",
-            title="Token refresh",
-            queue=lambda ctid_id: tasks.refresh_ctid_token.delay(ctid_id, reason="admin"),
-            run=run,
+            f"{len(ids)} token refresh(es) queued; the outcome shows in the last refresh columns in a moment.",
         )
 
     @admin.action(description="Sync trading accounts now")
     def sync_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        from accounts import tasks
-
-        def run(ctid_id: int) -> str:
-            try:
-                result = ctid_sync_accounts(ctid_id=ctid_id)
-            except SyncError as exc:
-                return f"failed ({exc})"
-            return f"{result.active} active, {result.gone} gone"
-
-        self._run(
+        ids = [pk for pk, _ in self._ctids(queryset)]
+        for ctid in Ctid.objects.filter(pk__in=ids, state=Ctid.State.CONNECTED):
+            ctid_job_sync_queue(ctid=ctid, requested_by="staff")
+        self._audit(request, "account_sync", ids, "queued")
+        messages.info(
             request,
-            queryset,
-            action="account_sync",
-            title="Account sync",
-            queue=lambda ctid_id: tasks.sync_ctid_accounts.delay(ctid_id),
-            run=run,
+            f"{len(ids)} account sync(s) queued; the outcome shows in the last sync columns in a moment.",
         )
 
 

@@ -302,3 +302,52 @@ class GatewayChange(models.Model):
 
     def __str__(self) -> str:
         return f"change {self.id}: cTID #{self.ctid_id}"
+
+
+class CtidJob(models.Model):
+    """Work on a cTID that runs in a worker, not in the web request: finishing a connect, reading accounts.
+
+    The trader's page polls its state. A connect job carries the token pair from the code exchange, encrypted,
+    until the worker has stored it on the cTID (or given up); then the pair is cleared from the job.
+    """
+
+    class Kind(models.TextChoices):
+        CONNECT = "connect", "Connect"
+        SYNC = "sync", "Account sync"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="ctid_jobs")
+    ctid = models.ForeignKey(Ctid, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    message = models.CharField(max_length=500, blank=True)
+    requested_by = models.CharField(max_length=20, default="trader")  # trader, staff, system
+    access_token = EncryptedTextField(null=True, blank=True)
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    expires_in = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seen = models.BooleanField(default=False, help_text="The trader was shown the outcome.")
+
+    class Meta:
+        verbose_name = "cTID job"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="connect") | Q(ctid__isnull=False), name="ctidjob_sync_has_ctid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.public_id}: {self.state}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

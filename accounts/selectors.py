@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from accounts.models import Ctid, GatewayProcess, Trader, TradingAccount
+from accounts.models import Ctid, CtidJob, GatewayProcess, Trader, TradingAccount
 
 
 def trader_for_user(*, user: Any) -> Trader | None:
@@ -100,3 +100,8 @@ def gateway_processes() -> list[dict[str, Any]]:
         }
         for p in GatewayProcess.objects.order_by("started_at", "pk")
     ]
+
+
+def ctid_job_for_user(*, user: Any, public_id: Any) -> CtidJob | None:
+    """One of the user's own cTID jobs by its public id, or None (another trader's job is not found)."""
+    return CtidJob.objects.filter(trader__user=user, public_id=public_id).first()

@@ -74,6 +74,14 @@ def sync_ctid_accounts(self: Task, ctid_id: int) -> str:
     return f"{result.active} active, {result.gone} gone"
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def run_ctid_job(job_id: int) -> str:
+    """A connect or an account sync queued by a web request (the trader's page follows the job)."""
+    from accounts.services.jobs import ctid_job_run
+
+    return ctid_job_run(job_id=job_id)
+
+
 def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
     count = 0
     if task.app.conf.task_always_eager:

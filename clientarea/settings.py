@@ -343,6 +343,9 @@ CELERY_BEAT_SCHEDULE.update(
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=30.0)
 TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
+# Embedded mode (no REDIS_URL): threads of the web process that run the work a request queues (connect,
+# "Refresh accounts", the admin's sync and refresh), so no request waits on the Open API.
+EMBEDDED_WORKER_THREADS = env.int("EMBEDDED_WORKER_THREADS", default=2)
 # websockets logs every frame at DEBUG, and Open API frames carry access tokens and the client secret.
 LOGGING["loggers"]["websockets"] = {"level": "INFO"}  # type: ignore[index]
 

@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, render
 
 from accounts.models import Ctid
 from accounts.selectors import accounts_for_user, ctids_for_user, trader_for_user
+from accounts.services.jobs import ctid_jobs_for_dashboard
 
 
 @login_required
@@ -22,6 +23,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ctids": ctids,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": sum(len(c.accounts.all()) for c in ctids),
+            "jobs": ctid_jobs_for_dashboard(trader=trader) if trader else [],
         },
     )
 
