@@ -105,6 +105,9 @@ class OpenApiSimulator:
         # Every account auth that found the account already authorized on another connection:
         # (ctidTraderAccountId, the other connection, this connection).
         self.double_holds: list[tuple[int, int, int]] = []
+        # While set, requests are recorded but not answered until release() (a slow Open API).
+        self._held: asyncio.Event | None = None
+        self.answers_sent = 0
 
     # --- start and stop ---
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -316,6 +319,22 @@ class OpenApiSimulator:
 
         return self._call(act)
 
+    def hold(self) -> Any:
+        """Answer nothing until release(): requests wait, as on a slow or overloaded Open API."""
+
+        async def act() -> None:
+            self._held = asyncio.Event()
+
+        return self._call(act)
+
+    def release(self) -> Any:
+        async def act() -> None:
+            held, self._held = self._held, None
+            if held is not None:
+                held.set()
+
+        return self._call(act)
+
     def go_silent(self, *, connection_id: int | None = None) -> Any:
         """Stop sending anything on the connection(s), heartbeats included, and keep the socket open."""
 
@@ -405,6 +424,9 @@ class OpenApiSimulator:
                             session.id, at, envelope.payload_type, envelope.client_msg_id, envelope.payload
                         )
                     )
+                held = self._held
+                if held is not None and envelope.payload_type != PayloadType.HEARTBEAT_EVENT:
+                    await held.wait()
                 await self._respond(session, envelope.payload_type, envelope.payload, envelope.client_msg_id)
         except ConnectionClosed:
             pass
@@ -426,6 +448,8 @@ class OpenApiSimulator:
     ) -> None:
         if session.silent:
             return
+        if client_msg_id is not None:
+            self.answers_sent += 1
         with contextlib.suppress(ConnectionClosed):
             await session.ws.send(encode(payload_type, payload, client_msg_id))
 
