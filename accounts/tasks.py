@@ -83,6 +83,7 @@ def run_ctid_job(job_id: int) -> str:
 
 
 def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
+    """One message per id (each task keeps its own time limit), all through one producer."""
     count = 0
     if task.app.conf.task_always_eager:
         for ids in batches:
@@ -90,7 +91,6 @@ def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
                 task.apply(args=(ctid_id,), kwargs=kwargs)
                 count += 1
         return count
-    # One producer (one broker connection) for the whole sweep.
     with task.app.producer_or_acquire() as producer:  # type: ignore[attr-defined]
         for ids in batches:
             for ctid_id in ids:
@@ -99,8 +99,39 @@ def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
     return count
 
 
+def _enqueue_batches(
+    batch_task: Task, per_id_task: Task, batches: Iterable[list[int]], **kwargs: object
+) -> int:
+    """One message per batch of ids: the periodic task's cost follows the number of batches, not of ids.
+
+    A worker then fans each batch out into one task per id (``per_id_task``), so every refresh or sync keeps
+    its own time limit; in embedded mode the ids run in-process one after the other.
+    """
+    if batch_task.app.conf.task_always_eager:
+        return _enqueue(per_id_task, batches, **kwargs)
+    count = 0
+    with batch_task.app.producer_or_acquire() as producer:  # type: ignore[attr-defined]
+        for ids in batches:
+            batch_task.apply_async(args=(ids,), kwargs=kwargs, producer=producer)
+            count += len(ids)
+    return count
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def refresh_ctid_tokens(ctid_ids: list[int], only_if_due: bool = False, reason: str = "sweep") -> int:
+    """A batch of the token sweep: one refresh task per cTID."""
+    return _enqueue(refresh_ctid_token, [ctid_ids], only_if_due=only_if_due, reason=reason)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def sync_ctids_accounts(ctid_ids: list[int]) -> int:
+    """A batch of the periodic account sync: one sync task per cTID."""
+    return _enqueue(sync_ctid_accounts, [ctid_ids])
+
+
 def run_token_sweep(*, enqueue: Callable[[list[int]], None] | None = None) -> int:
-    """Enqueue one refresh per token due within the refresh window; returns how many were enqueued.
+    """Enqueue the refresh of every token due within the refresh window, one message per batch of ids;
+    returns how many tokens were enqueued.
 
     A plain function so the embedded run loop can call it; ``enqueue`` replaces sending (benchmarks).
     """
@@ -111,7 +142,9 @@ def run_token_sweep(*, enqueue: Callable[[list[int]], None] | None = None) -> in
             enqueue(ids)
             count += len(ids)
         return count
-    count = _enqueue(refresh_ctid_token, batches, only_if_due=True, reason="sweep")
+    count = _enqueue_batches(
+        refresh_ctid_tokens, refresh_ctid_token, batches, only_if_due=True, reason="sweep"
+    )
     logger.info("token sweep enqueued refreshes", extra={"count": count})
     return count
 
@@ -122,8 +155,10 @@ def _syncable_batches(batch_size: int) -> Iterable[list[int]]:
 
 
 def run_account_sync() -> int:
-    """Enqueue one account sync per connected cTID; returns how many were enqueued."""
-    count = _enqueue(sync_ctid_accounts, _syncable_batches(settings.TOKEN_SWEEP_BATCH_SIZE))
+    """Enqueue the account sync of every connected cTID, one message per batch; returns how many."""
+    count = _enqueue_batches(
+        sync_ctids_accounts, sync_ctid_accounts, _syncable_batches(settings.TOKEN_SWEEP_BATCH_SIZE)
+    )
     logger.info("account sync enqueued", extra={"count": count})
     return count
 
