@@ -7,6 +7,7 @@ and outside any transaction; the results are then written in one short transacti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,14 +98,39 @@ def openapi_ctid_user_id(*, access_token: str) -> int:
         raise SyncTransient(f"The cTrader Open API is unreachable ({type(exc).__name__}).") from None
 
 
-async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token: str) -> FetchedAccount:
+class _AssetNames:
+    """Deposit asset names per broker, read once per connection (every account of a broker shares them)."""
+
+    def __init__(self) -> None:
+        self._by_broker: dict[str, asyncio.Future[dict[int, str]]] = {}
+
+    async def name(self, conn: OpenApiConnection, account_id: int, broker: str, asset_id: int) -> str:
+        future = self._by_broker.get(broker)
+        if future is None:
+            future = asyncio.ensure_future(conn.get_asset_names(account_id))
+            self._by_broker[broker] = future
+        try:
+            names = await asyncio.shield(future)
+        except OpenApiErrorResponse:
+            self._by_broker.pop(broker, None)  # that account's read failed; another account tries again
+            raise
+        if asset_id not in names:
+            names = await conn.get_asset_names(account_id)
+        return names.get(asset_id, "")
+
+
+async def _read_account(
+    conn: OpenApiConnection, info: AccountInfo, access_token: str, assets: _AssetNames
+) -> FetchedAccount:
     base = FetchedAccount(
         info.ctid_trader_account_id, info.is_live, info.trader_login, info.broker_title_short
     )
     try:
         await conn.authorize_account(info.ctid_trader_account_id, access_token)
         trader = await conn.get_trader(info.ctid_trader_account_id)
-        assets = await conn.get_asset_names(info.ctid_trader_account_id)
+        currency = await assets.name(
+            conn, info.ctid_trader_account_id, trader.broker_name, trader.deposit_asset_id
+        )
     except OpenApiErrorResponse as exc:
         kind = classify_error(exc.error_code)
         if kind in (ErrorKind.ACCOUNT_GONE, ErrorKind.ACCOUNT_DISABLED):
@@ -116,7 +142,7 @@ async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token
         broker_name=trader.broker_name,
         balance=trader.balance,
         balance_version=trader.balance_version,
-        currency=assets.get(trader.deposit_asset_id, ""),
+        currency=currency,
     )
 
 
@@ -126,21 +152,36 @@ def _replace(account: FetchedAccount, **changes: object) -> FetchedAccount:
     return replace(account, **changes)  # type: ignore[arg-type]
 
 
+async def _read_environment(
+    conn: OpenApiConnection, accounts: list[AccountInfo], access_token: str
+) -> list[FetchedAccount]:
+    """Every account of one environment on one connection, pipelined: the requests of all accounts are
+    queued at once and leave at the pacer's rate, instead of one round trip after the other."""
+    assets = _AssetNames()
+    return list(await asyncio.gather(*(_read_account(conn, a, access_token, assets) for a in accounts)))
+
+
 async def _fetch(access_token: str) -> list[FetchedAccount]:
-    fetched: list[FetchedAccount] = []
-    live = await _connect(True)
-    try:
+    """Live and demo side by side, each on one connection of its own."""
+    async with await _connect(True) as live:
         _scope, accounts = await live.get_accounts(access_token)
-        for info in (a for a in accounts if a.is_live):
-            fetched.append(await _read_account(live, info, access_token))
-    finally:
-        await live.close()
-    demo_accounts = [a for a in accounts if not a.is_live]
-    if demo_accounts:
-        async with await _connect(False) as demo:
-            for info in demo_accounts:
-                fetched.append(await _read_account(demo, info, access_token))
-    return fetched
+        demo_accounts = [a for a in accounts if not a.is_live]
+
+        async def demo_part() -> list[FetchedAccount]:
+            if not demo_accounts:
+                return []
+            async with await _connect(False) as demo:
+                return await _read_environment(demo, demo_accounts, access_token)
+
+        parts = await asyncio.gather(
+            _read_environment(live, [a for a in accounts if a.is_live], access_token),
+            demo_part(),
+            return_exceptions=True,
+        )
+    for part in parts:
+        if isinstance(part, BaseException):
+            raise part
+    return [account for part in parts if isinstance(part, list) for account in part]
 
 
 def ctid_sync_accounts(*, ctid_id: int) -> SyncResult:
