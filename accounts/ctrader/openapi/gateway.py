@@ -978,9 +978,15 @@ class Gateway:
         tick = max(min(lease / 6, 5.0), 0.1)
         # Renewed in time if a tick succeeds before this (monotonic); past it the lease may be gone.
         fence_at = time.monotonic() + lease - tick
-        await leases.lease_register(
-            environments=sorted({e.environment for e in self.environments.values()}), lease_seconds=lease
-        )
+        environments: list[str] = sorted({e.environment for e in self.environments.values()})
+        while True:
+            try:
+                await leases.lease_register(environments=environments, lease_seconds=lease)
+                break
+            except Exception:
+                logger.exception("openapi gateway could not register its lease; trying again")
+                if await self._sleep(tick):
+                    return
         # Let processes started together see each other before the first claim.
         first = True
         if await self._sleep(min(tick, 2.0)):
@@ -1001,7 +1007,7 @@ class Gateway:
                     logger.error("openapi gateway lease was lost: dropping every account")
                     self._set_held(frozenset())
                     await leases.lease_register(
-                        environments=sorted({e.environment for e in self.environments.values()}),
+                        environments=environments,
                         lease_seconds=lease,
                     )
                 else:
