@@ -223,6 +223,7 @@ class EnvironmentGateway:
         self._connect = connect
         self.conn: OpenApiConnection | None = None
         self.accounts: dict[int, _Account] = {}
+        self._by_ctid: dict[int, set[int]] = {}  # cTID id -> its account ids in ``accounts``
         self.state = "starting"
         self.connected_since: datetime | None = None
         self.connections = 0
@@ -430,19 +431,23 @@ class EnvironmentGateway:
         only_ctids: set[int] | None = None,
     ) -> None:
         """Make the accounts match ``targets``; with ``only_ctids``, only the accounts of those cTIDs."""
-        for account_id in list(self.accounts):
-            if only_ctids is not None and self.accounts[account_id].target.ctid_id not in only_ctids:
-                continue
+        if only_ctids is None:
+            candidates: list[int] = list(self.accounts)
+        else:
+            # Only the accounts of the changed cTIDs: the cost follows the change, not the accounts held.
+            candidates = [a for ctid in only_ctids for a in self._by_ctid.get(ctid, ())]
+        for account_id in candidates:
             if account_id not in targets:
                 self._forget(account_id)
         for account_id, target in targets.items():
             account = self.accounts.get(account_id)
             if account is None:
                 self.accounts[account_id] = _Account(target)
+                self._by_ctid.setdefault(target.ctid_id, set()).add(account_id)
                 self._want(account_id)
                 continue
             token_moved = target.token_version != account.target.token_version
-            account.target = target
+            self._retarget(account, target)
             if fresh_connection or (token_moved and not account.authorized):
                 # A new connection, or a new token (refreshed elsewhere or a new consent) for an account that
                 # has no session: start over. A session on the old token is left alone: the rotation ends it
@@ -451,6 +456,17 @@ class EnvironmentGateway:
                 account.stopped = ""
                 account.failures = 0
                 self._want(account_id)
+
+    def _retarget(self, account: _Account, target: AccountTarget) -> None:
+        """Point an account at a newer target, keeping the cTID index right if the account moved."""
+        old = account.target.ctid_id
+        if target.ctid_id != old:
+            account_id = target.ctid_trader_account_id
+            self._by_ctid.get(old, set()).discard(account_id)
+            if not self._by_ctid.get(old, True):
+                self._by_ctid.pop(old, None)
+            self._by_ctid.setdefault(target.ctid_id, set()).add(account_id)
+        account.target = target
 
     def _mine(self, targets: dict[int, AccountTarget]) -> dict[int, AccountTarget]:
         """The targets this connection serves: its slot of the cTIDs, and with leases only those held."""
@@ -493,6 +509,11 @@ class EnvironmentGateway:
     def _forget(self, account_id: int) -> asyncio.Future[Any] | None:
         """The account is no longer usable (cTID disconnected, trader suspended, account gone): log it out."""
         account = self.accounts.pop(account_id)
+        same_ctid = self._by_ctid.get(account.target.ctid_id)
+        if same_ctid is not None:
+            same_ctid.discard(account_id)
+            if not same_ctid:
+                del self._by_ctid[account.target.ctid_id]
         if account.task is not None and not account.task.done():
             account.task.cancel()
         conn = self.conn
@@ -730,9 +751,9 @@ class EnvironmentGateway:
             if stored is None:
                 self._forget_later(account_id)
                 return "stop"
-            account.target = stored
+            self._retarget(account, stored)
             return "refreshed"
-        account.target = stored
+        self._retarget(account, stored)
         return "use"
 
     async def _refresh(self, target: AccountTarget, *, reason: str) -> TokenRenewal:
