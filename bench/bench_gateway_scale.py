@@ -44,6 +44,8 @@ ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "10000"))
 LIMIT = int(os.environ.get("BENCH_LIMIT", "100"))
 LEASE = float(os.environ.get("BENCH_LEASE", "10"))
 SYNC_ACCOUNTS = int(os.environ.get("BENCH_SYNC_ACCOUNTS", "300"))
+# BENCH_PHASES=1: only the one-process part (memory, CPU, change cost, recovery), e.g. to compare sizes.
+PHASES = os.environ.get("BENCH_PHASES", "1,2,3,4")
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret"
 FIRST = 70_000_000
 
@@ -220,6 +222,8 @@ def run() -> None:
             f"(200 token rotations among {ACCOUNTS:,} held accounts)"
         )
 
+        if "2" not in PHASES:
+            return
         sim.clear_received()
         t0 = time.monotonic()
         sim.client_disconnect("bench")
@@ -282,6 +286,10 @@ def run() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
 
+    if "4" not in PHASES:
+        sim.stop()
+        connection.close()
+        return
     # --- 4. sync of one cTID with 300 accounts ---
     world.add_ctid(
         2,
