@@ -3,8 +3,9 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import AuditEvent, CtidToken, GatewayStatus, Trader
+from accounts.models import AuditEvent, CtidToken, GatewayAssignment, GatewayProcess, GatewayStatus, Trader
 from accounts.services.audit import audit_event_record
 from tests.factories import CtidTokenFactory, TradingAccountFactory
 
@@ -15,6 +16,16 @@ def admin_data(trader):
     account = TradingAccountFactory(ctid=token.ctid)
     audit_event_record(category="trader", action="sign_up", outcome="ok", trader=trader)
     GatewayStatus.objects.create(environment="demo", state="connected")
+    process = GatewayProcess.objects.create(
+        name="gw-1:4242:abc",
+        host="gw-1",
+        pid=4242,
+        environments=["live", "demo"],
+        lease_until=timezone.now(),
+        heartbeat_at=timezone.now(),
+        status={"live": {"state": "connected", "authorized_accounts": 1}},
+    )
+    GatewayAssignment.objects.create(ctid=token.ctid, process=process)
     return {"token": token, "account": account}
 
 
@@ -33,6 +44,7 @@ def test_every_accounts_model_is_registered():
         "TradingAccount",
         "AuditEvent",
         "GatewayStatus",
+        "GatewayProcess",
         "User",
     } <= registered
 
