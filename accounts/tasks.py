@@ -165,6 +165,13 @@ def run_account_sync() -> int:
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def sweep_due_tokens() -> int:
+    """The periodic token sweep; it also expires connect and sync jobs that were abandoned (a lost message,
+    a worker killed mid-job), clearing any token pair they still hold."""
+    from accounts.services.jobs import ctid_jobs_expire
+
+    expired = ctid_jobs_expire()
+    if expired:
+        logger.warning("abandoned cTID jobs expired", extra={"count": expired})
     return run_token_sweep()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -208,6 +209,18 @@ def _run_sync(job: CtidJob) -> str:
     }
     _finish(job.pk, state=CtidJob.State.DONE, message=message)
     return CtidJob.State.DONE
+
+
+def ctid_jobs_expire(*, older_than: timedelta = timedelta(minutes=15)) -> int:
+    """Fail jobs queued or running for too long (a lost message, a worker killed mid-job) and clear any token
+    pair they still hold, so nothing waits forever and no pair lingers. Returns how many were expired."""
+    return CtidJob.objects.filter(state__in=_ACTIVE, created_at__lt=timezone.now() - older_than).update(
+        state=CtidJob.State.FAILED,
+        message=_("This took too long and was stopped. Please try again."),
+        finished_at=timezone.now(),
+        access_token=None,
+        refresh_token=None,
+    )
 
 
 def ctid_jobs_for_dashboard(*, trader: Trader) -> list[CtidJob]:

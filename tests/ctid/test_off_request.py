@@ -89,3 +89,32 @@ def test_another_traders_progress_is_not_found(peers, trader, trader_client, oth
     assert other.get(reverse("ctid-job", args=[job.public_id])).status_code == 404
     live.release()
     wait_for(lambda: progress(trader_client, job)["finished"])
+
+
+def test_an_abandoned_connect_job_is_expired_by_the_sweep_and_its_pair_cleared(trader) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.tasks import sweep_due_tokens
+
+    job = CtidJob.objects.create(
+        public_id=uuid.uuid4(),
+        kind=CtidJob.Kind.CONNECT,
+        trader=trader,
+        state=CtidJob.State.RUNNING,  # its worker was killed mid-job
+        access_token="pending-access",
+        refresh_token="pending-refresh",
+        expires_in=2_628_000,
+    )
+    CtidJob.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    fresh = CtidJob.objects.create(public_id=uuid.uuid4(), kind=CtidJob.Kind.CONNECT, trader=trader)
+
+    sweep_due_tokens.apply()  # as beat (or the embedded periodic loop) runs it
+
+    job.refresh_from_db()
+    assert job.state == CtidJob.State.FAILED and job.finished_at is not None
+    assert job.access_token is None and job.refresh_token is None
+    fresh.refresh_from_db()
+    assert fresh.state == CtidJob.State.QUEUED
