@@ -27,14 +27,14 @@ from accounts.models import (
     AuditEvent,
     Ctid,
     CtidToken,
+    GatewayProcess,
     GatewayStatus,
     Jurisdiction,
     Trader,
     TradingAccount,
 )
 from accounts.services.audit import audit_event_record
-from accounts.services.sync import SyncError, ctid_sync_accounts
-from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
+from accounts.services.jobs import ctid_job_sync_queue, task_queue
 from accounts.services.traders import (
     trader_change_password,
     trader_get_or_create_for_user,
@@ -89,20 +89,11 @@ class CtidTokenExpiryFilter(TokenExpiryFilter):
     field = "token__expires_at"
 
 
-REFRESH_OUTCOME_TEXT = {
-    RefreshOutcome.REFRESHED: "refreshed",
-    RefreshOutcome.SUPERSEDED: "already refreshed elsewhere",
-    RefreshOutcome.REJECTED: "refused by cTrader, the trader must reconnect",
-    RefreshOutcome.NOT_ACTIVE: "not active (needs reconnect or revoked)",
-    RefreshOutcome.NOT_DUE: "not due",
-}
-
-
 class CtidActions:
     """ "Refresh now" and "Sync accounts" on cTIDs and on their tokens, through the same services as the
-    sweep and the trader's button. A few rows run at once (the outcome is shown); more are queued."""
+    sweep and the trader's button. They are queued, never run in the request: the outcome shows on the
+    rows (last refresh, last sync) and on the trader's dashboard."""
 
-    run_now_limit = 10
     ctid_field = "pk"
     user_id_field = "user_id"
 
@@ -120,46 +111,27 @@ class CtidActions:
             detail={"ctid_ids": ctid_ids[:100]},
         )
 
-    def _run(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[Any],
-        *,
-        action: str,
-        title: str,
-        queue: Callable[[int], object],
-        run: Callable[[int], str],
-    ) -> None:
-        """Run the action on each selected cTID and show the outcomes; past ``run_now_limit``, queue it."""
-        selected = self._ctids(queryset)
-        ids = [pk for pk, _ in selected]
-        if len(ids) > self.run_now_limit:
-            queued: list[int] = []
-            try:
-                for ctid_id in ids:
-                    queue(ctid_id)
-                    queued.append(ctid_id)
-            except QUEUE_ERRORS:
-                if queued:
-                    self._audit(request, action, queued, "queued")
-                messages.error(
-                    request,
-                    f"The task queue is not reachable: {len(ids) - len(queued)} of {len(ids)} "
-                    f"{title.lower()} tasks were not queued and nothing else changed. Try again in a minute.",
-                )
-                return
-            self._audit(request, action, ids, "queued")
-            messages.info(request, f"{len(ids)} {title.lower()} tasks queued.")
-            return
-        done: list[str] = []
-        for ctid_id, user_id in selected:
-            try:
-                outcome = run(ctid_id)
-            except CtidToken.DoesNotExist:
-                outcome = "no token"
-            done.append(f"cTID {user_id}: {outcome}")
-        self._audit(request, action, ids, "done")
-        messages.info(request, f"{title}: " + "; ".join(done))
+    def _queue_each(
+        self, request: HttpRequest, action: str, ids: list[int], queue: Callable[[int], object]
+    ) -> bool:
+        """Queue the action for each cTID; with the queue unreachable, say so plainly and stop (what was
+        queued is audited, nothing else changed)."""
+        queued: list[int] = []
+        try:
+            for ctid_id in ids:
+                queue(ctid_id)
+                queued.append(ctid_id)
+        except QUEUE_ERRORS:
+            if queued:
+                self._audit(request, action, queued, "queued")
+            messages.error(
+                request,
+                f"The task queue is not reachable: {len(ids) - len(queued)} of {len(ids)} tasks were not "
+                "queued and nothing else changed. Try again in a minute.",
+            )
+            return False
+        self._audit(request, action, ids, "queued")
+        return True
 
     def has_spotware_permission(self, request: HttpRequest) -> bool:
         """Calls to Spotware change what is stored about a cTID: they need the permission to change cTIDs."""
@@ -169,40 +141,33 @@ class CtidActions:
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts import tasks
 
-        def run(ctid_id: int) -> str:
-            try:
-                result = ctid_token_refresh(ctid_id=ctid_id, reason=f"admin: {request.user}")
-            except TokenRefreshTransient as exc:
-                return f"not now ({exc})"
-            return REFRESH_OUTCOME_TEXT[result.outcome]
-
-        self._run(
+        ids = [pk for pk, _ in self._ctids(queryset)]
+        if not self._queue_each(
             request,
-            queryset,
-            action="token_refresh",
-            title="Token refresh",
-            queue=lambda ctid_id: tasks.refresh_ctid_token.delay(ctid_id, reason="admin"),
-            run=run,
+            "token_refresh",
+            ids,
+            lambda ctid_id: task_queue(tasks.refresh_ctid_token, ctid_id, reason=f"admin: {request.user}"),
+        ):
+            return
+        messages.info(
+            request,
+            f"{len(ids)} token refresh(es) queued; the outcome shows in the last refresh columns in a moment.",
         )
 
     @admin.action(description="Sync trading accounts now", permissions=["spotware"])
     def sync_accounts(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        from accounts import tasks
-
-        def run(ctid_id: int) -> str:
-            try:
-                result = ctid_sync_accounts(ctid_id=ctid_id)
-            except SyncError as exc:
-                return f"failed ({exc})"
-            return f"{result.active} active, {result.gone} gone"
-
-        self._run(
+        ids = [pk for pk, _ in self._ctids(queryset)]
+        ctids = {c.pk: c for c in Ctid.objects.filter(pk__in=ids, state=Ctid.State.CONNECTED)}
+        if not self._queue_each(
             request,
-            queryset,
-            action="account_sync",
-            title="Account sync",
-            queue=lambda ctid_id: tasks.sync_ctid_accounts.delay(ctid_id),
-            run=run,
+            "account_sync",
+            list(ctids),
+            lambda ctid_id: ctid_job_sync_queue(ctid=ctids[ctid_id], requested_by="staff"),
+        ):
+            return
+        messages.info(
+            request,
+            f"{len(ids)} account sync(s) queued; the outcome shows in the last sync columns in a moment.",
         )
 
 
@@ -782,3 +747,28 @@ class AccountOpeningAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.approve_accountopening")
+
+
+@admin.register(GatewayProcess)
+class GatewayProcessAdmin(ReadOnlyAdmin):
+    list_display = (
+        "host",
+        "pid",
+        "environments",
+        "ctids_held",
+        "accounts_held",
+        "accounts_authorized",
+        "started_at",
+        "heartbeat_at",
+        "lease_until",
+    )
+    exclude = ("status",)
+    readonly_fields = ("connections",)
+
+    @admin.display(description="Connections")
+    def connections(self, obj: GatewayProcess) -> str:
+        return "; ".join(
+            f"{name}: {status.get('state', '?')}, {status.get('authorized_accounts', 0)} authorized, "
+            f"last error {status.get('last_error') or '-'}"
+            for name, status in sorted((obj.status or {}).items())
+        )

@@ -196,6 +196,11 @@ class TradingAccount(models.Model):
     balance = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     currency = models.CharField(max_length=20, blank=True)
     balance_updated_at = models.DateTimeField(null=True, blank=True)
+    balance_version = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="balanceVersion of the stored balance: an older one never overwrites it",
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -525,3 +530,112 @@ class AccountSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class GatewayProcess(models.Model):
+    """One running ``manage.py openapi_gateway`` process and its lease.
+
+    The process renews ``lease_until`` while it runs; its cTIDs (``GatewayAssignment``) are its own only
+    while the lease lasts. A process whose lease has run out is dead to the others: its row is deleted and
+    its assignments with it, so the survivors can claim them.
+    """
+
+    name = models.CharField(max_length=120, unique=True, help_text="host:pid:random, unique per start")
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    environments = models.JSONField(default=list, help_text="The environments this process connects to.")
+    started_at = models.DateTimeField(auto_now_add=True)
+    lease_until = models.DateTimeField(db_index=True)
+    heartbeat_at = models.DateTimeField()
+    ctids_held = models.PositiveIntegerField(default=0)
+    accounts_held = models.PositiveIntegerField(default=0)
+    accounts_authorized = models.PositiveIntegerField(default=0)
+    status = models.JSONField(
+        default=dict, blank=True, help_text="Per connection: state, connected since, last event, last error."
+    )
+
+    class Meta:
+        verbose_name = "gateway process"
+        verbose_name_plural = "gateway processes"
+        ordering = ["started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.host} pid {self.pid}"
+
+
+class GatewayAssignment(models.Model):
+    """Which gateway process keeps a cTID's accounts (live and demo together) authorized."""
+
+    ctid = models.OneToOneField(Ctid, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    process = models.ForeignKey(GatewayProcess, on_delete=models.CASCADE, related_name="assignments")
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "gateway assignment"
+
+    def __str__(self) -> str:
+        return f"cTID #{self.ctid_id} on process #{self.process_id}"
+
+
+class GatewayChange(models.Model):
+    """A cTID whose accounts, token, link or trader changed in a way the gateway must act on.
+
+    Written by database triggers on PostgreSQL (so no writer can forget it), read by the gateways from a
+    cursor: a gateway reloads only the cTIDs listed after its cursor instead of every account and token.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    ctid_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"change {self.id}: cTID #{self.ctid_id}"
+
+
+class CtidJob(models.Model):
+    """Work on a cTID that runs in a worker, not in the web request: finishing a connect, reading accounts.
+
+    The trader's page polls its state. A connect job carries the token pair from the code exchange, encrypted,
+    until the worker has stored it on the cTID (or given up); then the pair is cleared from the job.
+    """
+
+    class Kind(models.TextChoices):
+        CONNECT = "connect", "Connect"
+        SYNC = "sync", "Account sync"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="ctid_jobs")
+    ctid = models.ForeignKey(Ctid, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    message = models.CharField(max_length=500, blank=True)
+    requested_by = models.CharField(max_length=20, default="trader")  # trader, staff, system
+    access_token = EncryptedTextField(null=True, blank=True)
+    refresh_token = EncryptedTextField(null=True, blank=True)
+    expires_in = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seen = models.BooleanField(default=False, help_text="The trader was shown the outcome.")
+
+    class Meta:
+        verbose_name = "cTID job"
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="connect") | Q(ctid__isnull=False), name="ctidjob_sync_has_ctid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.public_id}: {self.state}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.DONE, self.State.FAILED)

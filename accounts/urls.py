@@ -37,6 +37,7 @@ urlpatterns += [
     path("ctrader/connect/", ctid.ctid_connect, name="ctid-connect"),
     path("ctrader/callback/", ctid.ctid_callback, name="ctid-callback"),
     path("ctids/<int:pk>/sync/", ctid.ctid_sync, name="ctid-sync"),
+    path("ctids/progress/<uuid:public_id>/", ctid.ctid_job_status, name="ctid-job"),
 ]
 
 urlpatterns += [

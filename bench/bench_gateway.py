@@ -34,7 +34,7 @@ from accounts.ctrader.openapi.gateway import (
     Environment,
     Gateway,
     GatewayConfig,
-    RefreshOutcome,
+    TokenRenewal,
 )
 from accounts.ctrader.openapi.messages import PayloadType
 
@@ -101,8 +101,8 @@ class MemoryStore:
     async def load_target(self, ctid_trader_account_id: int) -> AccountTarget | None:
         return self.targets.get(ctid_trader_account_id)
 
-    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> RefreshOutcome:
-        return RefreshOutcome.TRANSIENT
+    async def refresh_token(self, *, ctid_id: int, seen_version: int, reason: str) -> TokenRenewal:
+        return TokenRenewal.TRANSIENT
 
     async def mark_ctid_needs_reconnect(self, *, ctid_id: int, reason: str) -> None:
         pass

@@ -370,6 +370,9 @@ CELERY_BEAT_SCHEDULE.update(
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=30.0)
 TASK_RETRY_CAP_SECONDS = env.float("TASK_RETRY_CAP_SECONDS", default=3600.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
+# Embedded mode (no REDIS_URL): threads of the web process that run the work a request queues (connect,
+# "Refresh accounts", the admin's sync and refresh), so no request waits on the Open API.
+EMBEDDED_WORKER_THREADS = env.int("EMBEDDED_WORKER_THREADS", default=2)
 # websockets logs every frame at DEBUG, and Open API frames carry access tokens and the client secret.
 LOGGING["loggers"]["websockets"] = {"level": "INFO"}  # type: ignore[index]
 
@@ -385,6 +388,7 @@ TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS = env.int("TRADINGVIEW_ADAPTER_TOKEN_LIF
 TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS = env.bool("TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS", default=False)
 # First retry of a failed /logout; later retries back off exponentially (with jitter, capped at 15 minutes).
 TRADINGVIEW_LOGOUT_RETRY_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_SECONDS", default=10.0)
+TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS", default=900.0)
 
 # --- TradingView token endpoint: retries and adapter outages ---
 # A spent refresh token presented again by its client within this many seconds (a lost response) gets the same
@@ -442,6 +446,35 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- Open API gateway: faults ---
+# Every reconnect waits at least this long (also after a maintenance end that has passed), and
+# reconnections after a maintenance window or a retryAfter are spread at random over this many seconds.
+OPENAPI_RECONNECT_FLOOR_SECONDS = max(env.float("OPENAPI_RECONNECT_FLOOR_SECONDS", default=1.0), 1.0)
+OPENAPI_RECONNECT_SPREAD_SECONDS = env.float("OPENAPI_RECONNECT_SPREAD_SECONDS", default=5.0)
+# A refused application (CH_CLIENT_AUTH_FAILURE, CH_OA_CLIENT_NOT_FOUND) alerts staff and is retried slowly,
+# from the first delay up to the cap; with OPENAPI_EXIT_ON_REFUSAL=1 the gateway exits non-zero instead.
+OPENAPI_REFUSED_RETRY_SECONDS = env.float("OPENAPI_REFUSED_RETRY_SECONDS", default=60.0)
+OPENAPI_REFUSED_RETRY_MAX_SECONDS = env.float("OPENAPI_REFUSED_RETRY_MAX_SECONDS", default=900.0)
+OPENAPI_EXIT_ON_REFUSAL = env.bool("OPENAPI_EXIT_ON_REFUSAL", default=False)
+# The pacer aims this fraction below OPENAPI_MAX_REQUESTS_PER_SECOND.
+OPENAPI_PACER_MARGIN = env.float("OPENAPI_PACER_MARGIN", default=0.1)
+# A connection silent (no frame of any kind) for this many heartbeat intervals is closed and reconnected.
+OPENAPI_SILENCE_HEARTBEATS = env.float("OPENAPI_SILENCE_HEARTBEATS", default=3.0)
+
+# --- Open API gateway: several processes ---
+# Every openapi_gateway process holds a lease in PostgreSQL, renewed about every sixth of this time; the cTIDs
+# of a process that stops renewing (killed, frozen, cut off) move to the others after this many seconds.
+OPENAPI_GATEWAY_LEASE_SECONDS = env.float("OPENAPI_GATEWAY_LEASE_SECONDS", default=30.0)
+# Connections per environment in each process (each with its own pacer). Spotware advises few connections
+# per application: raise it only when one connection's rate limit is the bottleneck.
+OPENAPI_CONNECTIONS_PER_ENVIRONMENT = max(env.int("OPENAPI_CONNECTIONS_PER_ENVIRONMENT", default=1), 1)
+# At most this many cTIDs move to a joining process per lease tick.
+OPENAPI_GATEWAY_REBALANCE_BATCH = env.int("OPENAPI_GATEWAY_REBALANCE_BATCH", default=200)
+# The gateways follow a change feed (database triggers), woken at once by LISTEN/NOTIFY when this is on;
+# every held account is reloaded anyway this often.
+OPENAPI_GATEWAY_LISTEN = env.bool("OPENAPI_GATEWAY_LISTEN", default=True)
+OPENAPI_GATEWAY_FULL_RELOAD_SECONDS = env.float("OPENAPI_GATEWAY_FULL_RELOAD_SECONDS", default=600.0)
 
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")

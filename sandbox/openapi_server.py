@@ -67,6 +67,7 @@ class _Session:
     ws: ServerConnection
     app_authorized: bool = False
     accounts: dict[int, str] = field(default_factory=dict)  # ctidTraderAccountId -> access token used
+    silent: bool = False  # sends nothing at all (no answer, no heartbeat), the socket stays open
 
 
 def asset_id(name: str) -> int:
@@ -101,6 +102,12 @@ class OpenApiSimulator:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self.connections_opened = 0
+        # Every account auth that found the account already authorized on another connection:
+        # (ctidTraderAccountId, the other connection, this connection).
+        self.double_holds: list[tuple[int, int, int]] = []
+        # While set, requests are recorded but not answered until release() (a slow Open API).
+        self._held: asyncio.Event | None = None
+        self.answers_sent = 0
 
     # --- start and stop ---
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -291,6 +298,52 @@ class OpenApiSimulator:
 
         return self._call(act)
 
+    def execution_event(self, ctid_trader_account_id: int) -> Any:
+        """ProtoOAExecutionEvent of a deposit carrying the World's current balance and balanceVersion."""
+
+        async def act() -> None:
+            account = self.world.account(ctid_trader_account_id)
+            if account is None:
+                return
+            payload = {
+                "ctidTraderAccountId": ctid_trader_account_id,
+                "executionType": "DEPOSIT_WITHDRAW",
+                "depositWithdraw": {
+                    "balance": account.balance,
+                    "balanceVersion": account.balance_version,
+                    "moneyDigits": account.money_digits,
+                },
+            }
+            for session in self._sessions_with([ctid_trader_account_id]):
+                await self._send(session, PayloadType.EXECUTION_EVENT, payload)
+
+        return self._call(act)
+
+    def hold(self) -> Any:
+        """Answer nothing until release(): requests wait, as on a slow or overloaded Open API."""
+
+        async def act() -> None:
+            self._held = asyncio.Event()
+
+        return self._call(act)
+
+    def release(self) -> Any:
+        async def act() -> None:
+            held, self._held = self._held, None
+            if held is not None:
+                held.set()
+
+        return self._call(act)
+
+    def go_silent(self, *, connection_id: int | None = None) -> Any:
+        """Stop sending anything on the connection(s), heartbeats included, and keep the socket open."""
+
+        async def act() -> None:
+            for session in self._sessions_matching(connection_id):
+                session.silent = True
+
+        return self._call(act)
+
     def drop(self, *, connection_id: int | None = None) -> Any:
         """Cut the TCP connection without any event or close frame."""
 
@@ -371,6 +424,9 @@ class OpenApiSimulator:
                             session.id, at, envelope.payload_type, envelope.client_msg_id, envelope.payload
                         )
                     )
+                held = self._held
+                if held is not None and envelope.payload_type != PayloadType.HEARTBEAT_EVENT:
+                    await held.wait()
                 await self._respond(session, envelope.payload_type, envelope.payload, envelope.client_msg_id)
         except ConnectionClosed:
             pass
@@ -390,6 +446,10 @@ class OpenApiSimulator:
     async def _send(
         self, session: _Session, payload_type: int, payload: dict[str, Any], client_msg_id: str | None = None
     ) -> None:
+        if session.silent:
+            return
+        if client_msg_id is not None:
+            self.answers_sent += 1
         with contextlib.suppress(ConnectionClosed):
             await session.ws.send(encode(payload_type, payload, client_msg_id))
 
@@ -605,6 +665,9 @@ class OpenApiSimulator:
         else:
             assert account_id is not None
             with self._lock:
+                for other in self._sessions.values():
+                    if other is not session and account_id in other.accounts:
+                        self.double_holds.append((account_id, other.id, session.id))
                 session.accounts[account_id] = access_token
             await self._send(
                 session, PayloadType.ACCOUNT_AUTH_RES, {"ctidTraderAccountId": account_id}, msg_id

@@ -7,20 +7,18 @@ import the services inside their bodies.
 from __future__ import annotations
 
 import logging
-import random
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from accounts.ctrader.backoff import backoff_delay
 from clientarea.celery import embedded_mode
 from clientarea.queue import QUEUE_ERRORS
 from tradingview.selectors import grants_due_for_logout
 
 logger = logging.getLogger(__name__)
-
-RETRY_CAP_SECONDS = 900
 
 
 def schedule_logout(*, grant_id: int, countdown: int) -> None:
@@ -56,9 +54,12 @@ def grant_logout(self, grant_id: int) -> str:  # type: ignore[no-untyped-def]
     except logout.LogoutPending as exc:
         if self.request.is_eager:
             return "pending"  # the sweep tries again; an in-process retry would block the caller
-        base = settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS
-        delay = min(RETRY_CAP_SECONDS, base * 2**self.request.retries)
-        raise self.retry(exc=exc, countdown=random.uniform(delay / 2, delay)) from exc
+        delay = backoff_delay(
+            self.request.retries,
+            base=settings.TRADINGVIEW_LOGOUT_RETRY_SECONDS,
+            cap=settings.TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS,
+        )
+        raise self.retry(exc=exc, countdown=delay) from exc
 
 
 @shared_task(ignore_result=True)

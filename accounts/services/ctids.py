@@ -20,8 +20,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
-from accounts.models import Ctid, CtidPendingConsent, Trader
+from accounts.models import Ctid, CtidJob, CtidPendingConsent, Trader
 from accounts.services.audit import audit_event_record
+from accounts.services.jobs import ctid_job_connect_queue
 from accounts.services.sync import (
     SyncError,
     SyncResult,
@@ -125,8 +126,9 @@ def _consume_state(session: SessionBase, state: str) -> None:
 
 def ctid_connect_complete(
     *, trader: Trader, session: SessionBase, state: str, code: str, error: str = ""
-) -> ConnectResult:
-    """Finish the consent: check the state, exchange the code at once, identify the cTID, store, sync."""
+) -> CtidJob:
+    """The callback: check the state and exchange the one-minute code at once, then queue the rest
+    (``ctid_connect_finish``: Open API round trips) as a job the trader's page follows."""
     _consume_state(session, state)
     if error:
         raise ConnectDenied(
@@ -151,7 +153,11 @@ def ctid_connect_complete(
             "cTrader ID could not be reached. Please try connecting again in a moment.",
             code="token_unreachable",
         ) from None
+    return ctid_job_connect_queue(trader=trader, pair=pair)
 
+
+def ctid_connect_finish(*, trader: Trader, pair: TokenPair) -> ConnectResult:
+    """Identify the cTID of a fresh token pair, store the pair on it, and read its accounts (in a worker)."""
     try:
         user_id = openapi_ctid_user_id(access_token=pair.access_token)
     except SyncError as exc:

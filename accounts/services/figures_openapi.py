@@ -25,7 +25,7 @@ from accounts.ctrader.openapi.client import (
     OpenApiErrorResponse,
     OpenApiTransportError,
 )
-from accounts.ctrader.openapi.messages import ACCOUNT_GONE_ERRORS, TOKEN_ERRORS
+from accounts.ctrader.openapi.messages import ErrorKind, classify_error
 from accounts.models import AccountFigures, CtidToken, TradingAccount
 from accounts.services.figures import FigureRows, StoreResult, account_figures_store
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
@@ -73,7 +73,7 @@ async def _read_environment(
                 positions = await conn.reconcile(account_id, priority=PRIORITY_BULK)
                 pnls = await conn.unrealized_pnl(account_id, priority=PRIORITY_BULK) if positions else {}
             except OpenApiErrorResponse as exc:
-                if exc.error_code in ACCOUNT_GONE_ERRORS or exc.error_code == "RET_ACCOUNT_DISABLED":
+                if classify_error(exc.error_code) in (ErrorKind.ACCOUNT_GONE, ErrorKind.ACCOUNT_DISABLED):
                     skipped.append(account_id)
                     continue
                 raise
@@ -140,7 +140,7 @@ def ctid_figures_refresh(
             read, _skipped = async_to_sync(_read)(token.access_token, targets)
             break
         except OpenApiErrorResponse as exc:
-            if exc.error_code in TOKEN_ERRORS and attempt == 1:
+            if classify_error(exc.error_code) is ErrorKind.TOKEN and attempt == 1:
                 try:
                     outcome = ctid_token_refresh(
                         ctid_id=ctid_id, reason="figures: access token refused", seen_version=token.version

@@ -7,6 +7,7 @@ and outside any transaction; the results are then written in one short transacti
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,27 +25,11 @@ from accounts.ctrader.openapi.client import (
     OpenApiErrorResponse,
     OpenApiTransportError,
 )
+from accounts.ctrader.openapi.messages import PASSING_ERROR_KINDS, ErrorKind, classify_error
 from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 
 logger = logging.getLogger(__name__)
-
-# The access token itself was refused: refresh once, then try again.
-TOKEN_ERRORS = frozenset({"CH_ACCESS_TOKEN_INVALID", "OA_AUTH_TOKEN_EXPIRED"})
-# The account is gone or unusable; the rest of the sync goes on.
-ACCOUNT_GONE_ERRORS = frozenset({"CH_CTID_TRADER_ACCOUNT_NOT_FOUND", "RET_NO_SUCH_LOGIN"})
-ACCOUNT_DISABLED_ERRORS = frozenset({"RET_ACCOUNT_DISABLED", "CHANNEL_IS_BLOCKED"})
-# Spotware-side conditions that pass.
-TRANSIENT_ERRORS = frozenset(
-    {
-        "CH_SERVER_NOT_REACHABLE",
-        "SERVER_IS_UNDER_MAINTENANCE",
-        "REQUEST_FREQUENCY_EXCEEDED",
-        "BLOCKED_PAYLOAD_TYPE",
-        "TIMEOUT_ERROR",
-        "CONNECTIONS_LIMIT_EXCEEDED",
-    }
-)
 
 
 class SyncError(Exception):
@@ -67,6 +52,7 @@ class FetchedAccount:
     broker_title: str
     broker_name: str = ""
     balance: Decimal | None = None
+    balance_version: int | None = None
     currency: str = ""
     problem: str = ""  # "", "gone" or "disabled"
     problem_reason: str = ""
@@ -105,33 +91,58 @@ def openapi_ctid_user_id(*, access_token: str) -> int:
     try:
         return async_to_sync(_profile_user_id)(access_token)
     except OpenApiErrorResponse as exc:
-        if exc.error_code in TOKEN_ERRORS:
+        if classify_error(exc.error_code) is ErrorKind.TOKEN:
             raise SyncNeedsReconnect("cTrader refused the new access token.") from None
         raise SyncTransient(f"The cTrader Open API answered {exc.error_code}.") from None
     except OpenApiError as exc:
         raise SyncTransient(f"The cTrader Open API is unreachable ({type(exc).__name__}).") from None
 
 
-async def _read_account(conn: OpenApiConnection, info: AccountInfo, access_token: str) -> FetchedAccount:
+class _AssetNames:
+    """Deposit asset names per broker, read once per connection (every account of a broker shares them)."""
+
+    def __init__(self) -> None:
+        self._by_broker: dict[str, asyncio.Future[dict[int, str]]] = {}
+
+    async def name(self, conn: OpenApiConnection, account_id: int, broker: str, asset_id: int) -> str:
+        future = self._by_broker.get(broker)
+        if future is None:
+            future = asyncio.ensure_future(conn.get_asset_names(account_id))
+            self._by_broker[broker] = future
+        try:
+            names = await asyncio.shield(future)
+        except OpenApiErrorResponse:
+            self._by_broker.pop(broker, None)  # that account's read failed; another account tries again
+            raise
+        if asset_id not in names:
+            names = await conn.get_asset_names(account_id)
+        return names.get(asset_id, "")
+
+
+async def _read_account(
+    conn: OpenApiConnection, info: AccountInfo, access_token: str, assets: _AssetNames
+) -> FetchedAccount:
     base = FetchedAccount(
         info.ctid_trader_account_id, info.is_live, info.trader_login, info.broker_title_short
     )
     try:
         await conn.authorize_account(info.ctid_trader_account_id, access_token)
         trader = await conn.get_trader(info.ctid_trader_account_id)
-        assets = await conn.get_asset_names(info.ctid_trader_account_id)
+        currency = await assets.name(
+            conn, info.ctid_trader_account_id, trader.broker_name, trader.deposit_asset_id
+        )
     except OpenApiErrorResponse as exc:
-        if exc.error_code in ACCOUNT_GONE_ERRORS:
-            return _replace(base, problem="gone", problem_reason=f"cTrader: {exc.error_code}")
-        if exc.error_code in ACCOUNT_DISABLED_ERRORS:
-            return _replace(base, problem="disabled", problem_reason=f"cTrader: {exc.error_code}")
+        kind = classify_error(exc.error_code)
+        if kind in (ErrorKind.ACCOUNT_GONE, ErrorKind.ACCOUNT_DISABLED):
+            return _replace(base, problem=kind.value, problem_reason=f"cTrader: {exc.error_code}")
         raise
     return _replace(
         base,
         login=trader.trader_login or info.trader_login,
         broker_name=trader.broker_name,
         balance=trader.balance,
-        currency=assets.get(trader.deposit_asset_id, ""),
+        balance_version=trader.balance_version,
+        currency=currency,
     )
 
 
@@ -141,21 +152,36 @@ def _replace(account: FetchedAccount, **changes: object) -> FetchedAccount:
     return replace(account, **changes)  # type: ignore[arg-type]
 
 
+async def _read_environment(
+    conn: OpenApiConnection, accounts: list[AccountInfo], access_token: str
+) -> list[FetchedAccount]:
+    """Every account of one environment on one connection, pipelined: the requests of all accounts are
+    queued at once and leave at the pacer's rate, instead of one round trip after the other."""
+    assets = _AssetNames()
+    return list(await asyncio.gather(*(_read_account(conn, a, access_token, assets) for a in accounts)))
+
+
 async def _fetch(access_token: str) -> list[FetchedAccount]:
-    fetched: list[FetchedAccount] = []
-    live = await _connect(True)
-    try:
+    """Live and demo side by side, each on one connection of its own."""
+    async with await _connect(True) as live:
         _scope, accounts = await live.get_accounts(access_token)
-        for info in (a for a in accounts if a.is_live):
-            fetched.append(await _read_account(live, info, access_token))
-    finally:
-        await live.close()
-    demo_accounts = [a for a in accounts if not a.is_live]
-    if demo_accounts:
-        async with await _connect(False) as demo:
-            for info in demo_accounts:
-                fetched.append(await _read_account(demo, info, access_token))
-    return fetched
+        demo_accounts = [a for a in accounts if not a.is_live]
+
+        async def demo_part() -> list[FetchedAccount]:
+            if not demo_accounts:
+                return []
+            async with await _connect(False) as demo:
+                return await _read_environment(demo, demo_accounts, access_token)
+
+        parts = await asyncio.gather(
+            _read_environment(live, [a for a in accounts if a.is_live], access_token),
+            demo_part(),
+            return_exceptions=True,
+        )
+    for part in parts:
+        if isinstance(part, BaseException):
+            raise part
+    return [account for part in parts if isinstance(part, list) for account in part]
 
 
 def ctid_sync_accounts(*, ctid_id: int) -> SyncResult:
@@ -171,12 +197,13 @@ def ctid_sync_accounts(*, ctid_id: int) -> SyncResult:
             fetched = async_to_sync(_fetch)(token.access_token)
             break
         except OpenApiErrorResponse as exc:
-            if exc.error_code in TOKEN_ERRORS and attempt == 1:
+            kind = classify_error(exc.error_code)
+            if kind is ErrorKind.TOKEN and attempt == 1:
                 _refresh_after_refusal(ctid_id=ctid_id, seen_version=token.version)
                 continue
-            if exc.error_code in TOKEN_ERRORS:
+            if kind is ErrorKind.TOKEN:
                 raise _record(ctid_id, SyncTransient("cTrader refused the refreshed access token.")) from None
-            if exc.error_code in TRANSIENT_ERRORS:
+            if kind in PASSING_ERROR_KINDS:
                 raise _record(
                     ctid_id, SyncTransient(f"The cTrader Open API answered {exc.error_code}.")
                 ) from None
@@ -217,6 +244,12 @@ def _store(*, ctid_id: int, fetched: list[FetchedAccount]) -> SyncResult:
     active = without = 0
     with transaction.atomic():
         ctid = Ctid.objects.select_for_update().get(pk=ctid_id)
+        # Balances stored meanwhile by the gateway with a higher balanceVersion are newer than this read.
+        stored_versions = dict(
+            TradingAccount.objects.select_for_update()
+            .filter(ctid_trader_account_id__in=seen_ids, balance_version__isnull=False)
+            .values_list("ctid_trader_account_id", "balance_version")
+        )
         for account in fetched:
             defaults: dict[str, object] = {
                 "ctid": ctid,
@@ -238,10 +271,15 @@ def _store(*, ctid_id: int, fetched: list[FetchedAccount]) -> SyncResult:
                     status_reason="",
                     broker_name=account.broker_name[:100],
                     jurisdiction=jurisdiction,
-                    balance=account.balance,
                     currency=account.currency[:20],
-                    balance_updated_at=now if account.balance is not None else None,
                 )
+                stored = stored_versions.get(account.ctid_trader_account_id)
+                if stored is None or account.balance_version is None or account.balance_version >= stored:
+                    defaults.update(
+                        balance=account.balance,
+                        balance_version=account.balance_version,
+                        balance_updated_at=now if account.balance is not None else None,
+                    )
             TradingAccount.objects.update_or_create(
                 ctid_trader_account_id=account.ctid_trader_account_id, defaults=defaults
             )

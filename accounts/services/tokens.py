@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from accounts.ctrader.oauth import CtraderOAuth, TokenPair, TokenRejected, TokenTransientError
 from accounts.models import Ctid, CtidToken
+from accounts.selectors import keyset_batches
 from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
 from clientarea import crypto, http
@@ -558,25 +559,12 @@ def ctid_tokens_due_batches(*, batch_size: int | None = None) -> Iterator[list[i
     """The cTID ids whose tokens are due for a refresh, in batches: one query per batch, whatever the count.
 
     Due: active, expiring within ``TOKEN_REFRESH_WINDOW_DAYS`` and not leased by a refresh in flight.
-    Keyset pagination on the primary key keeps every batch query cheap on a large table.
+    Keyset paging on the primary key keeps every batch query cheap on a large table.
     """
-    size = batch_size or settings.TOKEN_SWEEP_BATCH_SIZE
     now = timezone.now()
-    window_end = _refresh_window_end(now)
-    after = 0
-    while True:
-        rows = list(
-            CtidToken.objects.filter(
-                Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-                state=CtidToken.State.ACTIVE,
-                expires_at__lte=window_end,
-                pk__gt=after,
-            )
-            .order_by("pk")
-            .values_list("pk", "ctid_id")[:size]
-        )
-        if rows:
-            yield [ctid_id for _, ctid_id in rows]
-            after = rows[-1][0]
-        if len(rows) < size:
-            return
+    due = CtidToken.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+        state=CtidToken.State.ACTIVE,
+        expires_at__lte=_refresh_window_end(now),
+    )
+    return keyset_batches(due, batch_size=batch_size or settings.TOKEN_SWEEP_BATCH_SIZE, value="ctid_id")

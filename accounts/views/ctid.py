@@ -1,18 +1,22 @@
-"""Connecting a cTrader ID, its OAuth callback, and the trader's "Refresh accounts" button."""
+"""Connecting a cTrader ID, its OAuth callback, the trader's "Refresh accounts" button and the progress of
+the work they queue (the Open API round trips run in a worker, never in the request)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Ctid
-from accounts.selectors import trader_for_user_or_404
+from accounts.selectors import ctid_job_for_user, trader_for_user_or_404
 from accounts.services.ctids import ConnectError, ConnectPending, ctid_connect_complete, ctid_connect_start
-from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
+from accounts.services.jobs import ctid_job_sync_queue
 
 
 @login_required
@@ -29,7 +33,7 @@ def ctid_connect(request: HttpRequest) -> HttpResponse:
 def ctid_callback(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user_or_404(user=request.user)
     try:
-        result = ctid_connect_complete(
+        ctid_connect_complete(
             trader=trader,
             session=request.session,
             state=request.GET.get("state", ""),
@@ -45,18 +49,6 @@ def ctid_callback(request: HttpRequest) -> HttpResponse:
             {"title": exc.title, "message": str(exc), "code": exc.code},
             status=exc.status,
         )
-    verb = "connected" if result.created else "reconnected"
-    if result.sync is not None:
-        messages.success(
-            request,
-            f"cTrader ID {result.ctid.user_id} {verb}: {result.sync.active} trading account(s) found.",
-        )
-    else:
-        messages.warning(
-            request,
-            f"cTrader ID {result.ctid.user_id} {verb}, but its accounts could not be read yet "
-            f"({result.sync_error}). Use \u201cRefresh accounts\u201d in a moment.",
-        )
     return redirect("dashboard")
 
 
@@ -65,16 +57,23 @@ def ctid_callback(request: HttpRequest) -> HttpResponse:
 def ctid_sync(request: HttpRequest, pk: int) -> HttpResponse:
     # Scoped to the signed-in trader: another trader's cTID is a 404.
     ctid = get_object_or_404(Ctid, pk=pk, trader__user=request.user)
-    try:
-        result = ctid_sync_accounts(ctid_id=ctid.pk)
-    except SyncNeedsReconnect:
+    if ctid.state != Ctid.State.CONNECTED:
         messages.error(
-            request, f"cTrader ID {ctid.user_id} needs to be reconnected before its accounts can be read."
+            request,
+            _("cTrader ID %(user_id)s needs to be reconnected before its accounts can be read.")
+            % {"user_id": ctid.user_id},
         )
-    except SyncError as exc:
-        messages.error(request, f"The accounts of cTrader ID {ctid.user_id} could not be refreshed: {exc}")
-    else:
-        messages.success(
-            request, f"Accounts of cTrader ID {ctid.user_id} refreshed: {result.active} active account(s)."
-        )
+        return redirect("dashboard")
+    ctid_job_sync_queue(ctid=ctid)
     return redirect("dashboard")
+
+
+@never_cache
+@login_required
+@require_GET
+def ctid_job_status(request: HttpRequest, public_id: UUID) -> JsonResponse:
+    """The progress of one of the trader's own jobs, polled by the dashboard."""
+    job = ctid_job_for_user(user=request.user, public_id=public_id)
+    if job is None:
+        raise Http404
+    return JsonResponse({"state": job.state, "finished": job.finished, "message": job.message})

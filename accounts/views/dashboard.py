@@ -21,6 +21,7 @@ from accounts.selectors import (
     openings_in_progress,
     trader_for_user,
 )
+from accounts.services.jobs import ctid_jobs_for_dashboard
 from accounts.services.opening import opening_available
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "margin_calls": [a for a in accounts if a.fig and a.fig.margin_call],  # type: ignore[attr-defined]
             "can_open": bool(trader) and opening_available(),
             "openings": openings_in_progress(trader=trader) if trader else [],
+            "jobs": ctid_jobs_for_dashboard(trader=trader) if trader else [],
         },
     )
 

@@ -13,7 +13,8 @@ from accounts.services.gateway import gateway_status_report
 
 
 class GatewayStatusView(APIView):
-    """GET: state, connected since, authorized accounts, last event and last error of each connection.
+    """GET: state, connected since, authorized accounts, last event and last error of each connection,
+    and every gateway process (host, pid, environments, cTIDs and accounts held, its connections).
 
     ``healthy`` is true when the connection is up and its heartbeat is recent. The response is 503 when an
     environment the gateway reports on is not healthy, so a monitor can alert on the status code alone.

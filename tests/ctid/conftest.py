@@ -112,3 +112,21 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the worker did not reach the expected state in time")
         time.sleep(0.05)
+
+
+@pytest.fixture
+def jobs_run_inline(monkeypatch):
+    """Run queued cTID work at once in the test's thread and transaction, for tests of what the work does.
+
+    The tests of where and when it runs (off the request, in a worker) are in test_off_request.py and do not
+    use this.
+    """
+    from accounts.services import jobs
+
+    monkeypatch.setattr(jobs, "_dispatch", lambda job_id: jobs.ctid_job_run(job_id=job_id))
+    monkeypatch.setattr(
+        jobs, "task_queue", lambda task, *args, **kwargs: task.apply(args=args, kwargs=kwargs)
+    )
+    monkeypatch.setattr(
+        "accounts.admin.task_queue", lambda task, *args, **kwargs: task.apply(args=args, kwargs=kwargs)
+    )

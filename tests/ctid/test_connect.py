@@ -12,13 +12,13 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.ctrader.openapi.messages import PayloadType
-from accounts.models import AuditEvent, Ctid, CtidToken, Jurisdiction, TradingAccount
+from accounts.models import AuditEvent, Ctid, CtidJob, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.tokens import ctid_token_refresh
 from tests.factories import TraderFactory
 
 from .conftest import CLIENT_SECRET, wait_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("jobs_run_inline")]
 
 
 @pytest.fixture
@@ -165,8 +165,12 @@ def test_a_ctid_owned_by_another_trader_is_refused_and_the_owner_keeps_a_live_ch
     other = Client()
     other.force_login(other_trader.user)
     response = callback(other, consent(start(other)))
-    assert response.status_code == 409
-    assert "already connected to another" in response.content.decode()
+    # The refusal is decided in the worker and shown on the dashboard once.
+    assert response.status_code == 302
+    assert "already connected to another" in other.get(response["Location"]).content.decode()
+    assert "already connected to another" not in other.get(response["Location"]).content.decode()
+    job = CtidJob.objects.get(trader=other_trader)
+    assert job.state == CtidJob.State.FAILED and job.access_token is None and job.refresh_token is None
     ctid = Ctid.objects.get(user_id=9100001)
     assert ctid.trader == trader and ctid.state == Ctid.State.CONNECTED
     assert not Ctid.objects.filter(trader=other_trader).exists()
@@ -279,14 +283,14 @@ def test_admin_actions_refresh_and_sync_without_showing_tokens(peers, trader_cli
     )
     token = CtidToken.objects.get()
     assert token.version == 2 and ctrader_id.calls == ["authorization_code", "refresh_token"]
-    assert "cTID 9100001: refreshed" in response.content.decode()
+    assert "1 token refresh(es) queued" in response.content.decode()
     response = staff_client.post(
         reverse("admin:accounts_ctid_changelist"),
         {"action": "sync_accounts", "_selected_action": [ctid.pk]},
         follow=True,
     )
     text = response.content.decode()
-    assert "cTID 9100001: 3 active" in text
+    assert "1 account sync(s) queued" in text
     assert TradingAccount.objects.filter(ctid=ctid).count() == 3
     assert token.access_token not in text and token.refresh_token not in text
     assert AuditEvent.objects.filter(category="ctid", action="token_refresh", actor__is_staff=True).exists()
@@ -322,29 +326,36 @@ def test_a_trader_cannot_use_the_staff_refresh_or_sync(peers, trader_client):
     assert CtidToken.objects.get().version == 1
 
 
-def test_admin_actions_queue_past_the_run_now_limit(staff_client, monkeypatch):
-    from accounts import tasks
-    from accounts.admin import CtidActions
+def test_admin_actions_queue_and_never_run_in_the_request(
+    staff_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from accounts.services import jobs
     from tests.factories import CtidTokenFactory
 
-    monkeypatch.setattr(CtidActions, "run_now_limit", 2)
-    queued: list[int] = []
-    monkeypatch.setattr(tasks.refresh_ctid_token, "delay", lambda ctid_id, **kw: queued.append(ctid_id))
+    # The real queueing of this mode (embedded: the in-process worker), not the inline runner of this module.
+    monkeypatch.undo()
+    started: list[object] = []
+    monkeypatch.setattr(
+        jobs, "_in_process_worker", lambda: type("W", (), {"submit": lambda *a: started.append(a)})
+    )
     tokens = CtidTokenFactory.create_batch(3)
     ctid_ids = sorted(t.ctid_id for t in tokens)
 
-    response = staff_client.post(
-        reverse("admin:accounts_ctid_changelist"),
-        {"action": "refresh_now", "_selected_action": ctid_ids},
-        follow=True,
-    )
-
-    assert sorted(queued) == ctid_ids
-    assert "3 token refresh tasks queued." in response.content.decode()
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = staff_client.post(
+            reverse("admin:accounts_ctid_changelist"),
+            {"action": "refresh_now", "_selected_action": ctid_ids},
+            follow=True,
+        )
+    # Queued, not run: nothing was refreshed in the request; the work starts after the commit.
+    assert {t.version for t in CtidToken.objects.all()} == {1}
+    assert "3 token refresh(es) queued" in response.content.decode()
     event = AuditEvent.objects.get(category="ctid", action="token_refresh")
     assert event.outcome == "queued" and sorted(event.detail["ctid_ids"]) == ctid_ids
-    # Queued, not run: nothing was refreshed in the request.
-    assert {t.version for t in CtidToken.objects.all()} == {1}
+    assert len(callbacks) == 3 and started == []
+    for callback in callbacks:
+        callback()
+    assert len(started) == 3  # handed to the in-process worker threads, not run here
 
 
 @pytest.mark.django_db(transaction=True)

@@ -125,3 +125,25 @@ def test_a_dead_chain_during_sync_ends_in_needs_reconnect(world, openapi, ctrade
     with pytest.raises(SyncNeedsReconnect):
         ctid_sync_accounts(ctid_id=ctid.pk)
     assert ctrader_id.calls == ["refresh_token"]
+
+
+def test_a_large_ctid_is_read_on_one_connection_per_environment_with_pipelined_requests(world, openapi, eu):
+    from sandbox.world import SimAccount
+
+    many = [
+        SimAccount(64000000 + n, 8400000 + n, n % 4 != 0, "TEST-EU", "Test EU", 10_000 + n, 2, "EUR")
+        for n in range(40)
+    ]
+    world.add_ctid(9100900, "Large", many)
+    ctid, _ = connect_in_world(world, trader=make_trader(), user_id=9100900)
+    result = ctid_sync_accounts(ctid_id=ctid.pk)
+
+    assert result.active == 40
+    for env, count in (("live", 30), ("demo", 10)):
+        frames = [f for f in openapi[env].received() if f.payload_type != PayloadType.HEARTBEAT_EVENT]
+        assert len({f.connection_id for f in frames}) == 1  # one connection, not one per account
+        kinds = [f.payload_type for f in frames]
+        # Pipelined: every account auth is sent before the first trader read comes back and is followed.
+        first_trader = kinds.index(PayloadType.TRADER_REQ)
+        assert kinds[:first_trader].count(PayloadType.ACCOUNT_AUTH_REQ) == count
+        assert kinds.count(PayloadType.ASSET_LIST_REQ) == 1  # one broker: its asset names are read once

@@ -33,7 +33,8 @@ def connect_ctid(page: Page, base: str, ctid_user_id: int) -> None:
     page.goto(f"{base}/")
     page.get_by_role("button", name=re.compile(r"^Connect (another )?cTrader ID$")).first.click()
     consent_on_ctrader_id(page, ctid_user_id)
-    expect(page.get_by_role("heading", name=f"cTrader ID {ctid_user_id}")).to_be_visible()
+    # The connect finishes in a worker; the dashboard follows it and reloads when it is done.
+    expect(page.get_by_role("heading", name=f"cTrader ID {ctid_user_id}")).to_be_visible(timeout=20_000)
 
 
 def press_control(page: Page, sandbox: Sandbox, button: str) -> None:

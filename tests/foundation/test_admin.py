@@ -5,8 +5,18 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts.models import AccountOpening, AccountType, AuditEvent, CtidToken, GatewayStatus, Trader
+from accounts.models import (
+    AccountOpening,
+    AccountType,
+    AuditEvent,
+    CtidToken,
+    GatewayAssignment,
+    GatewayProcess,
+    GatewayStatus,
+    Trader,
+)
 from accounts.services.audit import audit_event_record
 from tests.factories import CtidTokenFactory, JurisdictionFactory, TradingAccountFactory
 
@@ -28,6 +38,16 @@ def admin_data(trader):
         public_id=uuid.uuid4(), key="k", trader=trader, account_type=account_type, deposit_currency="USD",
         leverage=100, tag="ca-open-admin",
     )  # fmt: skip
+    process = GatewayProcess.objects.create(
+        name="gw-1:4242:abc",
+        host="gw-1",
+        pid=4242,
+        environments=["live", "demo"],
+        lease_until=timezone.now(),
+        heartbeat_at=timezone.now(),
+        status={"live": {"state": "connected", "authorized_accounts": 1}},
+    )
+    GatewayAssignment.objects.create(ctid=token.ctid, process=process)
     return {"token": token, "account": account}
 
 
@@ -46,6 +66,7 @@ def test_every_accounts_model_is_registered():
         "TradingAccount",
         "AuditEvent",
         "GatewayStatus",
+        "GatewayProcess",
         "User",
     } <= registered
 

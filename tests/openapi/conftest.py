@@ -175,6 +175,8 @@ def gateway_config_for_tests(**overrides: Any) -> GatewayConfig:
         account_retry_max=1.0,
         db_poll_seconds=0.1,
         status_interval=0.05,
+        reconnect_floor=0.05,
+        reconnect_spread=0.1,
     )
     return replace(config, **overrides)
 

@@ -380,7 +380,7 @@ def test_pacing_keeps_every_one_second_window_under_the_limit(
 
 def test_rate_pacer_never_exceeds_the_limit_in_a_window() -> None:
     now = [0.0]
-    pacer = RatePacer(10, clock=lambda: now[0])
+    pacer = RatePacer(10, margin=0.0, clock=lambda: now[0])
     sent: list[float] = []
     while len(sent) < 100:
         delay = pacer.delay()
@@ -392,6 +392,20 @@ def test_rate_pacer_never_exceeds_the_limit_in_a_window() -> None:
     assert max_in_any_window(sent) <= 10
     # A steady stream, not a burst per window: the 100 sends take about 100 / 10 seconds.
     assert 9.0 <= sent[-1] <= 10.6
+
+
+def test_rate_pacer_aims_its_margin_below_the_limit() -> None:
+    now = [0.0]
+    pacer = RatePacer(50, clock=lambda: now[0])  # the default margin: 10%
+    sent: list[float] = []
+    while len(sent) < 500:
+        delay = pacer.delay()
+        if delay:
+            now[0] += delay
+            continue
+        pacer.record()
+        sent.append(now[0])
+    assert max_in_any_window(sent) <= 45
 
 
 def test_secrets_are_not_logged(

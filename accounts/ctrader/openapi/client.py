@@ -133,7 +133,12 @@ class TraderInfo:
     deposit_asset_id: int
     broker_name: str
     trader_login: int | None
+    # ProtoOATrader.balanceVersion: a later balance has a higher one; None when the server did not send it.
     balance_version: int | None = None
+
+
+def _optional_int64(value: Any) -> int | None:
+    return int64(value) if value not in (None, "") else None
 
 
 def trader_info(payload: dict[str, Any]) -> TraderInfo:
@@ -141,7 +146,6 @@ def trader_info(payload: dict[str, Any]) -> TraderInfo:
     trader = payload.get("trader") or {}
     money_digits = int(trader.get("moneyDigits") or 0)
     login = trader.get("traderLogin")
-    version = trader.get("balanceVersion")
     return TraderInfo(
         ctid_trader_account_id=int64(trader.get("ctidTraderAccountId") or payload["ctidTraderAccountId"]),
         balance=Decimal(int64(trader.get("balance") or 0)).scaleb(-money_digits),
@@ -149,8 +153,32 @@ def trader_info(payload: dict[str, Any]) -> TraderInfo:
         deposit_asset_id=int64(trader.get("depositAssetId") or 0),
         broker_name=str(trader.get("brokerName") or ""),
         trader_login=int64(login) if login not in (None, "") else None,
-        balance_version=int64(version) if version not in (None, "") else None,
+        balance_version=_optional_int64(trader.get("balanceVersion")),
     )
+
+
+def execution_balance(payload: dict[str, Any]) -> TraderInfo | None:
+    """The new balance a ProtoOAExecutionEvent carries, if any.
+
+    A closing deal carries it in ``deal.closePositionDetail`` and a deposit or withdrawal in
+    ``depositWithdraw``, each with ``balance``, ``balanceVersion`` and ``moneyDigits``. The result has no
+    broker name nor deposit asset: only the balance and its version are known.
+    """
+    deal = payload.get("deal") or {}
+    for source in (deal.get("closePositionDetail"), payload.get("depositWithdraw")):
+        if not isinstance(source, dict) or source.get("balance") in (None, ""):
+            continue
+        digits = int(source.get("moneyDigits") or deal.get("moneyDigits") or 0)
+        return TraderInfo(
+            ctid_trader_account_id=int64(payload["ctidTraderAccountId"]),
+            balance=Decimal(int64(source["balance"])).scaleb(-digits),
+            money_digits=digits,
+            deposit_asset_id=0,
+            broker_name="",
+            trader_login=None,
+            balance_version=_optional_int64(source.get("balanceVersion")),
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -213,11 +241,24 @@ class RatePacer:
     spacing of ``window / limit`` with a little catch-up allowance (so a backlog leaves as a steady stream
     rather than as bursts at each window edge). The window is 5% longer than one second so that
     scheduling and network jitter (up to 50 ms) does not push a server-side one-second window over the limit.
+    ``margin`` aims that fraction below the server's limit (10% by default): a burst of queued frames then
+    never reaches REQUEST_FREQUENCY_EXCEEDED even when the server counts a little differently.
     """
 
-    def __init__(self, limit: int, *, window: float = 1.05, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        limit: int,
+        *,
+        margin: float = 0.1,
+        window: float = 1.05,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if limit < 1:
             raise ValueError("the rate limit must be at least 1 per second")
+        if not 0 <= margin < 1:
+            raise ValueError("the pacer margin must be a fraction between 0 and 1")
+        self.server_limit = limit
+        limit = max(1, int(limit * (1 - margin)))
         self.limit = limit
         self.window = window
         self.interval = window / limit
@@ -287,11 +328,15 @@ class OpenApiConnection:
         heartbeat_interval: float,
         max_requests_per_second: int,
         on_event: EventCallback | None,
+        pacer_margin: float = 0.1,
+        silence_heartbeats: float = 3.0,
     ) -> None:
         self._ws = ws
         self.request_timeout = request_timeout
         self.heartbeat_interval = heartbeat_interval
-        self.pacer = RatePacer(max_requests_per_second)
+        self.silence_limit = heartbeat_interval * silence_heartbeats
+        self.last_received = time.monotonic()
+        self.pacer = RatePacer(max_requests_per_second, margin=pacer_margin)
         self._on_event = on_event
         self._outgoing: asyncio.PriorityQueue[_Outgoing] = asyncio.PriorityQueue()
         self._events: asyncio.Queue[Envelope | None] = asyncio.Queue()
@@ -320,6 +365,8 @@ class OpenApiConnection:
         request_timeout: float = 10.0,
         heartbeat_interval: float = 10.0,
         max_requests_per_second: int = 50,
+        pacer_margin: float = 0.1,
+        silence_heartbeats: float = 3.0,
         on_event: EventCallback | None = None,
     ) -> OpenApiConnection:
         """Open the socket and authorize the application; raise OpenApiErrorResponse if it is refused."""
@@ -342,6 +389,8 @@ class OpenApiConnection:
             heartbeat_interval=heartbeat_interval,
             max_requests_per_second=max_requests_per_second,
             on_event=on_event,
+            pacer_margin=pacer_margin,
+            silence_heartbeats=silence_heartbeats,
         )
         try:
             await connection.request(
@@ -353,6 +402,7 @@ class OpenApiConnection:
             await connection.close()
             raise
         connection._tasks.append(asyncio.create_task(connection._heartbeat(), name="openapi-heartbeat"))
+        connection._tasks.append(asyncio.create_task(connection._watchdog(), name="openapi-watchdog"))
         logger.info("openapi application authorized", extra={"url": url})
         return connection
 
@@ -408,7 +458,10 @@ class OpenApiConnection:
                 item.sent.set_exception(error)
         self._events.put_nowait(None)
         for task in self._tasks:
-            if task.get_name() == "openapi-heartbeat":
+            if (
+                task.get_name() in ("openapi-heartbeat", "openapi-watchdog")
+                and task is not asyncio.current_task()
+            ):
                 task.cancel()
 
     # --- requests ---
@@ -582,6 +635,7 @@ class OpenApiConnection:
         reason = "socket closed"
         try:
             async for frame in self._ws:
+                self.last_received = time.monotonic()
                 self.messages_received += 1
                 try:
                     envelope = decode(frame, seq=self.messages_received)
@@ -632,3 +686,29 @@ class OpenApiConnection:
             await asyncio.sleep(self.heartbeat_interval)
             with contextlib.suppress(OpenApiTransportError):
                 self.send_event(PayloadType.HEARTBEAT_EVENT)
+
+    async def _watchdog(self) -> None:
+        """Close a connection that has gone silent, whatever the WebSocket library's pings say.
+
+        Spotware sends heartbeats; a socket that delivers no frame of any kind for ``silence_heartbeats``
+        heartbeat intervals is dead in practice (a half-open TCP connection, a stuck proxy). After one silent
+        interval a cheap request probes it, so a server that stays quiet while healthy still answers.
+        """
+        probed = False
+        while not self._closed.is_set():
+            await asyncio.sleep(min(self.heartbeat_interval, self.silence_limit) / 2)
+            silent = time.monotonic() - self.last_received
+            if silent >= self.silence_limit:
+                logger.warning(
+                    "openapi connection silent: closing", extra={"silent_seconds": round(silent, 1)}
+                )
+                self._shutdown(f"no frame for {silent:.1f} s")
+                with contextlib.suppress(Exception):
+                    await self._ws.close()
+                return
+            if silent >= self.heartbeat_interval and not probed:
+                probed = True
+                with contextlib.suppress(OpenApiTransportError):
+                    self._enqueue(PayloadType.VERSION_REQ, {}, track=False, priority=PRIORITY_CONTROL)
+            elif silent < self.heartbeat_interval:
+                probed = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -71,23 +71,50 @@ EVENT_PAYLOAD_TYPES = frozenset(
     }
 )
 
+
 # --- Error names (ProtoOAErrorCode and ProtoErrorCode) grouped by what the caller must do ---
-# The access token used for the request is dead: refresh, then retry once.
-TOKEN_ERRORS = frozenset({"OA_AUTH_TOKEN_EXPIRED", "CH_ACCESS_TOKEN_INVALID"})
-# The account itself is gone or disabled: mark it, stop retrying.
-ACCOUNT_GONE_ERRORS = frozenset(
-    {"RET_NO_SUCH_LOGIN", "RET_ACCOUNT_DISABLED", "CH_CTID_TRADER_ACCOUNT_NOT_FOUND"}
-)
-# Too many requests on this connection: slow down, honour retryAfter when given.
-RATE_LIMIT_ERRORS = frozenset({"REQUEST_FREQUENCY_EXCEEDED", "BLOCKED_PAYLOAD_TYPE"})
-# The server is in maintenance: wait until maintenanceEndTimestamp.
-MAINTENANCE_ERRORS = frozenset({"SERVER_IS_UNDER_MAINTENANCE"})
-# The application itself is refused (blocked, not activated, wrong id/secret): reconnecting will not help.
-APP_AUTH_REFUSED_ERRORS = frozenset({"CH_CLIENT_AUTH_FAILURE", "CH_OA_CLIENT_NOT_FOUND"})
-# Account auth was sent for an account that already has a session on this connection.
-ALREADY_LOGGED_IN_ERRORS = frozenset({"ALREADY_LOGGED_IN"})
-# The request reached the wrong environment (a demo account on the live host or the reverse).
-ROUTING_ERRORS = frozenset({"CANT_ROUTE_REQUEST"})
+class ErrorKind(StrEnum):
+    """What an Open API error means for the caller; ``classify_error`` is the only place that decides it."""
+
+    TOKEN = "token"  # the access token used is dead: refresh, then retry once
+    ACCOUNT_GONE = "gone"  # the account no longer exists (for this application): mark it, stop retrying
+    ACCOUNT_DISABLED = "disabled"  # the account exists but may not be used: mark it, stop retrying
+    RATE_LIMIT = "rate_limit"  # too many requests on this connection: slow down, honour retryAfter
+    MAINTENANCE = "maintenance"  # the server is in maintenance: wait (maintenanceEndTimestamp), with backoff
+    APP_REFUSED = "app_refused"  # the application itself is refused (blocked, not activated, wrong secret)
+    ALREADY_LOGGED_IN = "already_logged_in"  # account auth for an account with a session on this connection
+    ROUTING = "routing"  # a demo account on the live host or the reverse
+    TRANSIENT = "transient"  # a Spotware-side condition that passes
+    OTHER = "other"  # anything else: a bug on our side or a new code; retried with backoff
+
+
+_ERROR_KINDS: dict[str, ErrorKind] = {
+    "OA_AUTH_TOKEN_EXPIRED": ErrorKind.TOKEN,
+    "CH_ACCESS_TOKEN_INVALID": ErrorKind.TOKEN,
+    "RET_NO_SUCH_LOGIN": ErrorKind.ACCOUNT_GONE,
+    "CH_CTID_TRADER_ACCOUNT_NOT_FOUND": ErrorKind.ACCOUNT_GONE,
+    "RET_ACCOUNT_DISABLED": ErrorKind.ACCOUNT_DISABLED,
+    "CHANNEL_IS_BLOCKED": ErrorKind.ACCOUNT_DISABLED,
+    "REQUEST_FREQUENCY_EXCEEDED": ErrorKind.RATE_LIMIT,
+    "BLOCKED_PAYLOAD_TYPE": ErrorKind.RATE_LIMIT,
+    "SERVER_IS_UNDER_MAINTENANCE": ErrorKind.MAINTENANCE,
+    "CH_CLIENT_AUTH_FAILURE": ErrorKind.APP_REFUSED,
+    "CH_OA_CLIENT_NOT_FOUND": ErrorKind.APP_REFUSED,
+    "ALREADY_LOGGED_IN": ErrorKind.ALREADY_LOGGED_IN,
+    "CANT_ROUTE_REQUEST": ErrorKind.ROUTING,
+    "CH_SERVER_NOT_REACHABLE": ErrorKind.TRANSIENT,
+    "TIMEOUT_ERROR": ErrorKind.TRANSIENT,
+    "CONNECTIONS_LIMIT_EXCEEDED": ErrorKind.TRANSIENT,
+}
+
+
+def classify_error(error_code: str) -> ErrorKind:
+    """The kind of an Open API error, by its name (the numbers of the two error enums overlap)."""
+    return _ERROR_KINDS.get(error_code, ErrorKind.OTHER)
+
+
+# Kinds that pass by themselves: a sync or a connection attempt is retried later.
+PASSING_ERROR_KINDS = frozenset({ErrorKind.RATE_LIMIT, ErrorKind.MAINTENANCE, ErrorKind.TRANSIENT})
 
 # Millisecond timestamps are above this (year 5138 in seconds), second timestamps far below.
 _MILLISECONDS_THRESHOLD = 100_000_000_000

@@ -1,0 +1,89 @@
+"""Benchmark of the periodic enqueue (token sweep, account sync): CPU per due token, one message per token
+(the old way) against one message per batch of ids, side by side in one run, on a real Redis.
+
+    BENCH_REDIS_URL=redis://127.0.0.1:6379/14 DEBUG=1 .venv/bin/python bench/bench_sweep.py
+
+No database: the ids are given, so only the enqueue is measured (the selection is one keyset query per
+batch, measured by bench_refresh.py). Messages go to a queue of their own, deleted afterwards. The batched
+figure is what the sweep task itself spends; the fan-out a worker then does per batch (one message per id,
+so each refresh keeps its own time limit) is printed too, as it is spread over the workers. Sizes:
+BENCH_TOKENS (10000; 100000 takes about a minute more), BENCH_BATCH (the sweep's batch size).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+TOKENS = int(os.environ.get("BENCH_TOKENS", "10000"))
+QUEUE = f"bench-sweep-{os.getpid()}"
+
+
+def main() -> None:
+    os.environ["REDIS_URL"] = REDIS_URL
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientarea.settings")
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+
+    from accounts import tasks
+    from clientarea.celery import app
+
+    batch = int(os.environ.get("BENCH_BATCH", str(settings.TOKEN_SWEEP_BATCH_SIZE)))
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = QUEUE
+    app.conf.task_routes = {"*": {"queue": QUEUE}}
+    client = redis.Redis.from_url(REDIS_URL)
+    ids = list(range(1, TOKENS + 1))
+    batches = [ids[i : i + batch] for i in range(0, len(ids), batch)]
+
+    def measure(label: str, send: object) -> tuple[float, float]:
+        client.delete(QUEUE)
+        cpu, wall = time.process_time(), time.perf_counter()
+        count = send()  # type: ignore[operator]
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        messages = client.llen(QUEUE)
+        client.delete(QUEUE)
+        print(
+            f"   {label:<38} {count:>8,} tokens {messages:>8,} messages "
+            f"{cpu / count * 1e6:>9.1f} µs CPU/token {wall / count * 1e6:>9.1f} µs wall/token"
+        )
+        return cpu / count, wall / count
+
+    print(f"sweep enqueue of {TOKENS:,} due tokens to Redis ({REDIS_URL}), batch size {batch}")
+    # Warm both paths (connections, task registry) before measuring.
+    tasks._enqueue(tasks.refresh_ctid_token, [ids[:50]], only_if_due=True, reason="sweep")
+    tasks._enqueue_batches(tasks.refresh_ctid_tokens, tasks.refresh_ctid_token, [ids[:50]], only_if_due=True)
+    client.delete(QUEUE)
+
+    per_token, _ = measure(
+        "one message per token (before)",
+        lambda: tasks._enqueue(tasks.refresh_ctid_token, batches, only_if_due=True, reason="sweep"),
+    )
+    batched, _ = measure(
+        "one message per batch (sweep, after)",
+        lambda: tasks._enqueue_batches(
+            tasks.refresh_ctid_tokens, tasks.refresh_ctid_token, batches, only_if_due=True
+        ),
+    )
+    fan_out, _ = measure(
+        "worker fan-out of the batches",
+        lambda: sum(tasks.refresh_ctid_tokens(b, only_if_due=True) for b in batches),
+    )
+    print(f"\n   sweep CPU per token, before / after: {per_token / batched:,.0f}x less")
+    print(f"   after: {batched * 1e6:.2f} µs per token in the sweep (target <= 200 µs)")
+    print(f"   worker-side fan-out: {fan_out * 1e6:.1f} µs per token, spread over the workers")
+
+
+if __name__ == "__main__":
+    main()
