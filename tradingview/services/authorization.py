@@ -93,6 +93,29 @@ class AuthorizationRequest:
             params["lang"] = self.lang
         return params
 
+    def signed_fields(self) -> dict[str, object]:
+        """What ``from_signed`` needs to rebuild this request without reading the client again."""
+        return {"p": self.as_params(), "c": [self.client.pk, self.client.name]}
+
+    @classmethod
+    def from_signed(cls, fields: Mapping[str, object]) -> AuthorizationRequest | None:
+        """The request ``signed_fields`` described (from a form we signed), or None if it is not one."""
+        params, client = fields.get("p"), fields.get("c")
+        if not isinstance(params, dict) or not isinstance(client, list) or len(client) != 2:
+            return None
+        pk, name = client
+        redirect_uri, client_id = params.get("redirect_uri"), params.get("client_id")
+        if not isinstance(pk, int) or not isinstance(redirect_uri, str) or not isinstance(client_id, str):
+            return None
+        state = params.get("state")
+        return cls(
+            client=OAuthClient(pk=pk, client_id=client_id, name=str(name), is_active=True),
+            redirect_uri=redirect_uri,
+            state=state if isinstance(state, str) else None,
+            scope=str(params.get("scope", "")),
+            lang=str(params.get("lang", "")),
+        )
+
     def deny_url(self) -> str:
         return AuthorizationRedirectError(
             error="access_denied",

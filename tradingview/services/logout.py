@@ -10,7 +10,6 @@ from accounts.services.audit import audit_event_record
 
 from .. import adapter
 from ..models import AUDIT_CATEGORY, Grant
-from .consent import PENDING_STALE_SECONDS
 
 
 class LogoutPending(Exception):
@@ -72,6 +71,10 @@ def grant_logout(*, grant_id: int, now: datetime | None = None) -> str:
             detail={"grant": grant.pk},
         )
     return "revoked"
+
+
+# A pending grant older than this belongs to a request that died while waiting for the adapter.
+PENDING_STALE_SECONDS = 120
 
 
 def grants_pending_cleanup(*, now: datetime | None = None) -> int:
