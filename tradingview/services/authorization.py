@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..models import OAuthClient
+from ..selectors import registered_client
 
 TRADINGVIEW_LANGS = frozenset(
     [
@@ -148,17 +149,11 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    try:
-        # (client, uri) is unique, so at most one row matches; the pages need only these columns.
-        client = OAuthClient.objects.only("client_id", "name", "is_active").get(
-            client_id=client_id, is_active=True, redirect_uris__uri=redirect_uri or ""
-        )
-    except OAuthClient.DoesNotExist:
+    client = registered_client(client_id=client_id, redirect_uri=redirect_uri or "")
+    if client is None:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
-            raise AuthorizationRequestError("The application asking for access is not known to us.") from None
-        raise AuthorizationRequestError(
-            "The address to return to is not registered for this application."
-        ) from None
+            raise AuthorizationRequestError("The application asking for access is not known to us.")
+        raise AuthorizationRequestError("The address to return to is not registered for this application.")
     assert redirect_uri is not None
 
     state_values = params.get("state") or []

@@ -19,15 +19,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Subquery
 from django.utils import timezone
 
-from accounts.models import AuditEvent, Ctid, Trader, TradingAccount
+from accounts.models import AuditEvent, Trader, TradingAccount
 from accounts.services.audit import audit_event_new, audit_event_record
 
 from .. import adapter
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
-from ..selectors import account_ineligibility, trader_accounts
+from ..selectors import account_ineligibility, consent_recheck, trader_accounts
 from . import statements
 from .authorization import AuthorizationRequest, add_query
 from .logout import PENDING_STALE_SECONDS
@@ -154,34 +153,17 @@ def _chosen_offered(
     chosen = [offered[i] for i in sorted(ids)]
     if len({o.ctid_id for o in chosen}) != 1:
         return None
-    still = TradingAccount.objects.filter(
-        pk__in=ids,
+    found = consent_recheck(
+        trader=trader,
         ctid_id=chosen[0].ctid_id,
-        ctid__trader=trader,
-        ctid__state=Ctid.State.CONNECTED,
-        status=TradingAccount.Status.ACTIVE,
-        jurisdiction__tradingview_enabled=True,
+        account_ids=sorted(ids),
+        client_pk=request.client.pk,
+        redirect_uri=request.redirect_uri,
+        consent_key=consent_key,
     )
-    if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS:
-        still = still.filter(is_tradingview=True)
-    rows = list(
-        still.annotate(
-            client_ok=Exists(
-                RedirectUri.objects.filter(
-                    client_id=request.client.pk, client__is_active=True, uri=request.redirect_uri
-                )
-            ),
-            earlier=Subquery(Grant.objects.filter(consent_key=consent_key).values("pk")[:1]),
-        ).values_list("pk", "jurisdiction__broker_name", "client_ok", "earlier")
-    )
-    brokers = {pk: broker for pk, broker, _, _ in rows}
-    if (
-        len(rows) != len(ids)
-        or not rows[0][2]
-        or any(brokers.get(o.account_id) != o.broker_name for o in chosen)
-    ):
+    if not found.client_registered or any(found.brokers.get(o.account_id) != o.broker_name for o in chosen):
         return None
-    earlier = rows[0][3]
+    earlier = found.earlier_grant_id
     return _Chosen(
         ctid_id=chosen[0].ctid_id,
         ctid_user_id=chosen[0].ctid_user_id,

@@ -12,6 +12,7 @@ Only PostgreSQL runs these (``available``); elsewhere the services write through
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,17 @@ def _qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+@functools.cache
+def _columns(
+    model: type[models.Model], replaced: frozenset[str]
+) -> tuple[tuple[models.Field, ...], str, str]:
+    """The fields ``_row`` prepares, the column list and the value list (``%s`` or the replacement's slot)."""
+    fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
+    columns = ", ".join(_qn(f.column) for f in fields)
+    values = ", ".join(f"{{{f.attname}}}" if f.attname in replaced else "%s" for f in fields)
+    return fields, columns, values
+
+
 def _row(
     obj: models.Model, *, sql: dict[str, tuple[str, list[Any]]] | None = None
 ) -> tuple[str, str, list[Any]]:
@@ -40,19 +52,16 @@ def _row(
     ``sql`` replaces the value of some fields (by attribute name) with an SQL expression and its parameters.
     """
     sql = sql or {}
-    columns, values, params = [], [], []
-    for field in obj._meta.local_concrete_fields:
-        if field.primary_key:
-            continue
-        columns.append(_qn(field.column))
+    fields, columns, values = _columns(type(obj), frozenset(sql))
+    params: list[Any] = []
+    for field in fields:
         if field.attname in sql:
-            expression, extra = sql[field.attname]
-            values.append(expression)
-            params.extend(extra)
-            continue
-        values.append("%s")
-        params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
-    return ", ".join(columns), ", ".join(values), params
+            params.extend(sql[field.attname][1])
+        else:
+            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
+    if sql:
+        values = values.format(**{name: expression for name, (expression, _) in sql.items()})
+    return columns, values, params
 
 
 def grant_insert(
