@@ -18,9 +18,10 @@ Run (PostgreSQL database migrated with `manage.py migrate`):
         --latency 0 --redis redis://127.0.0.1:6379/5
 
 Options: --redis URL (also runs with sessions in Redis; default $BENCH_REDIS_URL), --threads N (client
-threads, default 8), --seconds S (per measurement, default 8), --latency MS (added by the adapter to every
-answer, repeatable; default 0, 20 and 50: a remote adapter is not on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the same cores and
-the ratio is one of CPU costs).
+threads, default 8), --seconds S (per measurement, default 8, taken in --rounds turns, default 4), --latency MS
+(added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote adapter is not on loopback;
+with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the same cores and the ratio is
+one of CPU costs).
 The data it creates is removed at the end.
 """
 
@@ -262,11 +263,39 @@ class CpuMeter:
         return used
 
 
-def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -> tuple[float, int, dict]:
-    """Run ``work(thread_index)`` in a loop on ``threads`` threads.
+@dataclass
+class Tally:
+    """Operations, errors, seconds and CPU used (ms, by consumer) over one or more measurement rounds."""
 
-    Returns (operations per second, errors, CPU ms per operation by consumer).
-    """
+    ops: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    cpu: dict[str, float] | None = None
+
+    def add(self, other: Tally) -> None:
+        self.ops += other.ops
+        self.errors += other.errors
+        self.seconds += other.seconds
+        if other.cpu is not None:
+            self.cpu = {k: (self.cpu or {}).get(k, 0.0) + v for k, v in other.cpu.items()}
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def cpu_per_op(self) -> dict[str, float]:
+        if not self.cpu:
+            return {}
+        done = max(1, self.ops)
+        per_op = {k: v / done for k, v in self.cpu.items()}
+        per_op["capacity"] = (
+            (os.cpu_count() or 1) * self.seconds * 1000 / done
+        )  # CPU ms the machine had per op
+        return per_op
+
+
+def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -> Tally:
+    """Run ``work(thread_index)`` in a loop on ``threads`` threads for ``seconds``."""
     stop = time.monotonic() + seconds
     counts = [0] * threads
     errors = [0] * threads
@@ -289,13 +318,8 @@ def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -
     for t in pool:
         t.join()
     elapsed = time.monotonic() - started
-    done = max(1, sum(counts))
-    per_op: dict[str, float] = {}
-    if meter and before:
-        used = CpuMeter.used(before, meter.snapshot())
-        per_op = {k: v / done for k, v in used.items()}
-        per_op["capacity"] = os.cpu_count() * elapsed * 1000 / done  # CPU ms the machine had per operation
-    return sum(counts) / elapsed, sum(errors), per_op
+    used = CpuMeter.used(before, meter.snapshot()) if meter and before else None
+    return Tally(ops=sum(counts), errors=sum(errors), seconds=elapsed, cpu=used)
 
 
 STEPS = ("authorize", "consent", "token")
@@ -381,7 +405,7 @@ def fair_table(create: bool) -> None:
             cursor.execute(f"DROP TABLE IF EXISTS {FAIR_TABLE}")
 
 
-def throughput(threads: int, seconds: float, latency_ms: float, redis_url: str = "") -> Run:
+def throughput(threads: int, seconds: float, latency_ms: float, redis_url: str = "", rounds: int = 4) -> Run:
     import requests
 
     adapter_port = free_port()
@@ -460,15 +484,17 @@ def throughput(threads: int, seconds: float, latency_ms: float, redis_url: str =
             steps.us.clear()
             steps.count.clear()
         meter = CpuMeter(web.pid, adapter.pid)
-        results = {}
-        # The two floors around the link, so a change in the machine's load shows as a difference between them.
-        for name, work, steps in (
-            ("fair", fair, fair_steps),
-            ("link", link, link_steps),
-            ("bare", floor, floor_steps),
-        ):
-            rate, errors, cpu = measure(work, threads, seconds, meter)
-            results[name] = Measured(rate, errors, cpu, steps.per_request_ms())
+        paths = {"fair": (fair, fair_steps), "link": (link, link_steps), "bare": (floor, floor_steps)}
+        tallies = {name: Tally() for name in paths}
+        # Short rounds, taking turns: a change in the machine's load (other users of its cores) falls on all
+        # three alike instead of on whichever was being measured at the time.
+        for _ in range(rounds):
+            for name, (work, _steps) in paths.items():
+                tallies[name].add(measure(work, threads, seconds / rounds, meter))
+        results = {
+            name: Measured(tally.rate, tally.errors, tally.cpu_per_op(), paths[name][1].per_request_ms())
+            for name, tally in tallies.items()
+        }
         return Run(
             latency_ms,
             "Redis" if redis_url else "database",
@@ -578,6 +604,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=4, help="turns the three measurements take (default 4)")
     parser.add_argument("--latency", type=float, action="append", help="adapter latency in ms (repeatable)")
     parser.add_argument(
         "--redis",
@@ -618,7 +645,7 @@ def main() -> None:
         runs = []
         for latency in args.latency or [0.0, 20.0, 50.0]:
             for redis_url in ("", args.redis) if args.redis else ("",):
-                run = throughput(args.threads, args.seconds, latency, redis_url)
+                run = throughput(args.threads, args.seconds, latency, redis_url, args.rounds)
                 runs.append(run)
                 print_run(run, args.threads)
         print("\nSummary:")
