@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Ctid, Jurisdiction, TradingAccount
-from accounts.selectors import accounts_for_user, ctids_for_user, trader_for_user
+from accounts.figures_display import is_stale, margin_call_level
+from accounts.models import AccountFigures, Ctid, Jurisdiction, TradingAccount
+from accounts.selectors import (
+    HISTORY_RESOLUTIONS,
+    account_history,
+    accounts_for_user,
+    auto_resolution,
+    ctids_for_user,
+    trader_for_user,
+)
 
 
 class CtidSerializer(serializers.ModelSerializer):
@@ -34,6 +50,77 @@ class JurisdictionSerializer(serializers.ModelSerializer):
         fields = ["broker_name", "display_name", "tradingview_enabled"]
 
 
+class FiguresSerializer(serializers.Serializer):
+    """The latest figures of an account, in its deposit currency."""
+
+    currency = serializers.CharField()
+    balance = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    used_margin = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    free_margin = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    unrealized_pnl = serializers.DecimalField(
+        max_digits=30, decimal_places=10, coerce_to_string=True, help_text="Open P/L: equity minus balance."
+    )
+    margin_level = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        coerce_to_string=True,
+        allow_null=True,
+        help_text="Equity / used margin x 100, in percent; null when no margin is used.",
+    )
+    margin_call = serializers.BooleanField(help_text="The margin level is under the margin-call level.")
+    margin_call_level = serializers.DecimalField(max_digits=7, decimal_places=2, coerce_to_string=True)
+    positions_count = serializers.IntegerField(
+        allow_null=True, help_text="Null when the source has no positions."
+    )
+    positions_volume = serializers.DecimalField(
+        max_digits=30, decimal_places=2, coerce_to_string=True, allow_null=True
+    )
+    read_at = serializers.DateTimeField(help_text="When the figures were read from cTrader.")
+    stale = serializers.BooleanField(help_text="Read longer ago than the freshness limit: may have changed.")
+    source = serializers.ChoiceField(choices=AccountFigures.Source.choices)  # type: ignore[assignment]
+
+
+_AT = serializers.DateTimeField()
+_LEVEL_PLACES = Decimal("0.01")
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+@extend_schema_field(FiguresSerializer(allow_null=True))
+class FiguresField(serializers.Field):
+    """An account's figures in the shape of ``FiguresSerializer``, formatted directly: a list of accounts
+    would otherwise build one nested serializer per row. Decimals keep the digits the database stores."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, account: TradingAccount) -> dict[str, Any] | None:
+        try:
+            figures = account.figures
+        except AccountFigures.DoesNotExist:
+            return None
+        level = margin_call_level(account)
+        return {
+            "currency": figures.currency or account.currency,
+            "balance": _text(figures.balance),
+            "equity": _text(figures.equity),
+            "used_margin": _text(figures.used_margin),
+            "free_margin": _text(figures.free_margin),
+            "unrealized_pnl": _text(figures.unrealized_pnl),
+            "margin_level": _text(figures.margin_level),
+            "margin_call": figures.margin_level is not None and figures.margin_level < level,
+            "margin_call_level": str(level.quantize(_LEVEL_PLACES)),
+            "positions_count": figures.positions_count,
+            "positions_volume": _text(figures.positions_volume),
+            "read_at": _AT.to_representation(figures.read_at),
+            "stale": is_stale(figures.read_at),
+            "source": figures.source,
+        }
+
+
 class TradingAccountSerializer(serializers.ModelSerializer):
     environment = serializers.ChoiceField(choices=["live", "demo"], read_only=True)
     ctid = serializers.IntegerField(source="ctid.user_id", read_only=True, help_text="The cTID userId.")
@@ -41,6 +128,7 @@ class TradingAccountSerializer(serializers.ModelSerializer):
     balance = serializers.DecimalField(
         max_digits=30, decimal_places=10, coerce_to_string=True, read_only=True, allow_null=True
     )
+    figures = FiguresField()
 
     class Meta:
         model = TradingAccount
@@ -59,6 +147,7 @@ class TradingAccountSerializer(serializers.ModelSerializer):
             "currency",
             "balance_updated_at",
             "last_synced_at",
+            "figures",
         ]
         read_only_fields = fields
 
@@ -94,3 +183,114 @@ class AccountDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self) -> QuerySet[TradingAccount]:
         return accounts_for_user(user=self.request.user)
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    """The query of the history endpoint (``from`` is a Python keyword, hence ``from_`` renamed below)."""
+
+    from_ = serializers.DateTimeField(
+        required=False, help_text="Start (ISO 8601); default: one day before `to`."
+    )
+    to = serializers.DateTimeField(required=False, help_text="End (ISO 8601); default: now.")
+    resolution = serializers.ChoiceField(
+        choices=["auto", *HISTORY_RESOLUTIONS], default="auto", help_text="Bucket size; `auto` picks by span."
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        end: datetime = attrs.get("to") or timezone.now()
+        start: datetime = attrs.get("from") or end - timedelta(days=1)
+        if start >= end:
+            raise serializers.ValidationError({"from": "`from` must be before `to`."})
+        if end - start > timedelta(days=settings.FIGURES_DAILY_RETENTION_DAYS + 1):
+            raise serializers.ValidationError({"from": "The period is longer than the history kept."})
+        resolution = attrs["resolution"]
+        if resolution == "auto":
+            resolution = auto_resolution(start, end)
+        buckets = (end - start).total_seconds() / HISTORY_RESOLUTIONS[resolution][1]
+        if buckets > settings.FIGURES_HISTORY_MAX_POINTS:
+            raise serializers.ValidationError(
+                {
+                    "resolution": f"{resolution} over this period gives more than "
+                    f"{settings.FIGURES_HISTORY_MAX_POINTS} points: choose a coarser resolution or a shorter period."
+                }
+            )
+        return {"start": start, "end": end, "resolution": resolution}
+
+
+class HistoryPointSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    balance = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+    used_margin = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
+
+
+class HistorySerializer(serializers.Serializer):
+    ctid_trader_account_id = serializers.IntegerField()
+    currency = serializers.CharField()
+    resolution = serializers.ChoiceField(choices=list(HISTORY_RESOLUTIONS))
+    from_ = serializers.DateTimeField()
+    to = serializers.DateTimeField()
+    points = HistoryPointSerializer(many=True, help_text="The last value of each bucket, oldest first.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+
+class AccountHistoryView(APIView):
+    @extend_schema(
+        summary="The balance and equity history of one of the signed-in trader's accounts",
+        parameters=[
+            OpenApiParameter(
+                "from", OpenApiTypes.DATETIME, description="Start (ISO 8601); default: `to` - 1 day."
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="End (ISO 8601); default: now."),
+            OpenApiParameter(
+                "resolution",
+                OpenApiTypes.STR,
+                enum=["auto", *HISTORY_RESOLUTIONS],
+                description="minute, hour or day buckets (the last value of each); auto picks by span.",
+            ),
+        ],
+        responses=HistorySerializer,
+    )
+    def get(self, request: Request, ctid_trader_account_id: int) -> Response:
+        account = get_object_or_404(
+            accounts_for_user(user=request.user), ctid_trader_account_id=ctid_trader_account_id
+        )
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end, resolution = (query.validated_data[k] for k in ("start", "end", "resolution"))
+        points = account_history(account=account, start=start, end=end, resolution=resolution)
+        try:
+            currency = account.figures.currency or account.currency
+        except AccountFigures.DoesNotExist:
+            currency = account.currency
+        data = {
+            "ctid_trader_account_id": account.ctid_trader_account_id,
+            "currency": currency,
+            "resolution": resolution,
+            "from": start,
+            "to": end,
+            "points": [],
+        }
+        body = dict(HistorySerializer(data).data)
+        # Up to thousands of points: formatted directly, in the serializer's formats (ISO time, the stored
+        # Decimal's digits), rather than through one serializer per point.
+        at = serializers.DateTimeField()
+        body["points"] = [
+            {
+                "at": at.to_representation(p.at),
+                "balance": str(p.balance),
+                "equity": str(p.equity),
+                "used_margin": str(p.used_margin),
+            }
+            for p in points
+        ]
+        return Response(body)

@@ -11,5 +11,10 @@ urlpatterns = [
         api.AccountDetailView.as_view(),
         name="api-account-detail",
     ),
+    path(
+        "accounts/<int:ctid_trader_account_id>/history/",
+        api.AccountHistoryView.as_view(),
+        name="api-account-history",
+    ),
     path("gateway/status/", GatewayStatusView.as_view(), name="gateway-status"),
 ]

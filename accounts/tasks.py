@@ -140,3 +140,95 @@ def sweep_due_tokens() -> int:
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
 def sync_all_accounts() -> int:
     return run_account_sync()
+
+
+# --- account figures ---
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
+def refresh_ctid_figures(
+    self: Task, ctid_id: int, account_ids: list[int] | None = None, environment: str | None = None
+) -> str:
+    """Read a cTID's account figures over the Open API (its active accounts, the listed ones, or those of one
+    environment)."""
+    from accounts.services.figures_openapi import FiguresError, FiguresTransient, ctid_figures_refresh
+
+    try:
+        result = ctid_figures_refresh(
+            ctid_id=ctid_id, ctid_trader_account_ids=account_ids, environment=environment
+        )
+    except (Ctid.DoesNotExist, CtidToken.DoesNotExist):
+        return "missing"
+    except FiguresTransient as exc:
+        if account_ids is not None:
+            # An on-view read is not worth retrying: the periodic refresh comes soon anyway.
+            return "transient"
+        raise _retry(self, exc) from None
+    except FiguresError as exc:
+        return f"failed: {exc}"
+    return f"{result.stored} stored, {result.snapshots} history points"
+
+
+def _figures_ctid_batches(batch_size: int, environment: str) -> Iterable[list[int]]:
+    from accounts.models import TradingAccount
+
+    after = 0
+    while True:
+        ids = list(
+            Ctid.objects.filter(
+                state=Ctid.State.CONNECTED,
+                token__state=CtidToken.State.ACTIVE,
+                trader__suspended=False,
+                accounts__status=TradingAccount.Status.ACTIVE,
+                accounts__is_live=environment == "live",
+                pk__gt=after,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
+            .distinct()[:batch_size]
+        )
+        if ids:
+            yield ids
+            after = ids[-1]
+        if len(ids) < batch_size:
+            return
+
+
+def run_figures_refresh() -> dict[str, int]:
+    """Refresh every account's figures: each environment with WebServices manager credentials from its trader
+    list (read in pages, stored in bulk); an environment without them by one Open API read task per cTID."""
+    from accounts.services.figures_webservices import (
+        FiguresWebServicesError,
+        environment_figures_refresh,
+        webservices_environments,
+    )
+
+    done: dict[str, int] = {}
+    listed = webservices_environments()
+    for environment in ("live", "demo"):
+        if environment in listed:
+            try:
+                done[environment] = environment_figures_refresh(environment=environment).stored
+            except FiguresWebServicesError as exc:
+                logger.warning(
+                    "figures refresh failed", extra={"environment": environment, "error": str(exc)}
+                )
+        else:
+            done[f"{environment}_openapi_tasks"] = _enqueue(
+                refresh_ctid_figures,
+                _figures_ctid_batches(settings.TOKEN_SWEEP_BATCH_SIZE, environment),
+                environment=environment,
+            )
+    logger.info("figures refresh", extra=done)
+    return done
+
+
+@shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
+def refresh_all_figures() -> dict[str, int]:
+    return run_figures_refresh()
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def account_history_retention() -> str:
+    from accounts.services.figures import account_snapshots_retention
+
+    result = account_snapshots_retention()
+    return f"{result.hourly} hourly, {result.daily} daily, {result.deleted} deleted"

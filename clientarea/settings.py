@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -370,6 +371,42 @@ OPENAPI_HEARTBEAT_SECONDS = env.float("OPENAPI_HEARTBEAT_SECONDS", default=10.0)
 OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", default=50)
 OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
 OPENAPI_DB_POLL_SECONDS = env.float("OPENAPI_DB_POLL_SECONDS", default=5.0)
+
+# --- Account figures (equity, margin, open P/L) and their history ---
+# How often the periodic job refreshes every account's figures: from the broker's WebServices list in pages
+# when manager credentials are configured, otherwise over the Open API, one task per cTID.
+FIGURES_REFRESH_SECONDS = env.int("FIGURES_REFRESH_SECONDS", default=60)
+# Figures read longer ago than this are shown as stale, never as current.
+FIGURES_STALE_SECONDS = env.int("FIGURES_STALE_SECONDS", default=300)
+# Opening an account page whose figures are older than this queues a fresh Open API read of that account.
+FIGURES_ON_VIEW_REFRESH_SECONDS = env.int("FIGURES_ON_VIEW_REFRESH_SECONDS", default=30)
+# Margin level (%) under which an account is flagged, unless its jurisdiction sets its own.
+FIGURES_MARGIN_CALL_LEVEL = Decimal(env.str("FIGURES_MARGIN_CALL_LEVEL", default="100"))
+# A history point is added when the balance moves, or the equity moves and either this many seconds passed
+# since the account's last point or the move is at least this many percent.
+FIGURES_SNAPSHOT_SECONDS = env.int("FIGURES_SNAPSHOT_SECONDS", default=60)
+FIGURES_SIGNIFICANT_CHANGE_PERCENT = env.float("FIGURES_SIGNIFICANT_CHANGE_PERCENT", default=1.0)
+# History retention: full resolution, then the last point of each hour, then of each day, then nothing.
+FIGURES_RAW_RETENTION_HOURS = env.int("FIGURES_RAW_RETENTION_HOURS", default=24)
+FIGURES_HOURLY_RETENTION_DAYS = env.int("FIGURES_HOURLY_RETENTION_DAYS", default=31)
+FIGURES_DAILY_RETENTION_DAYS = env.int("FIGURES_DAILY_RETENTION_DAYS", default=1830)
+# Most points one history request may return (the API answers 400 above it).
+FIGURES_HISTORY_MAX_POINTS = env.int("FIGURES_HISTORY_MAX_POINTS", default=3000)
+FIGURES_RETENTION_INTERVAL_SECONDS = env.int("FIGURES_RETENTION_INTERVAL_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "refresh-account-figures": {
+            "task": "accounts.tasks.refresh_all_figures",
+            "schedule": float(FIGURES_REFRESH_SECONDS),
+            "options": {"expires": float(FIGURES_REFRESH_SECONDS)},
+        },
+        "account-history-retention": {
+            "task": "accounts.tasks.account_history_retention",
+            "schedule": float(FIGURES_RETENTION_INTERVAL_SECONDS),
+            "options": {"expires": float(FIGURES_RETENTION_INTERVAL_SECONDS)},
+        },
+    }
+)
 
 # --- Operations: health probes, request ids, log safety, the run command ---
 INSTALLED_APPS.append("clientarea")

@@ -20,14 +20,22 @@ from urllib.parse import parse_qs, urlsplit
 from django.template import Context, Engine
 
 from accounts.ctrader.openapi.messages import PayloadType
+from accounts.ctrader.webservices import md5_hex
 from sandbox import adapter as adapter_sim
 from sandbox import tradingview as tradingview_sim
 from sandbox.ctrader_id import CtraderIdSimulator
 from sandbox.httpd import Handler, Request, Response, Route, RunningServer, serve
 from sandbox.openapi_server import OpenApiSimulator
+from sandbox.webservices_server import WebServicesSim
 from sandbox.world import World, demo_world
 
 logger = logging.getLogger(__name__)
+
+# The simulated broker's WebServices manager accounts (login, password), per environment.
+SANDBOX_MANAGERS: dict[str, tuple[int, str]] = {
+    "live": (30001, "sandbox-manager-live"),
+    "demo": (30002, "sandbox-manager-demo"),
+}
 
 _ENGINE = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
 
@@ -58,6 +66,7 @@ def _peer_of(path: str) -> str:
         ("/ctrader-id/", "cTrader ID"),
         ("/adapter/", "TradingView adapter"),
         ("/tradingview-sim", "TradingView"),
+        ("/webservices/", "WebServices"),
     ):
         if path.startswith(prefix):
             return peer
@@ -79,6 +88,7 @@ class Sandbox:
         tradingview_client_secret: str,
         world: World | None = None,
         public_http_url: str = "",
+        managers: dict[str, tuple[int, str]] | None = None,
     ) -> None:
         self.world = world or demo_world()
         self.http_endpoint, self.live_endpoint, self.demo_endpoint = http, live, demo
@@ -100,6 +110,12 @@ class Sandbox:
             ),
         }
         self._tradingview_client = (tradingview_client_id, tradingview_client_secret)
+        # Broker WebServices, one host per environment, mounted at /webservices/live and /webservices/demo.
+        managers = managers or dict(SANDBOX_MANAGERS)
+        self.webservices = {
+            environment: WebServicesSim(self.world, environment, {login: md5_hex(password)})
+            for environment, (login, password) in managers.items()
+        }
         self._public_http_url = public_http_url
         self.server: RunningServer | None = None
         self.tradingview: tradingview_sim.TradingViewSim | None = None
@@ -122,6 +138,11 @@ class Sandbox:
         simulated: list[Route] = [
             *self.ctrader_id.routes(),
             *adapter_sim.routes(bearer=self.adapter.bearer, sim=self.adapter),
+            *[
+                route
+                for environment, sim in self.webservices.items()
+                for route in sim.routes(f"/webservices/{environment}")
+            ],
             *tradingview_sim.routes(
                 clientarea_url=self.clientarea_url,
                 client_id=self._tradingview_client[0],
@@ -142,6 +163,8 @@ class Sandbox:
 
     def stop(self) -> None:
         self.ctrader_id.release_hangs()
+        for webservices in self.webservices.values():
+            webservices.release_hangs()
         for sim in self.openapi.values():
             sim.stop()
         if self.server is not None:

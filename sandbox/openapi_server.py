@@ -534,6 +534,8 @@ class OpenApiSimulator:
                     },
                     msg_id,
                 )
+        elif payload_type in (PayloadType.RECONCILE_REQ, PayloadType.GET_POSITION_UNREALIZED_PNL_REQ):
+            await self._positions_request(session, payload_type, payload, msg_id)
         else:
             await self._error(
                 session, msg_id, "UNSUPPORTED_MESSAGE", f"payloadType {payload_type}", common=True
@@ -608,11 +610,67 @@ class OpenApiSimulator:
                 session, PayloadType.ACCOUNT_AUTH_RES, {"ctidTraderAccountId": account_id}, msg_id
             )
 
+    async def _positions_request(
+        self, session: _Session, payload_type: int, payload: dict[str, Any], msg_id: str | None
+    ) -> None:
+        """ProtoOAReconcileReq and ProtoOAGetPositionUnrealizedPnLReq on the World's open positions."""
+        account_id = _account_id(payload)
+        account = self.world.account(account_id) if account_id is not None else None
+        if account is None or account_id not in session.accounts:
+            await self._error(
+                session, msg_id, "ACCOUNT_NOT_AUTHORIZED", "Trading account is not authorized",
+                account_id=account_id,
+            )  # fmt: skip
+            return
+        now = self.world.clock()
+        with self.world.lock:
+            positions = list(account.positions)
+        if payload_type == PayloadType.RECONCILE_REQ:
+            listed = [
+                {
+                    "positionId": p.position_id,
+                    "tradeData": {
+                        "symbolId": p.symbol_id,
+                        "volume": p.volume,
+                        "tradeSide": p.trade_side,
+                        "openTimestamp": int(p.opened_at * 1000),
+                    },
+                    "positionStatus": "POSITION_STATUS_OPEN",
+                    "swap": p.swap,
+                    "commission": p.commission,
+                    "usedMargin": p.used_margin,
+                    "moneyDigits": account.money_digits,
+                }
+                for p in positions
+            ]
+            await self._send(
+                session,
+                PayloadType.RECONCILE_RES,
+                {"ctidTraderAccountId": account_id, "position": listed, "order": []},
+                msg_id,
+            )
+            return
+        pnls = []
+        for p in positions:
+            gross, net = p.pnl(now)
+            pnls.append({"positionId": p.position_id, "grossUnrealizedPnL": gross, "netUnrealizedPnL": net})
+        await self._send(
+            session,
+            PayloadType.GET_POSITION_UNREALIZED_PNL_RES,
+            {
+                "ctidTraderAccountId": account_id,
+                "positionUnrealizedPnL": pnls,
+                "moneyDigits": account.money_digits,
+            },
+            msg_id,
+        )
+
     @staticmethod
     def _trader(account: SimAccount) -> dict[str, Any]:
         return {
             "ctidTraderAccountId": account.ctid_trader_account_id,
             "balance": account.balance,
+            "balanceVersion": account.balance_version,
             "moneyDigits": account.money_digits,
             "depositAssetId": asset_id(account.deposit_asset),
             "brokerName": account.broker_name,

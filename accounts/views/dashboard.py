@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
-from accounts.models import Ctid
-from accounts.selectors import accounts_for_user, ctids_for_user, trader_for_user
+from accounts.charts import PERIODS, line_chart
+from accounts.figures_display import NumberFormat, figures_view, totals_per_currency
+from accounts.models import AccountFigures, Ctid, TradingAccount
+from accounts.selectors import account_history, accounts_for_user, ctids_for_user, trader_for_user
+
+logger = logging.getLogger(__name__)
 
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
     ctids = list(ctids_for_user(user=request.user)) if trader else []
+    now = timezone.now()
+    accounts = [account for ctid in ctids for account in ctid.accounts.all()]
+    number = NumberFormat()
+    for account in accounts:
+        account.fig = figures_view(account, now=now, number=number)  # type: ignore[attr-defined]
     return render(
         request,
         "accounts/dashboard.html",
@@ -21,9 +35,39 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "trader": trader,
             "ctids": ctids,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
-            "account_count": sum(len(c.accounts.all()) for c in ctids),
+            "account_count": len(accounts),
+            "totals": totals_per_currency(accounts, now=now, number=number),
+            "margin_calls": [a for a in accounts if a.fig and a.fig.margin_call],  # type: ignore[attr-defined]
         },
     )
+
+
+def _queue_figures_read(account: TradingAccount) -> bool:
+    """Queue a fresh Open API read of an account whose figures are old; never waits for it.
+
+    Without a broker (embedded mode) tasks would run inside this request, so nothing is queued there and the
+    periodic refresh brings the figures. One read per account at a time: a short cache key dedupes reloads.
+    """
+    from accounts.tasks import refresh_ctid_figures
+
+    if refresh_ctid_figures.app.conf.task_always_eager or account.status != TradingAccount.Status.ACTIVE:
+        return False
+    try:
+        figures: AccountFigures | None = account.figures
+    except AccountFigures.DoesNotExist:
+        figures = None
+    if figures is not None and (
+        (timezone.now() - figures.read_at).total_seconds() < settings.FIGURES_ON_VIEW_REFRESH_SECONDS
+    ):
+        return False
+    try:
+        if not cache.add(f"figures-read:{account.pk}", 1, timeout=settings.FIGURES_ON_VIEW_REFRESH_SECONDS):
+            return False
+        refresh_ctid_figures.apply_async(args=(account.ctid_id, [account.ctid_trader_account_id]))
+    except Exception as exc:  # a broker or cache outage must not break the page
+        logger.warning("figures read not queued", extra={"account": account.pk, "error": type(exc).__name__})
+        return False
+    return True
 
 
 @login_required
@@ -31,4 +75,21 @@ def account_detail(request: HttpRequest, ctid_trader_account_id: int) -> HttpRes
     account = get_object_or_404(
         accounts_for_user(user=request.user), ctid_trader_account_id=ctid_trader_account_id
     )
-    return render(request, "accounts/account_detail.html", {"account": account})
+    period = request.GET.get("period", "day")
+    if period not in PERIODS:
+        period = "day"
+    span, resolution = PERIODS[period]
+    end = timezone.now()
+    start = end - span
+    points = account_history(account=account, start=start, end=end, resolution=resolution, with_prior=True)
+    return render(
+        request,
+        "accounts/account_detail.html",
+        {
+            "account": account,
+            "fig": figures_view(account, now=end),
+            "chart": line_chart(points, period=period, start=start, end=end),
+            "periods": list(PERIODS),
+            "updating": _queue_figures_read(account),
+        },
+    )

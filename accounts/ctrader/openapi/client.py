@@ -133,6 +133,7 @@ class TraderInfo:
     deposit_asset_id: int
     broker_name: str
     trader_login: int | None
+    balance_version: int | None = None
 
 
 def trader_info(payload: dict[str, Any]) -> TraderInfo:
@@ -140,6 +141,7 @@ def trader_info(payload: dict[str, Any]) -> TraderInfo:
     trader = payload.get("trader") or {}
     money_digits = int(trader.get("moneyDigits") or 0)
     login = trader.get("traderLogin")
+    version = trader.get("balanceVersion")
     return TraderInfo(
         ctid_trader_account_id=int64(trader.get("ctidTraderAccountId") or payload["ctidTraderAccountId"]),
         balance=Decimal(int64(trader.get("balance") or 0)).scaleb(-money_digits),
@@ -147,7 +149,61 @@ def trader_info(payload: dict[str, Any]) -> TraderInfo:
         deposit_asset_id=int64(trader.get("depositAssetId") or 0),
         broker_name=str(trader.get("brokerName") or ""),
         trader_login=int64(login) if login not in (None, "") else None,
+        balance_version=int64(version) if version not in (None, "") else None,
     )
+
+
+@dataclass(frozen=True)
+class PositionInfo:
+    """One open position of ProtoOAReconcileRes; money already scaled by the position's ``moneyDigits``."""
+
+    position_id: int
+    symbol_id: int
+    volume: int  # in cents of units, as on the wire
+    trade_side: str
+    used_margin: Decimal
+    swap: Decimal
+    commission: Decimal
+
+
+@dataclass(frozen=True)
+class PositionPnl:
+    position_id: int
+    gross: Decimal
+    net: Decimal
+
+
+def _side(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {1: "BUY", 2: "SELL"}.get(value, str(value))
+    return str(value or "")
+
+
+def position_info(item: dict[str, Any]) -> PositionInfo:
+    digits = int(item.get("moneyDigits") or 0)
+    trade = item.get("tradeData") or {}
+    return PositionInfo(
+        position_id=int64(item["positionId"]),
+        symbol_id=int64(trade.get("symbolId") or 0),
+        volume=int64(trade.get("volume") or 0),
+        trade_side=_side(trade.get("tradeSide")),
+        used_margin=Decimal(int64(item.get("usedMargin") or 0)).scaleb(-digits),
+        swap=Decimal(int64(item.get("swap") or 0)).scaleb(-digits),
+        commission=Decimal(int64(item.get("commission") or 0)).scaleb(-digits),
+    )
+
+
+def unrealized_pnls(payload: dict[str, Any]) -> dict[int, PositionPnl]:
+    digits = int(payload.get("moneyDigits") or 0)
+    result = {}
+    for item in payload.get("positionUnrealizedPnL") or []:
+        position_id = int64(item["positionId"])
+        result[position_id] = PositionPnl(
+            position_id,
+            Decimal(int64(item.get("grossUnrealizedPnL") or 0)).scaleb(-digits),
+            Decimal(int64(item.get("netUnrealizedPnL") or 0)).scaleb(-digits),
+        )
+    return result
 
 
 class RatePacer:
@@ -474,6 +530,26 @@ class OpenApiConnection:
             int64(asset["assetId"]): str(asset.get("name") or asset.get("displayName") or "")
             for asset in payload.get("asset") or []
         }
+
+    async def reconcile(
+        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
+    ) -> list[PositionInfo]:
+        """The account's open positions (ProtoOAReconcileReq), each with its used margin, swap and commission."""
+        payload = await self.request(
+            PayloadType.RECONCILE_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
+        )
+        return [position_info(item) for item in payload.get("position") or []]
+
+    async def unrealized_pnl(
+        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
+    ) -> dict[int, PositionPnl]:
+        """Gross and net unrealized P/L per open position (ProtoOAGetPositionUnrealizedPnLReq), by position id."""
+        payload = await self.request(
+            PayloadType.GET_POSITION_UNREALIZED_PNL_REQ,
+            {"ctidTraderAccountId": ctid_trader_account_id},
+            priority=priority,
+        )
+        return unrealized_pnls(payload)
 
     # --- tasks ---
     async def _writer(self) -> None:

@@ -1,0 +1,49 @@
+"""Opening an account page queues a fresh Open API read for a real Celery worker and never waits for it."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from accounts.models import AccountFigures
+
+from .conftest import LIVE_USD, link
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_account_page_queues_a_figures_read_that_the_worker_stores(world, openapi, celery_worker, settings):
+    settings.FIGURES_ON_VIEW_REFRESH_SECONDS = 30
+    ctid = link(world)
+    client = Client()
+    client.force_login(ctid.trader.user)
+    openapi["live"].clear_received()
+
+    started = time.monotonic()
+    page = client.get(f"/accounts/{LIVE_USD}/").content.decode()
+    elapsed = time.monotonic() - started
+
+    assert "Fresh figures for this account are on their way" in page
+    assert "not known yet" in page
+    assert elapsed < 5
+    assert _wait_for(lambda: AccountFigures.objects.filter(account__ctid_trader_account_id=LIVE_USD).exists())
+    figures = AccountFigures.objects.get(account__ctid_trader_account_id=LIVE_USD)
+    assert figures.equity == Decimal("10100.00")
+    # Only the account on the page was read.
+    reads = {r.payload["ctidTraderAccountId"] for r in openapi["live"].received(2124)}
+    assert reads == {LIVE_USD}
+    # Fresh now: the next view queues nothing.
+    page = client.get(f"/accounts/{LIVE_USD}/").content.decode()
+    assert "on their way" not in page and "10,100.00" in page
