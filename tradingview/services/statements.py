@@ -21,8 +21,16 @@ from typing import Any
 from django.db import connection, models
 
 from accounts.models import AuditEvent
+from accounts.services.audit import audit_event_new
 
-from ..models import CLIENT_SECRET_ALGORITHM, AuthorizationCode, Grant, OAuthClient, token_hash
+from ..models import (
+    AUDIT_CATEGORY,
+    CLIENT_SECRET_ALGORITHM,
+    AuthorizationCode,
+    Grant,
+    OAuthClient,
+    token_hash,
+)
 
 
 def available() -> bool:
@@ -120,7 +128,7 @@ def code_take(
     active or at the end of its life): nothing was written, and the caller finds out which.
     """
     grant_table, code_table = _qn(Grant._meta.db_table), _qn(AuthorizationCode._meta.db_table)
-    audit = AuditEvent(category="tradingview", action="code_exchanged", outcome="ok", detail={})
+    audit = audit_event_new(category=AUDIT_CATEGORY, action="code_exchanged", outcome="ok")
     audit_columns, audit_values, audit_params = _row(
         audit,
         sql={
