@@ -1,22 +1,27 @@
 """Benchmark of the TradingView link.
 
 1. Throughput of the whole link (authorize page -> consent POST -> redirect with code -> token exchange) under
-   concurrent load against a local adapter simulator, compared with the floor: a bare Django view that makes
-   the same single POST to the same adapter with a pooled session. Both run in the same gunicorn server; the
-   figure is the ratio of links per second to floor requests per second.
-2. Database queries per link for 10 and for 200 chosen accounts (must not grow).
+   concurrent load against a local adapter simulator, compared with two floors in the same gunicorn server:
+   the fair floor (the same three requests as minimal views through the same middleware and session sign-in,
+   6 statements) and the bare floor (one view making the same adapter POST). Printed: links per second over
+   fair-floor links per second, and over bare requests per second; with sessions in the database, and in
+   Redis when a Redis URL is given. The server's web CPU per request, step by step, for the link and the fair
+   floor (read by the serving thread, in a response header bench/settings.py adds).
+2. Database statements per link for 10 and for 200 chosen accounts (must not grow).
 3. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
    simulator, the load generator and whatever else runs on the machine (read from /proc before and after
    each measurement), so a ratio measured on a busy machine can be read for what it is.
 
 Run (PostgreSQL database migrated with `manage.py migrate`):
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/helper_c DEBUG=1 .venv/bin/python bench/bench_link.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/NAME DEBUG=1 .venv/bin/python bench/bench_link.py \
+        --latency 0 --redis redis://127.0.0.1:6379/5
 
-Options: --threads N (client threads, default 8), --seconds S (per measurement, default 8),
---latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote adapter is not
-on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the same cores and
-the ratio is one of CPU costs).
+Options: --redis URL (also runs with sessions in Redis; default $BENCH_REDIS_URL), --threads N (client
+threads, default 8), --seconds S (per measurement, default 8, taken in --rounds turns, default 4), --latency MS
+(added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote adapter is not on loopback;
+with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the same cores and the ratio is
+one of CPU costs).
 The data it creates is removed at the end.
 """
 
@@ -143,11 +148,21 @@ NONCE = re.compile(r'name="consent" value="([^"]+)"')
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-def one_link(http, token_http, base: str, client_id: str, secret: str, account_ids: list[int]) -> None:
+def one_link(
+    http,
+    token_http,
+    base: str,
+    client_id: str,
+    secret: str,
+    account_ids: list[int],
+    steps: StepCpu | None = None,
+) -> None:
     state = secrets.token_urlsafe(8)
     params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": state}
     page = http.get(f"{base}/tradingview/oauth/authorize", params=params, timeout=30)
     page.raise_for_status()
+    if steps:
+        steps.add("authorize", page)
     nonce = NONCE.search(page.text).group(1)
     csrf = CSRF.search(page.text).group(1)
     consent = http.post(
@@ -158,6 +173,8 @@ def one_link(http, token_http, base: str, client_id: str, secret: str, account_i
     )
     if consent.status_code != 302:
         raise RuntimeError(f"consent answered {consent.status_code}")
+    if steps:
+        steps.add("consent", consent)
     query = parse_qs(urlsplit(consent.headers["Location"]).query)
     assert query["state"] == [state]
     token = token_http.post(
@@ -172,6 +189,8 @@ def one_link(http, token_http, base: str, client_id: str, secret: str, account_i
         timeout=30,
     )
     token.raise_for_status()
+    if steps:
+        steps.add("token", token)
     assert token.json()["token_type"] == "bearer"
 
 
@@ -244,11 +263,39 @@ class CpuMeter:
         return used
 
 
-def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -> tuple[float, int, dict]:
-    """Run ``work(thread_index)`` in a loop on ``threads`` threads.
+@dataclass
+class Tally:
+    """Operations, errors, seconds and CPU used (ms, by consumer) over one or more measurement rounds."""
 
-    Returns (operations per second, errors, CPU ms per operation by consumer).
-    """
+    ops: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    cpu: dict[str, float] | None = None
+
+    def add(self, other: Tally) -> None:
+        self.ops += other.ops
+        self.errors += other.errors
+        self.seconds += other.seconds
+        if other.cpu is not None:
+            self.cpu = {k: (self.cpu or {}).get(k, 0.0) + v for k, v in other.cpu.items()}
+
+    @property
+    def rate(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def cpu_per_op(self) -> dict[str, float]:
+        if not self.cpu:
+            return {}
+        done = max(1, self.ops)
+        per_op = {k: v / done for k, v in self.cpu.items()}
+        per_op["capacity"] = (
+            (os.cpu_count() or 1) * self.seconds * 1000 / done
+        )  # CPU ms the machine had per op
+        return per_op
+
+
+def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -> Tally:
+    """Run ``work(thread_index)`` in a loop on ``threads`` threads for ``seconds``."""
     stop = time.monotonic() + seconds
     counts = [0] * threads
     errors = [0] * threads
@@ -271,30 +318,94 @@ def measure(work, threads: int, seconds: float, meter: CpuMeter | None = None) -
     for t in pool:
         t.join()
     elapsed = time.monotonic() - started
-    done = max(1, sum(counts))
-    per_op: dict[str, float] = {}
-    if meter and before:
-        used = CpuMeter.used(before, meter.snapshot())
-        per_op = {k: v / done for k, v in used.items()}
-        per_op["capacity"] = os.cpu_count() * elapsed * 1000 / done  # CPU ms the machine had per operation
-    return sum(counts) / elapsed, sum(errors), per_op
+    used = CpuMeter.used(before, meter.snapshot()) if meter and before else None
+    return Tally(ops=sum(counts), errors=sum(errors), seconds=elapsed, cpu=used)
+
+
+STEPS = ("authorize", "consent", "token")
+
+
+@dataclass
+class Measured:
+    rate: float
+    errors: int
+    cpu: dict[str, float]  # CPU ms per operation by consumer (see CpuMeter)
+    steps: dict[str, float]  # web CPU ms per request, by step, as the serving thread measured it
 
 
 @dataclass
 class Run:
     latency_ms: float
-    link_rate: float
-    floor_rate: float
-    errors: int
-    link_cpu: dict[str, float]
-    floor_cpu: dict[str, float]
+    sessions: str
+    link: Measured
+    fair: Measured
+    bare: Measured
 
     @property
     def ratio(self) -> float:
-        return self.link_rate / self.floor_rate if self.floor_rate else 0.0
+        return self.link.rate / self.fair.rate if self.fair.rate else 0.0
+
+    @property
+    def bare_ratio(self) -> float:
+        return self.link.rate / self.bare.rate if self.bare.rate else 0.0
 
 
-def throughput(threads: int, seconds: float, latency_ms: float) -> Run:
+class StepCpu:
+    """Sums of the X-Bench-CPU-Us header the server puts on every answer, by step."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.us: dict[str, int] = {}
+        self.count: dict[str, int] = {}
+
+    def add(self, step: str, response) -> None:
+        value = int(response.headers.get("X-Bench-CPU-Us", "0"))
+        with self.lock:
+            self.us[step] = self.us.get(step, 0) + value
+            self.count[step] = self.count.get(step, 0) + 1
+
+    def per_request_ms(self) -> dict[str, float]:
+        return {k: self.us[k] / self.count[k] / 1000 for k in self.us if self.count[k]}
+
+
+def fair_link(http, token_http, base: str, steps: StepCpu) -> None:
+    """The fair floor: the link's three requests as minimal views (bench/urls.py)."""
+    page = http.get(f"{base}/bench/fair/authorize", timeout=30)
+    page.raise_for_status()
+    steps.add("authorize", page)
+    csrf = CSRF.search(page.text).group(1)
+    consent = http.post(
+        f"{base}/bench/fair/authorize",
+        data={"csrfmiddlewaretoken": csrf, "action": "allow"},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if consent.status_code != 302:
+        raise RuntimeError(f"fair consent answered {consent.status_code}")
+    steps.add("consent", consent)
+    code = parse_qs(urlsplit(consent.headers["Location"]).query)["code"][0]
+    token = token_http.post(f"{base}/bench/fair/token", data={"code": code}, timeout=30)
+    token.raise_for_status()
+    steps.add("token", token)
+    assert token.json()["token_type"] == "bearer"
+
+
+def fair_table(create: bool) -> None:
+    from django.db import connection
+
+    from bench.urls import FAIR_TABLE
+
+    with connection.cursor() as cursor:
+        if create:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {FAIR_TABLE} (code_hash varchar(64) PRIMARY KEY, token text NOT NULL,"
+                " user_id bigint NOT NULL, used boolean NOT NULL DEFAULT false)"
+            )
+        else:
+            cursor.execute(f"DROP TABLE IF EXISTS {FAIR_TABLE}")
+
+
+def throughput(threads: int, seconds: float, latency_ms: float, redis_url: str = "", rounds: int = 4) -> Run:
     import requests
 
     adapter_port = free_port()
@@ -309,6 +420,10 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> Run:
         TRADINGVIEW_ADAPTER_URL=f"http://127.0.0.1:{adapter_port}/adapter",
         TRADINGVIEW_ADAPTER_TOKEN=BEARER,
     )
+    # With REDIS_URL the server keeps sessions in Redis (cached_db: read from the cache, written through).
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     web = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "gunicorn"),
@@ -321,7 +436,7 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> Run:
             str(threads),
             "--worker-class",
             "gthread",
-            # Idle client connections stay open between the two measurements, as behind a proxy.
+            # Idle client connections stay open between the measurements, as behind a proxy.
             "--keep-alive",
             "75",
             "--log-level",
@@ -334,30 +449,59 @@ def throughput(threads: int, seconds: float, latency_ms: float) -> Run:
     try:
         wait_http(f"{base}/bench/floor")
         client_id, secret, people = setup_data(2, threads)
-        sessions = []
-        for user_pk, _ in people:
-            s = requests.Session()
-            s.trust_env = False
-            s.cookies.set("sessionid", session_cookie(user_pk), domain="127.0.0.1")
-            sessions.append(s)
+
+        def signed_in() -> list:
+            sessions = []
+            for user_pk, _ in people:
+                s = requests.Session()
+                s.trust_env = False
+                s.cookies.set("sessionid", session_cookie(user_pk), domain="127.0.0.1")
+                sessions.append(s)
+            return sessions
+
+        link_sessions, fair_sessions = signed_in(), signed_in()
         token_sessions = [requests.Session() for _ in range(threads)]
         floor_sessions = [requests.Session() for _ in range(threads)]
         for s in token_sessions + floor_sessions:
             s.trust_env = False
+        link_steps, fair_steps, floor_steps = StepCpu(), StepCpu(), StepCpu()
 
         def floor(i: int) -> None:
-            floor_sessions[i].post(f"{base}/bench/floor", timeout=30).raise_for_status()
+            response = floor_sessions[i].post(f"{base}/bench/floor", timeout=30)
+            response.raise_for_status()
+            floor_steps.add("floor", response)
+
+        def fair(i: int) -> None:
+            fair_link(fair_sessions[i], token_sessions[i], base, fair_steps)
 
         def link(i: int) -> None:
-            one_link(sessions[i], token_sessions[i], base, client_id, secret, people[i][1])
+            one_link(link_sessions[i], token_sessions[i], base, client_id, secret, people[i][1], link_steps)
 
-        # Warm up both paths (connections, imports, template loading) before measuring.
-        measure(floor, threads, 1.5)
-        measure(link, threads, 1.5)
+        # Warm up every path (connections, imports, templates, cached sessions) before measuring.
+        for work in (floor, fair, link):
+            measure(work, threads, 1.5)
+        for steps in (link_steps, fair_steps, floor_steps):
+            steps.us.clear()
+            steps.count.clear()
         meter = CpuMeter(web.pid, adapter.pid)
-        floor_rate, floor_errors, floor_cpu = measure(floor, threads, seconds, meter)
-        link_rate, link_errors, link_cpu = measure(link, threads, seconds, meter)
-        return Run(latency_ms, link_rate, floor_rate, floor_errors + link_errors, link_cpu, floor_cpu)
+        paths = {"fair": (fair, fair_steps), "link": (link, link_steps), "bare": (floor, floor_steps)}
+        tallies = {name: Tally() for name in paths}
+        # Short rounds, taking turns: a change in the machine's load (other users of its cores) falls on all
+        # three alike instead of on whichever was being measured at the time.
+        for _ in range(rounds):
+            for name, (work, _steps) in paths.items():
+                tallies[name].add(measure(work, threads, seconds / rounds, meter))
+        results = {
+            name: Measured(tally.rate, tally.errors, tally.cpu_per_op(), paths[name][1].per_request_ms())
+            for name, tally in tallies.items()
+        }
+        return Run(
+            latency_ms,
+            "Redis" if redis_url else "database",
+            results["link"],
+            results["fair"],
+            results["bare"],
+        )
     finally:
         web.terminate()
         adapter.terminate()
@@ -413,13 +557,45 @@ def queries_per_link(accounts: int) -> dict[str, int]:
 
 
 FLOOR_TEXT = """
-The floor: a bare Django view (bench/urls.py, /bench/floor) in the same gunicorn server, with the same
-settings and middleware, that makes the one POST /generate/token the link makes to the same adapter with a
-pooled session and returns the token as JSON: no session, no database, no template. The link is three
-requests to the server (authorize page, consent POST -> 302 with the code, token exchange) around that same
-adapter call, so at 0 ms adapter latency the ratio is a ratio of CPU costs; with a remote adapter's latency
-both wait on the adapter and the ratio shows what the link adds to that wait.
+Two floors, in the same gunicorn server with the same settings and middleware, measured side by side with the
+link in one run:
+- fair floor: the link's three requests as minimal views (bench/urls.py, /bench/fair/...): a GET rendering a
+  form with a CSRF token and a POST making the adapter call, both signed in through the same session; the POST
+  stores the adapter token (encrypted) under a fresh code's hash and redirects; the token request takes the
+  code once and answers with the token. 6 statements: what any link must do. The target is link / fair floor.
+- bare floor: one view making the one adapter call, no session, no database (/bench/floor).
+At 0 ms adapter latency the ratios are ratios of CPU costs; with a remote adapter's latency both wait on the
+adapter and the ratio shows what the link adds to that wait.
 """
+
+
+def print_run(run: Run, threads: int) -> None:
+    print(
+        f"\n  adapter latency {run.latency_ms:>3.0f} ms, sessions in {run.sessions}: link {run.link.rate:6.1f}/s, "
+        f"fair floor {run.fair.rate:6.1f}/s, bare floor {run.bare.rate:6.1f}/s, errors "
+        f"{run.link.errors + run.fair.errors + run.bare.errors}"
+    )
+    print(f"    link / fair floor {run.ratio:.2f}   link / bare floor {run.bare_ratio:.3f}")
+    print(
+        f"    time per operation seen by a client thread: link {threads / run.link.rate * 1000:.0f} ms, "
+        f"fair floor {threads / run.fair.rate * 1000:.0f} ms, bare floor {threads / run.bare.rate * 1000:.0f} ms"
+    )
+    print("    web CPU ms per request (serving thread)  authorize  consent    token    total")
+    for name, measured in (("link", run.link), ("fair floor", run.fair)):
+        steps = measured.steps
+        print(
+            f"    {name:<41}"
+            + "".join(f"{steps.get(s, 0.0):9.2f}" for s in STEPS)
+            + f"{sum(steps.get(s, 0.0) for s in STEPS):9.2f}"
+        )
+    print(f"    {'bare floor (one request)':<41}{run.bare.steps.get('floor', 0.0):9.2f}")
+    print("    CPU ms per op    web     db  adapter  client   other  capacity")
+    for name, cpu in (("link", run.link.cpu), ("fair floor", run.fair.cpu), ("bare floor", run.bare.cpu)):
+        if cpu:
+            print(
+                f"    {name:<12}{cpu['web']:7.1f}{cpu['db']:7.1f}{cpu['adapter']:9.1f}{cpu['client']:8.1f}"
+                f"{cpu['other']:8.1f}{cpu['capacity']:10.1f}"
+            )
 
 
 def main() -> None:
@@ -428,7 +604,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rounds", type=int, default=4, help="turns the three measurements take (default 4)")
     parser.add_argument("--latency", type=float, action="append", help="adapter latency in ms (repeatable)")
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("BENCH_REDIS_URL", ""),
+        help="Redis URL for the runs with sessions in Redis (default $BENCH_REDIS_URL; none: database only)",
+    )
     parser.add_argument("--serve-adapter", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_adapter:
@@ -442,13 +624,14 @@ def main() -> None:
 
     setup_test_environment()
     cleanup()
+    fair_table(create=True)
     try:
-        print("Database queries per link (authorize + consent + token):")
+        print("Database statements per link (authorize + consent + token), sessions in the database:")
         small, large = queries_per_link(10), queries_per_link(200)
         for n, counts in ((10, small), (200, large)):
             print(f"  {n:>3} accounts: {counts}")
         verdict = "constant" if small["total"] == large["total"] else "GROWS"
-        print(f"  -> {verdict} ({small['total']} vs {large['total']})")
+        print(f"  -> {verdict} ({small['total']} vs {large['total']}); the fair floor makes 6")
 
         print(FLOOR_TEXT)
         print(
@@ -461,30 +644,22 @@ def main() -> None:
         )
         runs = []
         for latency in args.latency or [0.0, 20.0, 50.0]:
-            run = throughput(args.threads, args.seconds, latency)
-            runs.append(run)
-            print(
-                f"\n  adapter latency {latency:>3.0f} ms: link {run.link_rate:6.1f}/s, floor {run.floor_rate:6.1f}/s, "
-                f"ratio {run.ratio:.2f}, errors {run.errors}"
-            )
-            print(
-                f"    time per operation seen by a client thread: link {args.threads / run.link_rate * 1000:.0f} ms, "
-                f"floor {args.threads / run.floor_rate * 1000:.0f} ms"
-            )
-            if run.link_cpu:
-                print("    CPU ms per op    web     db  adapter  client   other  capacity")
-                for name, cpu in (("link", run.link_cpu), ("floor", run.floor_cpu)):
-                    print(
-                        f"    {name:<12}{cpu['web']:7.1f}{cpu['db']:7.1f}{cpu['adapter']:9.1f}{cpu['client']:8.1f}"
-                        f"{cpu['other']:8.1f}{cpu['capacity']:10.1f}"
-                    )
-        print("\nSummary (link / floor throughput):")
+            for redis_url in ("", args.redis) if args.redis else ("",):
+                run = throughput(args.threads, args.seconds, latency, redis_url, args.rounds)
+                runs.append(run)
+                print_run(run, args.threads)
+        print("\nSummary:")
         for run in runs:
-            web = f", web CPU {run.link_cpu['web']:.1f} ms per link" if run.link_cpu else ""
-            print(f"  adapter latency {run.latency_ms:>3.0f} ms: ratio {run.ratio:.2f}{web}")
-        print(f"  queries per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
+            steps = run.link.steps
+            print(
+                f"  adapter latency {run.latency_ms:>3.0f} ms, sessions in {run.sessions:<8}: link / fair floor "
+                f"{run.ratio:.2f}, link / bare floor {run.bare_ratio:.3f}; web CPU per request: "
+                + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
+            )
+        print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
     finally:
         cleanup()
+        fair_table(create=False)
 
 
 if __name__ == "__main__":

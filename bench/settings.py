@@ -1,9 +1,12 @@
-"""Settings for the benchmark's server: the project's, plus the floor view's URL."""
+"""Settings for the benchmark's server: the project's, plus the floors' URLs and a CPU-per-request header."""
 
 from clientarea.settings import *  # noqa: F403
+from clientarea.settings import MIDDLEWARE
 
 ROOT_URLCONF = "bench.urls"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 # Measure the production code path (no query log, no template debugging); secrets, static files and
 # cookies keep the development defaults the import above chose, so the server runs over plain HTTP.
 DEBUG = False
+# Outermost: the CPU the request's thread used in the whole middleware stack and the view.
+MIDDLEWARE = ["bench.middleware.thread_cpu", *MIDDLEWARE]

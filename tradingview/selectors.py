@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Ctid, Trader, TradingAccount
+from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
 
-from .models import AccountRequest, AuthorizationCode, Grant, token_hash
+from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
 
 
 @dataclass
@@ -104,26 +107,141 @@ def trader_accounts(*, trader: Trader) -> QuerySet[TradingAccount]:
     )
 
 
+# What the consent page reads: the trader's cTIDs, each with its accounts and their broker entities.
+_OPTION_CTID = ("id", "user_id", "state", "trader_id")
+_OPTION_ACCOUNT = ("id", "ctid_id", "ctid_trader_account_id", "login", "is_live", "is_tradingview", "status")
+_OPTION_JURISDICTION = ("id", "broker_name", "display_name", "tradingview_enabled")
+
+
 def consent_options(*, trader: Trader) -> ConsentOptions:
-    groups: dict[int, CtidOptions] = {
-        ctid.pk: CtidOptions(ctid=ctid)
-        for ctid in Ctid.objects.filter(trader=trader).only(*LINK_CTID_FIELDS).order_by("created_at")
-    }
-    if not groups:
-        return ConsentOptions(ctids=[], trader=trader)
-    # The cTIDs are the trader's, read above: the accounts need no join back to them.
-    accounts = (
-        TradingAccount.objects.filter(ctid_id__in=list(groups))
-        .select_related("jurisdiction")
-        .only(*LINK_ACCOUNT_FIELDS)
-        .order_by("-is_live", "login")
+    """The trader's cTIDs, in the order they were connected, with their accounts (live first, by login) sorted
+    into those that can be linked and those that cannot (and why): one query, whatever the number of
+    accounts."""
+    columns = ", ".join(
+        [
+            *(f"t.{c}" for c in _OPTION_CTID),
+            *(f"a.{c}" for c in _OPTION_ACCOUNT),
+            *(f"j.{c}" for c in _OPTION_JURISDICTION),
+        ]
     )
-    for account in accounts:
-        group = groups[account.ctid_id]
+    # Table and column names are the models'; the one value is a parameter.
+    statement = (
+        f"SELECT {columns} FROM {_table(Ctid)} t"  # noqa: S608
+        f" LEFT JOIN {_table(TradingAccount)} a ON a.ctid_id = t.id"
+        f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
+        " WHERE t.trader_id = %s ORDER BY t.created_at, t.id, a.is_live DESC, a.login"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [trader.pk])
+        rows = cursor.fetchall()
+    groups: dict[int, CtidOptions] = {}
+    n_ctid, n_account = len(_OPTION_CTID), len(_OPTION_CTID) + len(_OPTION_ACCOUNT)
+    jurisdictions: dict[int, Jurisdiction] = {}
+    for row in rows:
+        group = groups.get(row[0])
+        if group is None:
+            group = groups[row[0]] = CtidOptions(ctid=_loaded(Ctid, _OPTION_CTID, row[:n_ctid]))
+        if row[n_ctid] is None:
+            continue  # a cTID without accounts
+        account = _loaded(TradingAccount, _OPTION_ACCOUNT, row[n_ctid:n_account])
         account.ctid = group.ctid
+        jurisdiction_id = row[n_account]
+        if jurisdiction_id is None:
+            account.jurisdiction = None
+        else:
+            if jurisdiction_id not in jurisdictions:
+                jurisdictions[jurisdiction_id] = _loaded(Jurisdiction, _OPTION_JURISDICTION, row[n_account:])
+            account.jurisdiction = jurisdictions[jurisdiction_id]
         option = AccountOption(account=account, reason=account_ineligibility(account))
         (group.eligible if option.eligible else group.ineligible).append(option)
     return ConsentOptions(ctids=list(groups.values()), trader=trader)
+
+
+@dataclass(frozen=True)
+class ConsentRecheck:
+    """What one narrow query finds of a consent as its page offered it."""
+
+    brokers: dict[int, str]  # the chosen accounts still eligible -> their broker name
+    client_registered: bool  # the client is active and the redirect URI still registered for it
+    earlier_grant_id: int | None  # the grant an earlier submission of the form stored
+
+
+def consent_recheck(
+    *,
+    trader: Trader,
+    ctid_id: int,
+    account_ids: Sequence[int],
+    client_pk: int,
+    redirect_uri: str,
+    consent_key: str,
+) -> ConsentRecheck:
+    """Which of ``account_ids`` (of the trader's cTID ``ctid_id``) can still be linked, whether the client and
+    its redirect URI are still registered, and an earlier submission's grant: one query.
+
+    The eligibility is ``account_ineligibility`` as a condition; one fixed statement, so nothing is built per
+    request but the list of ids.
+    """
+    ids = [int(i) for i in account_ids]
+    only_tradingview = " AND a.is_tradingview" if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS else ""
+    # Table names come from the models' metadata; every value is a parameter.
+    statement = (
+        "SELECT a.id, j.broker_name,"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {_table(RedirectUri)} r JOIN {_table(OAuthClient)} c ON c.id = r.client_id"
+        "   WHERE r.client_id = %s AND r.uri = %s AND c.is_active),"
+        f" (SELECT g.id FROM {_table(Grant)} g WHERE g.consent_key = %s)"
+        f" FROM {_table(TradingAccount)} a JOIN {_table(Ctid)} t ON t.id = a.ctid_id"
+        f" JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
+        f" WHERE a.id IN ({', '.join(['%s'] * len(ids))}) AND a.ctid_id = %s AND t.trader_id = %s"
+        f" AND t.state = %s AND a.status = %s AND j.tradingview_enabled{only_tradingview}"
+    )
+    params: list[Any] = [
+        client_pk,
+        redirect_uri,
+        consent_key,
+        *ids,
+        ctid_id,
+        trader.pk,
+        Ctid.State.CONNECTED,
+        TradingAccount.Status.ACTIVE,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return ConsentRecheck(
+        brokers={row[0]: row[1] for row in rows},
+        client_registered=bool(rows[0][2]) if rows else False,
+        earlier_grant_id=rows[0][3] if rows else None,
+    )
+
+
+def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | None:
+    """The active client ``client_id`` if ``redirect_uri`` is registered for it (only what the pages use)."""
+    # (client, uri) is unique, so at most one row matches. Table names are the models'; values are parameters.
+    statement = (
+        f"SELECT c.id, c.name FROM {_table(OAuthClient)} c"  # noqa: S608
+        f" JOIN {_table(RedirectUri)} r ON r.client_id = c.id"
+        " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [client_id, redirect_uri])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return _loaded(OAuthClient, ("id", "client_id", "name", "is_active"), (row[0], client_id, row[1], True))
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _loaded(model: type[_M], names: Sequence[str], values: Sequence[Any]) -> _M:
+    """An instance of ``model`` as the ORM would load it with only the fields ``names`` (attribute names)."""
+    given = dict(zip(names, values, strict=True))
+    order = [f.attname for f in model._meta.concrete_fields if f.attname in given]
+    return model.from_db("default", order, [given[name] for name in order])
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def active_grants(*, trader: Trader) -> QuerySet[Grant]:

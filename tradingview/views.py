@@ -35,7 +35,15 @@ from .services.authorization import (
     AuthorizationRequestError,
     authorization_request_validate,
 )
-from .services.consent import AlreadyLinked, ConsentFailed, ConsentRefused, consent_deny, grant_create
+from .services.consent import (
+    AlreadyLinked,
+    ClientChanged,
+    ConsentFailed,
+    ConsentRefused,
+    Offered,
+    consent_deny,
+    grant_create,
+)
 from .services.refresh import token_refresh
 from .services.revocation import grant_disconnect
 from .services.tokens import OAuthError, code_exchange
@@ -95,10 +103,22 @@ def authorize(request: HttpRequest) -> HttpResponse:
                 "status_url": reverse("tradingview:onboarding_status"),
             },
         )
-    # The form carries the authorization request, signed and bound to this user; its random key makes a
-    # re-submitted form idempotent. Nothing is written to the session.
+    # The form carries the authorization request and the accounts offered, as checked here, signed and bound
+    # to this user; its random key makes a re-submitted form idempotent. Nothing is written to the session.
+    offered = [
+        [
+            o.account.pk,
+            group.ctid.pk,
+            group.ctid.user_id,
+            o.account.ctid_trader_account_id,
+            o.account.jurisdiction.broker_name,
+        ]
+        for group in options.ctids
+        for o in group.eligible
+        if o.account.jurisdiction is not None
+    ]
     nonce = signing.dumps(
-        {"p": authz.as_params(), "k": secrets.token_urlsafe(24), "u": request.user.pk},
+        {**authz.signed_fields(), "k": secrets.token_urlsafe(24), "u": request.user.pk, "o": offered},
         salt=CONSENT_SALT,
         compress=True,
     )
@@ -149,6 +169,25 @@ def _consent_page(
     )
 
 
+def _offered(signed: dict[str, Any]) -> dict[int, Offered]:
+    rows = signed.get("o")
+    if not isinstance(rows, list):
+        return {}
+    try:
+        return {
+            int(row[0]): Offered(
+                account_id=int(row[0]),
+                ctid_id=int(row[1]),
+                ctid_user_id=int(row[2]),
+                ctid_trader_account_id=int(row[3]),
+                broker_name=str(row[4]),
+            )
+            for row in rows
+        }
+    except (TypeError, ValueError, IndexError):
+        return {}
+
+
 def _consent_post(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return _error_page(request, "Your session ended. Return to TradingView and start again.", status=403)
@@ -164,12 +203,14 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     ):
         return _error_page(request, "This request has expired. Return to TradingView and start again.")
     consent_key = str(signed["k"])
-    try:
-        authz = authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
-    except AuthorizationRequestError as exc:
-        return _error_page(request, exc.message)
-    except AuthorizationRedirectError as exc:
-        return _ExternalRedirect(exc.redirect_url)
+    # The page validated the request and signed what it found; the consent checks the client again with the
+    # accounts. A deny, or a form without that, validates the request as the page did.
+    authz = AuthorizationRequest.from_signed(signed) if request.POST.get("action") != "deny" else None
+    if authz is None:
+        validated = _validated(request, signed)
+        if isinstance(validated, HttpResponse):
+            return validated
+        authz = validated
     if request.POST.get("action") == "deny":
         return _ExternalRedirect(
             consent_deny(trader=trader_for_user(user=request.user), actor=request.user, request=authz)
@@ -186,12 +227,31 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         account_ids = []
         raw_ids = ["invalid"]
     checked = set(account_ids)
+    offered = _offered(signed)
     try:
         if raw_ids and not account_ids:
             raise ConsentRefused("The chosen accounts are not valid.")
-        result = grant_create(
-            trader=trader, request=authz, account_ids=account_ids, consent_key=consent_key, actor=request.user
-        )
+        try:
+            result = grant_create(
+                trader=trader,
+                request=authz,
+                account_ids=account_ids,
+                consent_key=consent_key,
+                actor=request.user,
+                offered=offered,
+            )
+        except ClientChanged:
+            validated = _validated(request, signed)
+            if isinstance(validated, HttpResponse):
+                return validated
+            authz = validated
+            result = grant_create(
+                trader=trader,
+                request=authz,
+                account_ids=account_ids,
+                consent_key=consent_key,
+                actor=request.user,
+            )
     except ConsentRefused as exc:
         options = selectors.consent_options(trader=trader)
         return _consent_page(
@@ -212,6 +272,16 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     except AlreadyLinked:
         return render(request, "tradingview/authorize_done.html", {"authz": authz})
     return _ExternalRedirect(result.redirect_url)
+
+
+def _validated(request: HttpRequest, signed: dict[str, Any]) -> AuthorizationRequest | HttpResponse:
+    """The signed authorization request validated again (client, redirect URI), or the page saying why not."""
+    try:
+        return authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
+    except AuthorizationRequestError as exc:
+        return _error_page(request, exc.message)
+    except AuthorizationRedirectError as exc:
+        return _ExternalRedirect(exc.redirect_url)
 
 
 def _json(data: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JsonResponse:

@@ -99,3 +99,219 @@ def test_exchange_checks_the_client_before_the_code(adapter, tv_client, browser_
 
     assert exchange(tv_client, code).status_code == 200
     assert Grant.objects.get().state == Grant.State.ACTIVE
+
+
+# What each step of a link costs the database at most, the session and the signed-in trader included:
+# the authorize page reads the client, then the cTIDs with their accounts; the consent re-checks the chosen accounts,
+# the client and the form's earlier submissions in one query and stores grant, accounts, code and audit
+# record in one statement; the token exchange takes the code and reads its grant in one statement.
+STATEMENTS_PER_STEP = {"authorize": 4, "consent": 4, "token": 1}
+
+
+def test_statements_per_step_are_pinned(adapter, tv_client, jurisdiction, jurisdiction_disabled):
+    for accounts, base in ((3, 600_000_000), (200, 650_000_000)):
+        counts = _queries_per_step(
+            adapter, tv_client, jurisdiction, jurisdiction_disabled, accounts=accounts, base=base
+        )
+        assert counts == STATEMENTS_PER_STEP, counts
+    assert sum(STATEMENTS_PER_STEP.values()) <= 12
+
+
+def _audit_actions(trader) -> list[tuple[str, str]]:
+    return list(AuditEvent.objects.filter(trader=trader).order_by("pk").values_list("action", "outcome"))
+
+
+def test_the_one_statement_writes_keep_every_record(adapter, tv_client, browser_client, trader, accounts):
+    code = link(browser_client, tv_client, [a.pk for a in accounts])
+    grant = Grant.objects.get()
+    assert grant.state == Grant.State.ACTIVE
+    assert grant.consent_key
+    assert grant.adapter_token == adapter.sim.active_tokens()[0]
+    assert sorted(grant.accounts.values_list("pk", flat=True)) == sorted(a.pk for a in accounts)
+    assert grant.broker_names == ["BESTBROKER"]
+    assert grant.is_verified is True
+    [issued] = grant.codes.all()
+    assert (issued.redirect_uri, issued.used_at, issued.superseded) == (REDIRECT_URI, None, False)
+    created = AuditEvent.objects.get(action="grant_created")
+    assert created.actor == trader.user
+    assert created.detail["grant"] == grant.pk
+    assert created.detail["client_id"] == tv_client.client.client_id
+    assert created.detail["account_ids"] == sorted(a.ctid_trader_account_id for a in accounts)
+
+    answer = exchange(tv_client, code).json()
+    assert answer["access_token"] == grant.adapter_token
+    grant.refresh_from_db()
+    assert grant.refresh_token_hash is not None
+    issued.refresh_from_db()
+    assert issued.used_at is not None
+    exchanged = AuditEvent.objects.get(action="code_exchanged")
+    assert exchanged.detail == {"client_id": tv_client.client.client_id, "grant": grant.pk}
+    assert exchanged.trader_id == trader.pk
+    assert _audit_actions(trader) == [("grant_created", "ok"), ("code_exchanged", "ok")]
+
+
+def test_what_changed_since_the_page_is_checked_again(
+    adapter, tv_client, browser_client, trader, ctid, accounts, jurisdiction
+):
+    from tradingview.models import RedirectUri
+
+    from .conftest import open_consent
+
+    # An account gone since the page was shown: refused, the adapter never asked.
+    nonce = open_consent(browser_client, tv_client)
+    TradingAccount.objects.filter(pk=accounts[1].pk).update(status="gone")
+    refused = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[1].pk]}
+    )
+    assert refused.status_code == 400
+    assert b"no longer available" in refused.content
+    TradingAccount.objects.filter(pk=accounts[1].pk).update(status="active")
+
+    # The broker entity closed to TradingView since the page.
+    nonce = open_consent(browser_client, tv_client)
+    type(jurisdiction).objects.filter(pk=jurisdiction.pk).update(tradingview_enabled=False)
+    refused = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    )
+    assert refused.status_code == 400
+    type(jurisdiction).objects.filter(pk=jurisdiction.pk).update(tradingview_enabled=True)
+
+    # The cTID needs reconnecting since the page.
+    nonce = open_consent(browser_client, tv_client)
+    Ctid.objects.filter(pk=ctid.pk).update(state=Ctid.State.NEEDS_RECONNECT)
+    refused = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    )
+    assert refused.status_code == 400
+    Ctid.objects.filter(pk=ctid.pk).update(state=Ctid.State.CONNECTED)
+
+    # The redirect URI unregistered, then the client deactivated, since the page: the request's error page.
+    nonce = open_consent(browser_client, tv_client)
+    RedirectUri.objects.filter(client=tv_client.client).update(uri="https://elsewhere.example/cb")
+    gone = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    )
+    assert gone.status_code == 400
+    assert b"not registered" in gone.content
+    RedirectUri.objects.filter(client=tv_client.client).update(uri=REDIRECT_URI)
+    nonce = open_consent(browser_client, tv_client)
+    OAuthClient.objects.filter(pk=tv_client.client.pk).update(is_active=False)
+    gone = browser_client.post(
+        "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    )
+    assert gone.status_code == 400
+    assert b"not known to us" in gone.content
+
+    assert adapter.sim.calls_to("/generate/token") == []
+    assert not Grant.objects.exists()
+
+
+def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
+    adapter, tv_client, trader, accounts, transactional_db
+):
+    import threading
+
+    from django.db import connections
+
+    from .conftest import open_consent
+
+    adapter.sim.latency = 0.25
+    browser = Client()
+    browser.force_login(trader.user)
+    nonce = open_consent(browser, tv_client)
+    answers: list[int] = []
+
+    def submit() -> None:
+        try:
+            response = browser.post(
+                "/tradingview/oauth/authorize",
+                {"consent": nonce, "action": "allow", "accounts": [a.pk for a in accounts]},
+            )
+            answers.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [302, 302, 302]
+    assert len(adapter.sim.calls_to("/generate/token")) == 1
+    assert Grant.objects.count() == 1
+    assert Grant.objects.get().state == Grant.State.ACTIVE
+    assert AuditEvent.objects.filter(action="grant_created").count() == 1
+
+
+def test_on_a_database_without_the_one_statement_writes_the_orm_stores_the_same(
+    adapter, tv_client, browser_client, trader, accounts, monkeypatch
+):
+    from tradingview.services import statements
+
+    from .conftest import open_consent
+
+    monkeypatch.setattr(statements, "available", lambda: False)
+    test_the_one_statement_writes_keep_every_record(adapter, tv_client, browser_client, trader, accounts)
+    # A re-submitted form: the same grant, a fresh code, no second adapter token.
+    nonce = open_consent(browser_client, tv_client)
+    for _ in range(2):
+        response = browser_client.post(
+            "/tradingview/oauth/authorize",
+            {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]},
+        )
+        assert response.status_code == 302
+    assert Grant.objects.count() == 2
+    assert len(adapter.sim.calls_to("/generate/token")) == 2
+
+
+def test_without_a_reachable_cache_one_form_still_makes_one_grant(
+    adapter, tv_client, trader, accounts, transactional_db, settings, closed_port_url
+):
+    import threading
+
+    from django.db import connections
+
+    from .conftest import open_consent
+
+    port = closed_port_url.split(":")[2].split("/")[0]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    adapter.sim.latency = 0.25
+    browser = Client()
+    browser.force_login(trader.user)
+    nonce = open_consent(browser, tv_client)
+    answers: list[int] = []
+
+    def submit() -> None:
+        try:
+            response = browser.post(
+                "/tradingview/oauth/authorize",
+                {"consent": nonce, "action": "allow", "accounts": [a.pk for a in accounts]},
+            )
+            answers.append(response.status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(answers) == [302, 302]
+    # Both asked the adapter; one grant is linked, the other token is logged out at once.
+    assert len(adapter.sim.calls_to("/generate/token")) == 2
+    [linked] = Grant.objects.filter(state=Grant.State.ACTIVE)
+    [surplus] = Grant.objects.exclude(pk=linked.pk)
+    assert surplus.consent_key is None
+    assert surplus.state == Grant.State.REVOKED
+    assert adapter.sim.is_revoked(surplus.adapter_token)
+    assert not adapter.sim.is_revoked(linked.adapter_token)
+    assert AuditEvent.objects.filter(action="grant_created").count() == 1
+    assert AuditEvent.objects.filter(
+        action="grant_revoke", outcome="surplus", detail__grant=surplus.pk
+    ).exists()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..models import OAuthClient
+from ..selectors import registered_client
 
 TRADINGVIEW_LANGS = frozenset(
     [
@@ -93,6 +94,29 @@ class AuthorizationRequest:
             params["lang"] = self.lang
         return params
 
+    def signed_fields(self) -> dict[str, object]:
+        """What ``from_signed`` needs to rebuild this request without reading the client again."""
+        return {"p": self.as_params(), "c": [self.client.pk, self.client.name]}
+
+    @classmethod
+    def from_signed(cls, fields: Mapping[str, object]) -> AuthorizationRequest | None:
+        """The request ``signed_fields`` described (from a form we signed), or None if it is not one."""
+        params, client = fields.get("p"), fields.get("c")
+        if not isinstance(params, dict) or not isinstance(client, list) or len(client) != 2:
+            return None
+        pk, name = client
+        redirect_uri, client_id = params.get("redirect_uri"), params.get("client_id")
+        if not isinstance(pk, int) or not isinstance(redirect_uri, str) or not isinstance(client_id, str):
+            return None
+        state = params.get("state")
+        return cls(
+            client=OAuthClient(pk=pk, client_id=client_id, name=str(name), is_active=True),
+            redirect_uri=redirect_uri,
+            state=state if isinstance(state, str) else None,
+            scope=str(params.get("scope", "")),
+            lang=str(params.get("lang", "")),
+        )
+
     def deny_url(self) -> str:
         return AuthorizationRedirectError(
             error="access_denied",
@@ -125,17 +149,11 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    try:
-        # (client, uri) is unique, so at most one row matches; the pages need only these columns.
-        client = OAuthClient.objects.only("client_id", "name", "is_active").get(
-            client_id=client_id, is_active=True, redirect_uris__uri=redirect_uri or ""
-        )
-    except OAuthClient.DoesNotExist:
+    client = registered_client(client_id=client_id, redirect_uri=redirect_uri or "")
+    if client is None:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
-            raise AuthorizationRequestError("The application asking for access is not known to us.") from None
-        raise AuthorizationRequestError(
-            "The address to return to is not registered for this application."
-        ) from None
+            raise AuthorizationRequestError("The application asking for access is not known to us.")
+        raise AuthorizationRequestError("The address to return to is not registered for this application.")
     assert redirect_uri is not None
 
     state_values = params.get("state") or []

@@ -1,35 +1,40 @@
 """The trader's consent: the adapter token for the chosen accounts, the grant that stores it, the code.
 
-A consent form can be submitted twice (a double click, a retry after a timeout): the first submission claims a
-pending grant under the form's key before calling the adapter, and a repeat gets the same grant with a fresh
-code instead of a second adapter token.
+A consent form can be submitted twice (a double click, a retry after a timeout): the first submission claims the
+form's key (a short-lived cache entry) before calling the adapter and stores the grant, active, once the adapter
+has answered; a repeat gets the same grant with a fresh code instead of a second adapter token. The grant's
+``consent_key`` is unique, so one form makes at most one grant whatever the cache does.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Trader, TradingAccount
-from accounts.services.audit import audit_event_record
+from accounts.models import AuditEvent, Trader, TradingAccount
+from accounts.services.audit import audit_event_new, audit_event_record
 
 from .. import adapter
-from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, token_hash
-from ..selectors import account_ineligibility, trader_accounts
+from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
+from ..selectors import account_ineligibility, consent_recheck, trader_accounts
+from . import statements
 from .authorization import AuthorizationRequest, add_query
+from .logout import PENDING_STALE_SECONDS
+from .revocation import logout_enqueue
+
+logger = logging.getLogger(__name__)
 
 MAX_ACCOUNTS_PER_GRANT = 1000
-# A pending grant older than this belongs to a request that died while waiting for the adapter.
-PENDING_STALE_SECONDS = 120
 
 
 class ConsentRefused(Exception):
@@ -82,19 +87,22 @@ def adapter_token_expiry(issued_at: datetime) -> datetime:
     return issued_at + timedelta(days=settings.TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS)
 
 
-def _code_issue(*, grant: Grant, redirect_uri: str, first: bool = False) -> str:
-    code = secrets.token_urlsafe(32)
-    now = timezone.now()
-    if not first:
-        # Any earlier unused code for this grant stops working: only the newest redirect reached TradingView.
-        AuthorizationCode.objects.filter(grant=grant, used_at__isnull=True).update(superseded=True)
-    AuthorizationCode.objects.create(
+def _code_new(*, client_id: int, code: str, redirect_uri: str) -> AuthorizationCode:
+    return AuthorizationCode(
         code_hash=token_hash(code),
-        client_id=grant.client_id,
-        grant=grant,
+        client_id=client_id,
         redirect_uri=redirect_uri,
-        expires_at=now + timedelta(seconds=settings.TRADINGVIEW_CODE_TTL_SECONDS),
+        expires_at=timezone.now() + timedelta(seconds=settings.TRADINGVIEW_CODE_TTL_SECONDS),
     )
+
+
+def _code_issue(*, grant: Grant, redirect_uri: str) -> str:
+    code = secrets.token_urlsafe(32)
+    # Any earlier unused code for this grant stops working: only the newest redirect reached TradingView.
+    AuthorizationCode.objects.filter(grant=grant, used_at__isnull=True).update(superseded=True)
+    row = _code_new(client_id=grant.client_id, code=code, redirect_uri=redirect_uri)
+    row.grant = grant
+    row.save(force_insert=True)
     return code
 
 
@@ -105,6 +113,67 @@ def _code_redirect(request: AuthorizationRequest, code: str) -> str:
     return add_query(request.redirect_uri, params)
 
 
+@dataclass(frozen=True)
+class Offered:
+    """An account the consent page offered, as the page found it (carried by the signed form)."""
+
+    account_id: int
+    ctid_id: int
+    ctid_user_id: int
+    ctid_trader_account_id: int
+    broker_name: str
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """What a consent links: checked, and enough for the adapter call and the grant."""
+
+    ctid_id: int
+    ctid_user_id: int
+    account_ids: list[int]
+    account_numbers: list[int]
+    broker_names: list[str]
+    existing: Grant | None = None
+
+
+def _chosen_offered(
+    *,
+    trader: Trader,
+    request: AuthorizationRequest,
+    account_ids: Sequence[int],
+    consent_key: str,
+    offered: Mapping[int, Offered],
+) -> _Chosen | None:
+    """The chosen accounts as the page offered them, if one narrow query finds them all still eligible and
+    the client and its redirect URI still registered; None when anything differs (then everything is derived
+    again, to say exactly what). The same query finds an earlier submission of this form."""
+    ids = set(account_ids)
+    if not ids or len(ids) > MAX_ACCOUNTS_PER_GRANT or not ids <= offered.keys():
+        return None
+    chosen = [offered[i] for i in sorted(ids)]
+    if len({o.ctid_id for o in chosen}) != 1:
+        return None
+    found = consent_recheck(
+        trader=trader,
+        ctid_id=chosen[0].ctid_id,
+        account_ids=sorted(ids),
+        client_pk=request.client.pk,
+        redirect_uri=request.redirect_uri,
+        consent_key=consent_key,
+    )
+    if not found.client_registered or any(found.brokers.get(o.account_id) != o.broker_name for o in chosen):
+        return None
+    earlier = found.earlier_grant_id
+    return _Chosen(
+        ctid_id=chosen[0].ctid_id,
+        ctid_user_id=chosen[0].ctid_user_id,
+        account_ids=[o.account_id for o in chosen],
+        account_numbers=sorted(o.ctid_trader_account_id for o in chosen),
+        broker_names=sorted({o.broker_name for o in chosen}),
+        existing=Grant.objects.get(pk=earlier) if earlier is not None else None,
+    )
+
+
 def grant_create(
     *,
     trader: Trader,
@@ -112,14 +181,54 @@ def grant_create(
     account_ids: Sequence[int],
     consent_key: str,
     actor: Any = None,
+    offered: Mapping[int, Offered] | None = None,
 ) -> ConsentResult:
     """Get an adapter token for the chosen accounts, store the grant and issue a code for TradingView.
 
     ``consent_key`` identifies one rendering of the consent form: submitting it again returns the same grant
-    (with a fresh code) instead of asking the adapter twice.
+    (with a fresh code) instead of asking the adapter twice. ``offered``: the accounts the page offered, as
+    it found them; when the chosen ones are still as they were, one query checks it.
+    Raises ``ClientChanged`` when the client or its redirect URI is no longer registered.
     """
     if trader.suspended:
         raise ConsentRefused("Your client area access is suspended.")
+    chosen = None
+    if offered:
+        chosen = _chosen_offered(
+            trader=trader, request=request, account_ids=account_ids, consent_key=consent_key, offered=offered
+        )
+        if chosen is None and not _client_registered(request):
+            raise ClientChanged()
+    if chosen is None:
+        chosen = _chosen_derived(
+            trader=trader, request=request, account_ids=account_ids, consent_key=consent_key, actor=actor
+        )
+    earlier = _consent_claim(
+        trader=trader, request=request, consent_key=consent_key, existing=chosen.existing
+    )
+    if earlier is not None:
+        return _consent_repeat(grant=earlier, request=request)
+    try:
+        return _grant_store(
+            trader=trader, request=request, consent_key=consent_key, chosen=chosen, actor=actor
+        )
+    finally:
+        _claim_release(consent_key)
+
+
+class ClientChanged(Exception):
+    """The client or its redirect URI changed since the consent page: the request is validated again."""
+
+
+def _client_registered(request: AuthorizationRequest) -> bool:
+    return RedirectUri.objects.filter(
+        client_id=request.client.pk, client__is_active=True, uri=request.redirect_uri
+    ).exists()
+
+
+def _chosen_derived(
+    *, trader: Trader, request: AuthorizationRequest, account_ids: Sequence[int], consent_key: str, actor: Any
+) -> _Chosen:
     try:
         accounts = _chosen_accounts(trader=trader, account_ids=account_ids)
     except ConsentRefused as exc:
@@ -136,30 +245,88 @@ def grant_create(
             },
         )
         raise
-    ctid = accounts[0].ctid
-    broker_names = sorted({a.jurisdiction.broker_name for a in accounts if a.jurisdiction is not None})
-    account_numbers = sorted(a.ctid_trader_account_id for a in accounts)
-
-    grant = _grant_claim(
-        trader=trader,
-        request=request,
-        consent_key=consent_key,
-        ctid_id=ctid.pk,
-        broker_names=broker_names,
-        is_verified=trader.kyc_verified,
+    return _Chosen(
+        ctid_id=accounts[0].ctid_id,
+        ctid_user_id=accounts[0].ctid.user_id,
+        account_ids=[a.pk for a in accounts],
+        account_numbers=sorted(a.ctid_trader_account_id for a in accounts),
+        broker_names=sorted({a.jurisdiction.broker_name for a in accounts if a.jurisdiction is not None}),
+        existing=Grant.objects.filter(consent_key=consent_key).first(),
     )
-    if grant.state != Grant.State.PENDING:
-        return _consent_repeat(grant=grant, request=request)
 
+
+def _claim_key(consent_key: str) -> str:
+    return f"tradingview:consent:{consent_key}"
+
+
+def _claim_seconds() -> float:
+    # The adapter call it guards ends within the HTTP timeouts.
+    return settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT + 5
+
+
+def _consent_claim(
+    *, trader: Trader, request: AuthorizationRequest, consent_key: str, existing: Grant | None
+) -> Grant | None:
+    """Claim this form for the adapter call; or the grant an earlier submission of it stored.
+
+    The claim is a short-lived cache entry: a submission arriving while another is talking to the adapter
+    waits for that one's grant. Should the cache be unreachable, the unique ``consent_key`` still keeps one
+    grant per form (a surplus adapter token is then revoked).
+    """
+    deadline = time.monotonic() + _claim_seconds() + 1
+    while True:
+        if existing is not None:
+            if existing.trader_id != trader.pk or existing.client_id != request.client.pk:
+                raise ConsentRefused("This consent form belongs to another request.")
+            if existing.state != Grant.State.PENDING:
+                return existing
+            if existing.created_at >= timezone.now() - timedelta(seconds=PENDING_STALE_SECONDS):
+                # Stored by a submission of an earlier version of this service, still waiting for the adapter.
+                if time.monotonic() > deadline:
+                    raise _still_processing()
+                time.sleep(0.1)
+                existing = Grant.objects.filter(pk=existing.pk).first()
+                continue
+            # The submission that stored it died mid-call; nothing was handed out, so start over.
+            Grant.objects.filter(pk=existing.pk, state=Grant.State.PENDING).delete()
+        try:
+            claimed = cache.add(_claim_key(consent_key), 1, timeout=_claim_seconds())
+        except Exception:
+            logger.warning("consent claim not stored: the cache is unreachable")
+            claimed = True
+        if claimed:
+            return None
+        if time.monotonic() > deadline:
+            raise _still_processing()
+        time.sleep(0.1)
+        existing = Grant.objects.filter(consent_key=consent_key).first()
+
+
+def _still_processing() -> ConsentFailed:
+    return ConsentFailed(
+        "Your earlier confirmation is still being processed. Please wait a moment and retry.", transient=True
+    )
+
+
+def _claim_release(consent_key: str) -> None:
+    try:
+        cache.delete(_claim_key(consent_key))
+    except Exception:
+        logger.warning("consent claim not released: the cache is unreachable")
+
+
+def _grant_store(
+    *, trader: Trader, request: AuthorizationRequest, consent_key: str, chosen: _Chosen, actor: Any
+) -> ConsentResult:
+    """Ask the adapter, then store the grant, active, with its accounts, its code and its audit record."""
     try:
         generated = adapter.generate_token(
-            user_id=ctid.user_id,
-            broker_names=broker_names,
-            ctid_trader_account_ids=account_numbers,
+            user_id=chosen.ctid_user_id,
+            broker_names=chosen.broker_names,
+            ctid_trader_account_ids=chosen.account_numbers,
             is_verified=trader.kyc_verified,
         )
     except adapter.AdapterError as exc:
-        Grant.objects.filter(pk=grant.pk, state=Grant.State.PENDING).delete()
         audit_event_record(
             category=AUDIT_CATEGORY,
             action="generate_token",
@@ -169,93 +336,102 @@ def grant_create(
             message=exc.message,
             detail={
                 "client_id": request.client.client_id,
-                "ctid": ctid.user_id,
-                "account_ids": account_numbers[:50],
-                "accounts": len(account_numbers),
+                "ctid": chosen.ctid_user_id,
+                "account_ids": chosen.account_numbers[:50],
+                "accounts": len(chosen.account_numbers),
                 "http_status": exc.status,
             },
         )
         raise ConsentFailed(exc.message, transient=isinstance(exc, adapter.AdapterTransientError)) from exc
 
     issued_at = timezone.now()
-    with transaction.atomic():
-        grant.state = Grant.State.ACTIVE
-        grant.adapter_token = generated.token
-        grant.adapter_token_issued_at = issued_at
-        grant.adapter_token_expires_at = adapter_token_expiry(issued_at)
-        grant.save(
-            update_fields=[
-                "state",
-                "adapter_token",
-                "adapter_token_issued_at",
-                "adapter_token_expires_at",
-                "updated_at",
-            ]
+    grant = Grant(
+        client_id=request.client.pk,
+        trader_id=trader.pk,
+        ctid_id=chosen.ctid_id,
+        broker_names=chosen.broker_names,
+        is_verified=trader.kyc_verified,
+        scope=request.scope,
+        consent_key=consent_key,
+        state=Grant.State.ACTIVE,
+        adapter_token=generated.token,
+        adapter_token_issued_at=issued_at,
+        adapter_token_expires_at=adapter_token_expiry(issued_at),
+    )
+    code = secrets.token_urlsafe(32)
+    code_row = _code_new(client_id=request.client.pk, code=code, redirect_uri=request.redirect_uri)
+    audit = audit_event_new(
+        category=AUDIT_CATEGORY,
+        action="grant_created",
+        outcome="ok",
+        trader=trader,
+        actor=actor,
+        detail={
+            "client_id": request.client.client_id,
+            "grant": None,
+            "ctid": chosen.ctid_user_id,
+            "account_ids": chosen.account_numbers[:50],
+            "accounts": len(chosen.account_numbers),
+        },
+    )
+    if statements.available():
+        grant.pk = statements.grant_insert(
+            grant=grant, account_ids=chosen.account_ids, code=code_row, audit=audit
         )
-        Grant.accounts.through.objects.bulk_create(
-            Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=a.pk) for a in accounts
-        )
-        code = _code_issue(grant=grant, redirect_uri=request.redirect_uri, first=True)
-        audit_event_record(
-            category=AUDIT_CATEGORY,
-            action="grant_created",
-            outcome="ok",
-            trader=trader,
-            actor=actor,
-            detail={
-                "client_id": request.client.client_id,
-                "grant": grant.pk,
-                "ctid": ctid.user_id,
-                "account_ids": account_numbers[:50],
-                "accounts": len(account_numbers),
-            },
-        )
+    else:
+        grant.pk = _grant_insert_orm(grant=grant, account_ids=chosen.account_ids, code=code_row, audit=audit)
+    if grant.pk is None:
+        # Another submission of this form stored its grant meanwhile: this token is surplus.
+        _surplus_revoke(grant=grant)
+        earlier = Grant.objects.filter(consent_key=consent_key).first()
+        if earlier is None or earlier.state == Grant.State.PENDING:
+            raise _still_processing()
+        return _consent_repeat(grant=earlier, request=request)
+    grant._state.adding = False
+    grant._state.db = "default"
     return ConsentResult(grant=grant, code=code, redirect_url=_code_redirect(request, code))
 
 
-def _grant_claim(
-    *,
-    trader: Trader,
-    request: AuthorizationRequest,
-    consent_key: str,
-    ctid_id: int,
-    broker_names: list[str],
-    is_verified: bool,
-) -> Grant:
-    """The pending grant this submission owns, or the grant an earlier submission of the same form made."""
-    # An earlier submission still talking to the adapter finishes within the HTTP timeouts.
-    deadline = time.monotonic() + settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT + 1
-    while True:
-        try:
-            # In autocommit mode a lone INSERT needs no transaction; inside one, a savepoint keeps it usable.
-            with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-                return Grant.objects.create(
-                    client=request.client,
-                    trader=trader,
-                    ctid_id=ctid_id,
-                    broker_names=broker_names,
-                    is_verified=is_verified,
-                    scope=request.scope,
-                    consent_key=consent_key,
-                )
-        except IntegrityError:
-            existing = Grant.objects.filter(consent_key=consent_key, trader=trader).first()
-            if existing is None:
-                continue  # the earlier attempt failed and was removed: this one may try again
-            if existing.client_id != request.client.pk:
-                raise ConsentRefused("This consent form belongs to another request.") from None
-            if existing.state != Grant.State.PENDING:
-                return existing
-            if existing.created_at < timezone.now() - timedelta(seconds=PENDING_STALE_SECONDS):
-                # The submission that claimed it died mid-call; nothing was handed out, so start over.
-                Grant.objects.filter(pk=existing.pk, state=Grant.State.PENDING).delete()
-                continue
-            if time.monotonic() > deadline:
-                raise ConsentFailed(
-                    "Your earlier confirmation is still being processed. Please wait a moment and retry.",
-                    transient=True,
-                ) from None
-            time.sleep(0.1)
+def _grant_insert_orm(
+    *, grant: Grant, account_ids: Sequence[int], code: AuthorizationCode, audit: AuditEvent
+) -> int | None:
+    """``statements.grant_insert`` through the ORM, in a transaction (databases other than PostgreSQL)."""
+    try:
+        with transaction.atomic():
+            grant.save(force_insert=True)
+    except IntegrityError:
+        if not Grant.objects.filter(consent_key=grant.consent_key).exists():
+            raise
+        return None
+    with transaction.atomic():
+        Grant.accounts.through.objects.bulk_create(
+            Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=pk) for pk in account_ids
+        )
+        code.grant_id = grant.pk
+        code.save(force_insert=True)
+        audit.detail = {**audit.detail, "grant": grant.pk}
+        audit.save(force_insert=True)
+    return grant.pk
+
+
+def _surplus_revoke(*, grant: Grant) -> None:
+    """Keep a surplus adapter token only until the adapter is told to ``/logout`` it."""
+    now = timezone.now()
+    grant.state = Grant.State.REVOKING
+    grant.consent_key = None
+    grant.revoke_after = now
+    grant.revoke_reason = "a repeated submission of a consent form"
+    with transaction.atomic():
+        grant.save(force_insert=True)
+        audit_event_record(
+            category=AUDIT_CATEGORY,
+            action="grant_revoke",
+            outcome="surplus",
+            trader_id=grant.trader_id,
+            message=grant.revoke_reason,
+            detail={"grant": grant.pk},
+        )
+        logout_enqueue(grant_id=grant.pk, countdown=0)
 
 
 def _consent_repeat(*, grant: Grant, request: AuthorizationRequest) -> ConsentResult:

@@ -71,3 +71,7 @@ def grant_logout(*, grant_id: int, now: datetime | None = None) -> str:
             detail={"grant": grant.pk},
         )
     return "revoked"
+
+
+# A pending grant older than this belongs to a request that died while waiting for the adapter.
+PENDING_STALE_SECONDS = 120

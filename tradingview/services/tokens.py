@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.services.audit import audit_event_record
 
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, OAuthClient, client_secret_hash, token_hash
+from . import statements
 from .revocation import grant_revoke
 
 MAX_EXPIRES_IN = 2_147_483  # TradingView's ceiling: 2,147,483,647 ms
@@ -96,6 +97,23 @@ def code_exchange(*, client_id: str, client_secret: str, code: str, redirect_uri
         raise OAuthError("invalid_request", f"{'code' if not code else 'redirect_uri'} is required.")
     now = timezone.now()
     refresh_token = secrets.token_urlsafe(48)
+    if statements.available():
+        # The usual case in one round trip; anything else is sorted out below, where every error is named.
+        taken = statements.code_take(
+            client_id=client_id,
+            client_secret=client_secret,
+            code=code,
+            redirect_uri=redirect_uri,
+            refresh_token=refresh_token,
+            now=now,
+        )
+        if taken is not None:
+            taken_grant = Grant(pk=taken.grant_id, adapter_token_expires_at=taken.adapter_token_expires_at)
+            return TokenResponse(
+                access_token=taken.adapter_token,
+                expires_in=grant_expires_in(taken_grant),
+                refresh_token=refresh_token,
+            )
     replayed: Grant | None = None
     authenticated = False
     with transaction.atomic():

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from ..models import Grant
 from ..selectors import grants_never_exchanged, grants_no_longer_eligible
-from .consent import PENDING_STALE_SECONDS
+from .logout import PENDING_STALE_SECONDS
 from .revocation import grants_revoke
 
 

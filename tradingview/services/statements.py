@@ -1,0 +1,182 @@
+"""The link's writes as single PostgreSQL statements: one round trip each, atomic on their own.
+
+A consent stores its grant, the grant's accounts, the first code and the audit record in one statement whose
+parts all hang on the grant's INSERT (``ON CONFLICT (consent_key) DO NOTHING``: a form already stored stores
+nothing). A code exchange takes the code with one ``UPDATE ... WHERE used_at IS NULL ... RETURNING`` that
+also checks the client, the code and the grant, stores the grant's refresh token hash, appends the audit
+record and reads the grant's adapter token. Values are prepared by the models' own fields (encryption,
+JSON, dates), so the rows are those the ORM would write.
+
+Only PostgreSQL runs these (``available``); elsewhere the services write through the ORM in a transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, models
+
+from accounts.models import AuditEvent
+from accounts.services.audit import audit_event_new
+
+from ..models import (
+    AUDIT_CATEGORY,
+    CLIENT_SECRET_ALGORITHM,
+    AuthorizationCode,
+    Grant,
+    OAuthClient,
+    token_hash,
+)
+
+
+def available() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _qn(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+@functools.cache
+def _columns(
+    model: type[models.Model], replaced: frozenset[str]
+) -> tuple[tuple[models.Field, ...], str, str]:
+    """The fields ``_row`` prepares, the column list and the value list (``%s`` or the replacement's slot)."""
+    fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
+    columns = ", ".join(_qn(f.column) for f in fields)
+    values = ", ".join(f"{{{f.attname}}}" if f.attname in replaced else "%s" for f in fields)
+    return fields, columns, values
+
+
+def _row(
+    obj: models.Model, *, sql: dict[str, tuple[str, list[Any]]] | None = None
+) -> tuple[str, str, list[Any]]:
+    """The column list, the value list and its parameters that insert ``obj`` (its primary key excepted).
+
+    ``sql`` replaces the value of some fields (by attribute name) with an SQL expression and its parameters.
+    """
+    sql = sql or {}
+    fields, columns, values = _columns(type(obj), frozenset(sql))
+    params: list[Any] = []
+    for field in fields:
+        if field.attname in sql:
+            params.extend(sql[field.attname][1])
+        else:
+            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
+    if sql:
+        values = values.format(**{name: expression for name, (expression, _) in sql.items()})
+    return columns, values, params
+
+
+def grant_insert(
+    *, grant: Grant, account_ids: Sequence[int], code: AuthorizationCode, audit: AuditEvent
+) -> int | None:
+    """Store an active grant with its accounts, its first code and its audit record; the grant's id.
+
+    ``code.grant`` and ``audit.detail["grant"]`` are filled in from the new grant. None when a grant with the
+    same ``consent_key`` exists: then nothing was stored.
+    """
+    through = Grant.accounts.through
+    grant_columns, grant_values, params = _row(grant)
+    code_columns, code_values, code_params = _row(code, sql={"grant_id": ("g.id", [])})
+    detail = dict(audit.detail)
+    detail.pop("grant", None)
+    audit.detail = detail
+    audit_columns, audit_values, audit_params = _row(
+        audit, sql={"detail": ("%s::jsonb || jsonb_build_object('grant', g.id)", [_json(audit, detail)])}
+    )
+    # Table and column names come from the models' metadata; every value is a parameter.
+    statement = (
+        f"WITH g AS (INSERT INTO {_qn(Grant._meta.db_table)} ({grant_columns}) VALUES ({grant_values})"  # noqa: S608
+        f" ON CONFLICT ({_qn('consent_key')}) DO NOTHING RETURNING {_qn('id')}),"
+        f" a AS (INSERT INTO {_qn(through._meta.db_table)} ({_qn('grant_id')}, {_qn('tradingaccount_id')})"
+        " SELECT g.id, account FROM g, unnest(%s::bigint[]) AS account),"
+        f" c AS (INSERT INTO {_qn(AuthorizationCode._meta.db_table)} ({code_columns}) SELECT {code_values} FROM g),"
+        f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns}) SELECT {audit_values} FROM g)"
+        " SELECT id FROM g"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*params, list(account_ids), *code_params, *audit_params])
+        row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _json(audit: AuditEvent, value: dict[str, Any]) -> Any:
+    return AuditEvent._meta.get_field("detail").get_db_prep_save(value, connection)
+
+
+@dataclass(frozen=True)
+class TakenCode:
+    grant_id: int
+    trader_id: int
+    adapter_token: str
+    adapter_token_expires_at: datetime
+
+
+def code_take(
+    *, client_id: str, client_secret: str, code: str, redirect_uri: str, refresh_token: str, now: datetime
+) -> TakenCode | None:
+    """Take a valid code of an authenticated client: mark it used, store the refresh token's hash on its
+    grant, record ``code_exchanged``; the grant's adapter token and expiry.
+
+    None when anything is not as a successful exchange needs it (another client or secret, a secret stored
+    with a password hasher, a code used, superseded, expired or for another redirect URI, a grant no longer
+    active or at the end of its life): nothing was written, and the caller finds out which.
+    """
+    grant_table, code_table = _qn(Grant._meta.db_table), _qn(AuthorizationCode._meta.db_table)
+    audit = audit_event_new(category=AUDIT_CATEGORY, action="code_exchanged", outcome="ok")
+    audit_columns, audit_values, audit_params = _row(
+        audit,
+        sql={
+            "trader_id": ("t.trader_id", []),
+            "detail": ("jsonb_build_object('client_id', t.public_id, 'grant', t.grant_id)", []),
+        },
+    )
+    token_field = Grant._meta.get_field("adapter_token")
+    # Table and column names come from the models' metadata; every value is a parameter.
+    statement = (
+        f"WITH t AS (UPDATE {code_table} AS code SET used_at = %s"  # noqa: S608
+        f" FROM {_qn(OAuthClient._meta.db_table)} AS client, {grant_table} AS g"
+        " WHERE code.code_hash = %s AND code.used_at IS NULL AND NOT code.superseded AND code.expires_at > %s"
+        " AND code.redirect_uri = %s AND client.id = code.client_id AND client.client_id = %s"
+        " AND client.is_active AND client.client_secret_hash = %s"
+        " AND g.id = code.grant_id AND g.state = %s AND g.adapter_token_expires_at >= %s"
+        " RETURNING code.grant_id, g.trader_id, g.adapter_token, g.adapter_token_expires_at,"
+        " client.client_id AS public_id),"
+        f" u AS (UPDATE {grant_table} AS g SET refresh_token_hash = %s, updated_at = %s FROM t"
+        " WHERE g.id = t.grant_id AND g.state = %s RETURNING g.id),"
+        f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns})"
+        f" SELECT {audit_values} FROM t JOIN u ON u.id = t.grant_id)"
+        " SELECT t.grant_id, t.trader_id, t.adapter_token, t.adapter_token_expires_at, u.id FROM t"
+        " LEFT JOIN u ON u.id = t.grant_id"
+    )
+    params = [
+        now,
+        token_hash(code),
+        now,
+        redirect_uri,
+        client_id,
+        f"{CLIENT_SECRET_ALGORITHM}${token_hash(client_secret)}",
+        Grant.State.ACTIVE,
+        # Grant.seconds_left() > 0: at least a whole second of the adapter token's life remains.
+        now + timedelta(seconds=1),
+        token_hash(refresh_token),
+        now,
+        Grant.State.ACTIVE,
+        *audit_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None or row[4] is None:
+        return None
+    return TakenCode(
+        grant_id=row[0],
+        trader_id=row[1],
+        adapter_token=str(token_field.from_db_value(row[2], None, connection)),
+        adapter_token_expires_at=row[3],
+    )
