@@ -21,6 +21,7 @@ _READABLE = (
     "accounts.tradingaccount",
     "accounts.auditevent",
     "accounts.gatewaystatus",
+    "accounts.gatewayprocess",
     "accounts.accounttype",
     "accounts.accountopening",
     "tradingview.oauthclient",

@@ -17,12 +17,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccountOpening, Trader
-from accounts.services.opening import account_types_for
+from accounts.services.opening import (
+    TRADINGVIEW_PRESELECT_SECONDS,
+    account_types_for,
+    opened_from_tradingview_recently,
+)
 
 from . import selectors
 
 # An account opened this recently from the TradingView flow is ticked on the consent page.
-PRESELECT_WINDOW = timedelta(hours=2)
+PRESELECT_WINDOW = timedelta(seconds=TRADINGVIEW_PRESELECT_SECONDS)
 AUTHORIZE_PATH = "/tradingview/oauth/authorize"
 
 
@@ -47,6 +51,8 @@ def can_open_tradingview_account(*, trader: Trader | None) -> bool:
 
 def preselected_account_ids(*, trader: Trader, options: selectors.ConsentOptions) -> set[int]:
     """Eligible accounts the trader just opened from the TradingView flow (ticked on the consent page)."""
+    if not opened_from_tradingview_recently(trader_id=trader.pk):
+        return set()
     recent = set(
         AccountOpening.objects.filter(
             trader=trader,

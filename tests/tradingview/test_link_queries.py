@@ -40,6 +40,7 @@ def _queries_per_step(adapter, tv_client, jurisdiction, jurisdiction_disabled, *
     browser = Client()
     browser.force_login(trader.user)
     counts: dict[str, int] = {}
+    browser.get("/")  # the first request of a session records when it was last seen (once a minute)
     with CaptureQueriesContext(connection) as ctx:
         nonce = open_consent(browser, tv_client)
     counts["authorize"] = len(ctx.captured_queries)
