@@ -24,11 +24,6 @@ REDIRECT_URI = "https://tv.example/oauth/callback"
 STATE = "st/ä 1+2=3&x?y#z"
 
 
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class Adapter:
     sim: adapter_sim_module.AdapterSim
