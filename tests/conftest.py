@@ -68,7 +68,8 @@ def _celery_worker_session():
     app.conf.update(
         CELERY_BROKER_URL=REDIS_TEST_URL, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
     )
-    assert app.conf.task_always_eager is False and app.conf.broker_url == REDIS_TEST_URL
+    assert app.conf.task_always_eager is False
+    assert app.conf.broker_url == REDIS_TEST_URL
     app._pool = None  # connections made for the previous broker must not be reused
     app.amqp._producer_pool = None
     app.control.purge()

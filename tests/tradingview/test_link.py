@@ -64,7 +64,8 @@ def test_consent_calls_the_adapter_exactly_and_hands_the_token_over(
     assert body["token_type"] == "bearer"
     assert body["access_token"] == issued
     assert body["expires_in"] == 1800
-    assert isinstance(body["refresh_token"], str) and len(body["refresh_token"]) > 40
+    assert isinstance(body["refresh_token"], str)
+    assert len(body["refresh_token"]) > 40
     assert AuditEvent.objects.filter(category="tradingview", action="grant_created", outcome="ok").exists()
 
 

@@ -35,7 +35,8 @@ def test_consent_page_lists_eligible_accounts_and_explains_the_others(
     checkboxes = re.findall(r'name="accounts" value="(\d+)"', html)
     assert sorted(int(v) for v in checkboxes) == sorted(a.pk for a in accounts)
     assert "cTrader/TradingView" in html
-    assert "Live" in html and "Demo" in html
+    assert "Live" in html
+    assert "Demo" in html
     assert "Other WL accounts cannot be linked to TradingView." in html
     assert "no longer available" in html
     assert "needs to be reconnected" in html
@@ -143,7 +144,8 @@ def test_management_command_adds_a_client_and_prints_the_secret_once(db):
     secret = re.search(r"client_secret: (\S+)", text).group(1)
     client = OAuthClient.objects.get(client_id=client_id)
     assert secret not in client.client_secret_hash
-    assert client.check_secret(secret) and not client.check_secret(secret + "x")
+    assert client.check_secret(secret)
+    assert not client.check_secret(secret + "x")
     assert sorted(client.redirect_uris.values_list("uri", flat=True)) == sorted(
         [REDIRECT_URI, "https://tv.example/other"]
     )
@@ -176,7 +178,8 @@ def test_admin_creates_a_client_and_shows_the_secret_once(db):
     client = OAuthClient.objects.get()
     messages = [str(m) for m in response.context["messages"]]
     secret = re.search(r"client secret: (\S+)", " ".join(messages)).group(1)
-    assert client.check_secret(secret) and not client.check_secret(secret + "x")
+    assert client.check_secret(secret)
+    assert not client.check_secret(secret + "x")
     change = c.get(f"/admin/tradingview/oauthclient/{client.pk}/change/")
     assert secret.encode() not in change.content
 
