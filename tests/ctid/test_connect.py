@@ -15,8 +15,7 @@ from accounts.ctrader.openapi.messages import PayloadType
 from accounts.models import AuditEvent, Ctid, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh
 from tests.factories import TraderFactory
-
-from .conftest import CLIENT_SECRET, wait_for
+from tests.helpers.ctrader import CLIENT_SECRET, wait_for
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from accounts import tasks
 from accounts.models import AuditEvent, Ctid, CtidToken
 from accounts.services.gateway import gateway_token_refresh
 from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh
-
-from .conftest import connect_in_world, make_trader, stored, wait_for
+from tests.helpers.ctrader import connect_in_world, make_trader, stored, wait_for
 
 
 def refresh_now_from_the_admin(staff_client: Client, ctid: Ctid) -> None:

@@ -15,8 +15,7 @@ from accounts.services import tokens
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 from accounts.signals import ctid_needs_reconnect
 from sandbox.httpd import Request, Response
-
-from .conftest import connect_in_world, make_trader, stored
+from tests.helpers.ctrader import connect_in_world, make_trader, stored
 
 pytestmark = pytest.mark.django_db
 

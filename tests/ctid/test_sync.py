@@ -10,8 +10,7 @@ from accounts.ctrader.openapi.messages import PayloadType
 from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.sync import SyncNeedsReconnect, ctid_sync_accounts
 from sandbox.world import Grant
-
-from .conftest import connect_in_world, make_trader, stored
+from tests.helpers.ctrader import connect_in_world, make_trader, stored
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,7 @@ from django.utils import timezone
 from accounts import tasks
 from accounts.models import Ctid, CtidToken
 from accounts.services.tokens import ctid_tokens_due_batches
-
-from .conftest import connect_in_world, make_trader, stored, wait_for
+from tests.helpers.ctrader import connect_in_world, make_trader, stored, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.hashers import make_password
 
+from tests.helpers.tradingview import exchange, link
 from tradingview.models import OAuthClient
-
-from .conftest import exchange, link
 
 
 def test_new_secrets_are_stored_as_a_digest_not_the_secret(tv_client):

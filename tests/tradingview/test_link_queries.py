@@ -8,23 +8,22 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent, Ctid, TradingAccount
 from tests.factories import CtidFactory
-from tradingview.models import Grant, OAuthClient
-from tradingview.services.clients import oauth_client_create
-
-from .conftest import (
+from tests.helpers.ctrader import make_trader
+from tests.helpers.tradingview import (
     REDIRECT_URI,
     STATE,
     exchange,
     link,
     make_account,
-    make_trader,
     open_consent,
     redirect_query,
 )
+from tradingview.models import Grant, OAuthClient
+from tradingview.services.clients import oauth_client_create
 
 
 def _queries_per_step(adapter, tv_client, jurisdiction, jurisdiction_disabled, *, accounts: int, base: int):
-    trader = make_trader(f"trader{accounts}")
+    trader = make_trader(f"trader{accounts}", verified=True)
     ctid = CtidFactory(user_id=base, trader=trader)
     eligible = [
         make_account(ctid, base + i, live=i % 2 == 0, jurisdiction=jurisdiction, is_tradingview=i % 3 == 0)

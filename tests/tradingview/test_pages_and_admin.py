@@ -15,10 +15,9 @@ from accounts.models import AuditEvent, Ctid, TradingAccount
 from accounts.services.traders import trader_suspend
 from sandbox.clients import tradingview_client_ensure_sandbox
 from sandbox.tradingview import SANDBOX_CLIENT_SECRET
+from tests.helpers.tradingview import REDIRECT_URI, STATE, authorize_params, make_account, redirect_query
 from tradingview.models import AccountRequest, Grant, OAuthClient
 from tradingview.services.account_requests import account_request_fulfil
-
-from .conftest import REDIRECT_URI, STATE, authorize_params, make_account, redirect_query
 
 
 def test_consent_page_lists_eligible_accounts_and_explains_the_others(
@@ -236,7 +235,7 @@ def test_admin_refuses_a_redirect_uri_the_command_refuses_and_registers_nothing(
 
 
 def test_admin_grant_page_never_shows_the_token(adapter, tv_client, browser_client, accounts):
-    from .conftest import exchange, link
+    from tests.helpers.tradingview import exchange, link
 
     token = exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).json()["access_token"]
     staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
