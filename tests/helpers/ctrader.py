@@ -16,8 +16,8 @@ from sandbox.world import Grant, SimAccount, World
 from tests.factories import TraderFactory
 
 # The Open API application the simulators accept (cTrader ID, Open API live and demo).
-CLIENT_ID = "test-client-id"
-CLIENT_SECRET = "test-client-secret-Zq8Vw2"
+CLIENT_ID = "test-client"
+CLIENT_SECRET = "test-secret-value"
 
 
 def _alice_and_bob(world: World) -> None:
