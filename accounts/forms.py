@@ -82,7 +82,8 @@ class OpeningForm(forms.Form):
         super().__init__(*args, **kwargs)
         currency_field = self.fields["deposit_currency"]
         leverage_field = self.fields["leverage"]
-        assert isinstance(currency_field, forms.ChoiceField) and isinstance(leverage_field, forms.ChoiceField)
+        assert isinstance(currency_field, forms.ChoiceField)
+        assert isinstance(leverage_field, forms.ChoiceField)
         currency_field.choices = [(c, c) for c in currencies]
         leverage_field.choices = [(v, f"1:{v}") for v in leverages]
         if not with_password:

@@ -29,7 +29,7 @@ import statistics
 import sys
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -256,7 +256,7 @@ def main() -> None:
     print(
         f"account opening, {args.openings} new traders, simulated WebServices answering after {args.latency:.0f} ms per call"
     )
-    print(f"  {mode}; {datetime.now():%Y-%m-%d %H:%M}")
+    print(f"  {mode}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"  floor (ctid/create + traders + ctid/link, back to back): median {floor * 1000:7.1f} ms")
     print(
         f"  submit -> account stored:                              median {median * 1000:7.1f} ms, p90 {p90 * 1000:7.1f} ms"

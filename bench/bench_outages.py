@@ -135,7 +135,8 @@ def dashboard_case(redis_url: str | None) -> list[float]:
             headers={"Referer": f"{base}/account/login/"},
             timeout=40,
         )
-        assert signed_in.status_code == 200 and USERNAME in signed_in.text, signed_in.status_code
+        assert signed_in.status_code == 200, signed_in.status_code
+        assert USERNAME in signed_in.text
         samples = []
         for _ in range(REQUESTS):
             started = time.perf_counter()

@@ -80,7 +80,8 @@ class Supervisor:
         return child
 
     def _pump(self, child: Child) -> None:
-        assert child.process is not None and child.process.stdout is not None
+        assert child.process is not None
+        assert child.process.stdout is not None
         for raw in child.process.stdout:
             self.say(child.name, raw.decode("utf-8", "replace").rstrip("\n"))
 

@@ -58,7 +58,7 @@ class SimAccount:
     deposit_asset: str = "USD"
     enabled: bool = True
     positions: list[SimPosition] = field(default_factory=list)
-    balance_version: int = 0  # ProtoOATrader.balanceVersion: grows with every balance change
+    balance_version: int = 1  # ProtoOATrader.balanceVersion: grows with every balance change
     group_name: str = "SANDBOX-STANDARD"  # the WebServices trader group
 
     def figures(self, now: float) -> dict[str, int]:

@@ -1,24 +1,41 @@
 """Shared fixtures. Peers (token endpoint, Open API, adapter) are real servers on loopback.
 
 ``trader`` and ``other_trader`` are ``Trader`` rows (their user is ``trader.user``, password
-``tests.factories.PASSWORD``); ``trader_client`` is a Django test client signed in as ``trader``;
-``staff_client`` is signed in as a superuser who has no Trader profile.
+``tests.factories.PASSWORD``); a folder that needs a particular trader overrides ``trader_traits`` (the
+factory's keyword arguments), not ``trader``. ``trader_client`` is a Django test client signed in as
+``trader``; ``staff_client`` is signed in as a superuser who has no Trader profile.
+
+``world`` is a fresh simulated cTrader world (``make_world``, the factory, builds more) holding the people
+``world_people`` names; ``ctrader_id`` is the simulated cTrader ID (consent page and token endpoint) on that
+world, wired into the settings. Functions and constants tests import are in tests/helpers/.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.test import Client
 
 from accounts.models import Trader
+from sandbox.ctrader_id import CtraderIdSimulator
+from sandbox.httpd import serve
+from sandbox.world import World
 from tests.factories import StaffUserFactory, TraderFactory
+from tests.helpers import ctrader
 
 
 @pytest.fixture
-def trader(db: None) -> Trader:
-    return TraderFactory()
+def trader_traits() -> dict[str, Any]:
+    """What ``trader`` is built with (TraderFactory keyword arguments); folders override this fixture."""
+    return {}
+
+
+@pytest.fixture
+def trader(db: None, trader_traits: dict[str, Any]) -> Trader:
+    return TraderFactory(**trader_traits)
 
 
 @pytest.fixture
@@ -45,6 +62,47 @@ def staff_client(staff_user) -> Client:
     return client
 
 
+@pytest.fixture
+def make_world() -> Callable[..., World]:
+    """The factory of simulated worlds: ``make_world("ann")`` (people from tests.helpers.ctrader.PEOPLE)."""
+    return ctrader.make_world
+
+
+@pytest.fixture
+def world_people() -> str:
+    """Who the ``world`` fixture starts with; a folder overrides this to pick another cast."""
+    return "alice_and_bob"
+
+
+@pytest.fixture
+def world(make_world: Callable[..., World], world_people: str) -> World:
+    return make_world(world_people)
+
+
+@pytest.fixture
+def ctrader_id(world: World, settings: Any) -> Iterator[CtraderIdSimulator]:
+    """The cTrader ID simulator (consent page and token endpoint) on a loopback port, wired into settings.
+
+    It shares ``world`` with the Open API simulators: a refresh through it rotates the World's tokens, so
+    they refuse the old access token and end its sessions with ProtoOAAccountsTokenInvalidatedEvent, as
+    Spotware does. ``calls`` lists every token call; ``server`` is its loopback server.
+    """
+    sim = CtraderIdSimulator(
+        world, client_id=ctrader.CLIENT_ID, client_secret=ctrader.CLIENT_SECRET, hang_seconds=3.0
+    )
+    server = serve(sim.routes())
+    settings.CTRADER_CLIENT_ID = ctrader.CLIENT_ID
+    settings.CTRADER_CLIENT_SECRET = ctrader.CLIENT_SECRET
+    settings.CTRADER_AUTH_URL = f"{server.url}/ctrader-id/grantingaccess/"
+    settings.CTRADER_TOKEN_URL = f"{server.url}/ctrader-id/apps/token"
+    settings.CTRADER_REDIRECT_URI = "http://testserver/ctrader/callback/"
+    settings.TOKEN_HTTP_READ_TIMEOUT = 2.0
+    sim.server = server  # type: ignore[attr-defined]
+    yield sim
+    sim.release_hangs()
+    server.stop()
+
+
 # The Redis database the real Celery worker of the tests uses (CI: .ci/run sets it).
 REDIS_TEST_URL = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15")
 
@@ -68,7 +126,8 @@ def _celery_worker_session():
     app.conf.update(
         CELERY_BROKER_URL=REDIS_TEST_URL, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
     )
-    assert app.conf.task_always_eager is False and app.conf.broker_url == REDIS_TEST_URL
+    assert app.conf.task_always_eager is False
+    assert app.conf.broker_url == REDIS_TEST_URL
     app._pool = None  # connections made for the previous broker must not be reused
     app.amqp._producer_pool = None
     app.control.purge()
@@ -113,4 +172,4 @@ def _fresh_cache():
     from django.core.cache import cache
 
     cache.clear()
-    yield
+    return

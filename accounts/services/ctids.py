@@ -20,9 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
-from accounts.models import Ctid, CtidJob, CtidPendingConsent, Trader
+from accounts.models import Ctid, CtidPendingConsent, Trader
 from accounts.services.audit import audit_event_record
-from accounts.services.jobs import ctid_job_connect_queue
 from accounts.services.sync import (
     SyncError,
     SyncResult,
@@ -126,9 +125,10 @@ def _consume_state(session: SessionBase, state: str) -> None:
 
 def ctid_connect_complete(
     *, trader: Trader, session: SessionBase, state: str, code: str, error: str = ""
-) -> CtidJob:
-    """The callback: check the state and exchange the one-minute code at once, then queue the rest
-    (``ctid_connect_finish``: Open API round trips) as a job the trader's page follows."""
+) -> TokenPair:
+    """The callback: check the state and exchange the one-minute code at once. The caller queues the rest
+    (``ctid_job_connect_queue``, which runs ``ctid_connect_finish``: Open API round trips) as a job the
+    trader's page follows."""
     _consume_state(session, state)
     if error:
         raise ConnectDenied(
@@ -153,7 +153,7 @@ def ctid_connect_complete(
             "cTrader ID could not be reached. Please try connecting again in a moment.",
             code="token_unreachable",
         ) from None
-    return ctid_job_connect_queue(trader=trader, pair=pair)
+    return pair
 
 
 def ctid_connect_finish(*, trader: Trader, pair: TokenPair) -> ConnectResult:
@@ -287,6 +287,13 @@ def _store_for_owner(*, ctid: Ctid, pair: TokenPair, consenting_trader: Trader, 
     )
 
 
+def ctid_pending_consent_keep(*, trader: Trader, pair: TokenPair, error: str) -> CtidPendingConsent:
+    """Keep a consent whose cTID is not known yet; a worker (or the periodic entry) places it later."""
+    pending = _park(trader=trader, pair=pair, error=error)
+    _identify_later(pending.pk)
+    return pending
+
+
 def _park(*, trader: Trader, pair: TokenPair, error: str) -> CtidPendingConsent:
     return CtidPendingConsent.objects.create(
         trader=trader,
@@ -301,9 +308,9 @@ def _park(*, trader: Trader, pair: TokenPair, error: str) -> CtidPendingConsent:
 
 def _identify_later(pending_id: int) -> None:
     """With a broker, a worker identifies the cTID with backoff; the embedded mode has the periodic entry."""
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
-    task = tasks.identify_pending_ctid_consent
+    task = registered_task("accounts.tasks.identify_pending_ctid_consent")
     if not task.app.conf.task_always_eager:
         task.apply_async((pending_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
 
@@ -372,11 +379,13 @@ def ctid_pending_consent_ids(*, limit: int = 1000) -> list[int]:
 
 def _sync_later(ctid_id: int) -> None:
     """With a broker, a worker retries the first sync with backoff; the embedded mode has the periodic sync."""
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
     if not embedded_mode():
         try:
-            tasks.sync_ctid_accounts.apply_async((ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
+            registered_task("accounts.tasks.sync_ctid_accounts").apply_async(
+                (ctid_id,), countdown=settings.TASK_RETRY_BASE_SECONDS
+            )
         except QUEUE_ERRORS:
             # The queue is down: the periodic account sync picks this cTID up; the connect itself stands.
             logger.warning("first account sync not queued", extra={"ctid_id": ctid_id})

@@ -54,12 +54,12 @@ def _run_in_thread(job_id: int) -> None:
 
 
 def _start(job_id: int) -> None:
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
-    if tasks.run_ctid_job.app.conf.task_always_eager:
+    if registered_task("accounts.tasks.run_ctid_job").app.conf.task_always_eager:
         _in_process_worker().submit(_run_in_thread, job_id)
     else:
-        tasks.run_ctid_job.delay(job_id)
+        registered_task("accounts.tasks.run_ctid_job").delay(job_id)
 
 
 def task_queue(task: Any, *args: Any, **kwargs: Any) -> None:
@@ -212,9 +212,20 @@ def _run_sync(job: CtidJob) -> str:
 
 
 def ctid_jobs_expire(*, older_than: timedelta = timedelta(minutes=15)) -> int:
-    """Fail jobs queued or running for too long (a lost message, a worker killed mid-job) and clear any token
-    pair they still hold, so nothing waits forever and no pair lingers. Returns how many were expired."""
-    return CtidJob.objects.filter(state__in=_ACTIVE, created_at__lt=timezone.now() - older_than).update(
+    """Fail jobs queued or running for too long (a lost message, a worker killed mid-job). A connect job's
+    token pair is never dropped: the consent already replaced the cTID's chain at Spotware, so the pair moves
+    to a pending consent that the periodic identification places. Returns how many were expired."""
+    from accounts.services.ctids import ctid_pending_consent_keep
+
+    stale = CtidJob.objects.filter(state__in=_ACTIVE, created_at__lt=timezone.now() - older_than)
+    for job in stale.filter(kind=CtidJob.Kind.CONNECT, access_token__isnull=False).select_related("trader"):
+        if job.access_token and job.refresh_token:
+            ctid_pending_consent_keep(
+                trader=job.trader,
+                pair=TokenPair(job.access_token, job.refresh_token, int(job.expires_in or 0), "bearer"),
+                error="connect job expired before it ran",
+            )
+    return stale.update(
         state=CtidJob.State.FAILED,
         message=_("This took too long and was stopped. Please try again."),
         finished_at=timezone.now(),

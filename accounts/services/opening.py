@@ -286,10 +286,10 @@ def _status_path(opening: AccountOpening) -> str:
 
 
 def _enqueue(opening: AccountOpening, sealed: str) -> None:
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
     def send() -> None:
-        tasks.open_trading_account.delay(opening.pk, sealed)
+        registered_task("accounts.tasks.open_trading_account").delay(opening.pk, sealed)
 
     # After commit: the worker must find the row the request wrote.
     transaction.on_commit(send)
@@ -297,9 +297,11 @@ def _enqueue(opening: AccountOpening, sealed: str) -> None:
 
 def trader_mail_queue(*, trader: Trader, subject: str, body: str) -> None:
     """Send a mail from a worker (a web request never waits on the mail server); retried on failure."""
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
-    transaction.on_commit(lambda: tasks.send_trader_mail.delay(trader.pk, subject, body))
+    transaction.on_commit(
+        lambda: registered_task("accounts.tasks.send_trader_mail").delay(trader.pk, subject, body)
+    )
 
 
 def trader_mail(trader: Trader, subject: str, body: str) -> bool:

@@ -157,7 +157,8 @@ def _run_steps(opening: AccountOpening, password_hash: str | None) -> None:
         # Losing this write costs nothing: the tag finds the login again (create_sent_at is durable).
         _save(opening, durable=False, trader_login=login, step=AccountOpening.Step.LINK)
     if opening.step == AccountOpening.Step.LINK:
-        assert opening.trader_login and opening.ctid_user_id
+        assert opening.trader_login
+        assert opening.ctid_user_id
         linked = webservices_client(environment=ctid_environment()).ctid_link(
             trader_login=opening.trader_login,
             password_hash=password_hash,
@@ -263,7 +264,9 @@ def _reconcile(client: ws.WebServicesClient, opening: AccountOpening) -> int | N
 
 def _store(opening: AccountOpening) -> None:
     account_type = opening.account_type
-    assert opening.ctid_trader_account_id and opening.trader_login and opening.ctid_user_id
+    assert opening.ctid_trader_account_id
+    assert opening.trader_login
+    assert opening.ctid_user_id
     now = timezone.now()
     fields = {
         "login": opening.trader_login,

@@ -510,9 +510,9 @@ def _follow_up_later(*, ctid_id: int, seen_version: int) -> bool:
     Without a broker (embedded mode) nothing is queued: the periodic ``follow_up_lost_refreshes`` entry
     finds the token by its recorded outcome. It is also the safety net when a message is lost.
     """
-    from accounts import tasks
+    from clientarea.celery import registered_task
 
-    task = tasks.follow_up_ctid_token_refresh
+    task = registered_task("accounts.tasks.follow_up_ctid_token_refresh")
     if task.app.conf.task_always_eager:
         return False
     try:

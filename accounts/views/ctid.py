@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import Ctid
 from accounts.selectors import ctid_job_for_user, trader_for_user_or_404
 from accounts.services.ctids import ConnectError, ConnectPending, ctid_connect_complete, ctid_connect_start
-from accounts.services.jobs import ctid_job_sync_queue
+from accounts.services.jobs import ctid_job_connect_queue, ctid_job_sync_queue
 
 
 @login_required
@@ -33,7 +33,7 @@ def ctid_connect(request: HttpRequest) -> HttpResponse:
 def ctid_callback(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user_or_404(user=request.user)
     try:
-        ctid_connect_complete(
+        pair = ctid_connect_complete(
             trader=trader,
             session=request.session,
             state=request.GET.get("state", ""),
@@ -49,6 +49,7 @@ def ctid_callback(request: HttpRequest) -> HttpResponse:
             {"title": exc.title, "message": str(exc), "code": exc.code},
             status=exc.status,
         )
+    ctid_job_connect_queue(trader=trader, pair=pair)
     return redirect("dashboard")
 
 

@@ -13,8 +13,7 @@ from accounts import tasks
 from accounts.models import AuditEvent, Ctid, CtidToken
 from accounts.services.gateway import gateway_token_refresh
 from accounts.services.tokens import TokenRefreshTransient, ctid_token_refresh
-
-from .conftest import connect_in_world, make_trader, stored, wait_for
+from tests.helpers.ctrader import connect_in_world, make_trader, stored, wait_for
 
 
 def refresh_now_from_the_admin(staff_client: Client, ctid: Ctid) -> None:
@@ -33,7 +32,8 @@ def refresh_from_the_gateway(staff_client: Client, ctid: Ctid) -> None:
 def refresh_from_a_page_or_service(staff_client: Client, ctid: Ctid) -> None:
     with pytest.raises(TokenRefreshTransient) as info:
         ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
-    assert info.value.ambiguous and info.value.followed_up
+    assert info.value.ambiguous
+    assert info.value.followed_up
 
 
 @pytest.mark.celery
@@ -62,7 +62,8 @@ def test_a_lost_answer_is_followed_up_and_the_trader_sees_the_reconnect_banner(
         issued["refreshToken"],
         1,
     )
-    assert world.token_calls == 2 and ctrader_id.calls == ["refresh_token", "refresh_token"]
+    assert world.token_calls == 2
+    assert ctrader_id.calls == ["refresh_token", "refresh_token"]
     assert AuditEvent.objects.filter(
         trader=trader, category="ctid", action="token_refresh", outcome="needs_reconnect"
     ).exists()
@@ -84,8 +85,10 @@ def test_a_lost_answer_that_rotated_nothing_is_followed_up_and_the_chain_stays_a
     refresh_now_from_the_admin(staff_client, ctid)
     wait_for(lambda: stored(ctid).version == 2)
     token = stored(ctid)
-    assert token.state == CtidToken.State.ACTIVE and token.last_refresh_outcome == CtidToken.Outcome.OK
-    assert token.refresh_token in world.refresh_tokens and issued["refreshToken"] in world.used_refresh_tokens
+    assert token.state == CtidToken.State.ACTIVE
+    assert token.last_refresh_outcome == CtidToken.Outcome.OK
+    assert token.refresh_token in world.refresh_tokens
+    assert issued["refreshToken"] in world.used_refresh_tokens
     assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.CONNECTED
     assert world.token_calls == 2
 
@@ -97,13 +100,15 @@ def test_in_embedded_mode_the_periodic_follow_up_finds_the_dead_chain(world, ctr
     world.next_refresh_failure = "drop"
     with pytest.raises(TokenRefreshTransient) as info:
         ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
-    assert info.value.ambiguous and not info.value.followed_up  # no broker: nothing queued
+    assert info.value.ambiguous
+    assert not info.value.followed_up
     assert tasks.run_lost_refresh_follow_ups() == 0  # not yet: the answer was lost a moment ago
     CtidToken.objects.filter(ctid=ctid).update(last_refresh_at=timezone.now() - timedelta(minutes=1))
     assert tasks.run_lost_refresh_follow_ups() == 1
     assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.NEEDS_RECONNECT
     assert stored(ctid).refresh_token == issued["refreshToken"]
-    assert tasks.run_lost_refresh_follow_ups() == 0 and world.token_calls == 2
+    assert tasks.run_lost_refresh_follow_ups() == 0
+    assert world.token_calls == 2
 
 
 def test_the_periodic_follow_up_is_scheduled(settings):

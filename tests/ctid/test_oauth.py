@@ -68,7 +68,8 @@ def test_code_exchange_is_a_get_with_query_parameters(token_server):
         2628000,
         "bearer",
     )
-    assert seen[0].method == "GET" and seen[0].body == b""
+    assert seen[0].method == "GET"
+    assert seen[0].body == b""
     assert seen[0].query == {
         "grant_type": "authorization_code",
         "code": "the-code",
@@ -76,7 +77,8 @@ def test_code_exchange_is_a_get_with_query_parameters(token_server):
         "client_id": "cid",
         "client_secret": SECRET,
     }
-    assert "AT" not in repr(pair) and "RT" not in repr(pair)
+    assert "AT" not in repr(pair)
+    assert "RT" not in repr(pair)
 
 
 def test_refresh_sends_no_redirect_uri_and_parses_snake_case(token_server):
@@ -120,7 +122,8 @@ def test_error_code_with_http_200_is_a_rejection(token_server):
         client(token_server.url).refresh(refresh_token="RT1")
     assert info.value.error_code == "INVALID_GRANT"
     assert info.value.status == 200
-    assert "RT1" not in str(info.value) and SECRET not in str(info.value)
+    assert "RT1" not in str(info.value)
+    assert SECRET not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +146,8 @@ def test_failures_map_to_the_right_family(token_server, response, expected, ambi
         client(token_server.url).refresh(refresh_token="RT-secret-value")
     if ambiguous is not None:
         assert info.value.may_have_been_sent is ambiguous
-    assert "RT-secret-value" not in str(info.value) and SECRET not in str(info.value)
+    assert "RT-secret-value" not in str(info.value)
+    assert SECRET not in str(info.value)
     # Never chained to the requests exception: its text carries the URL and query string.
     assert info.value.__cause__ is None
     assert info.value.__context__ is None or info.value.__suppress_context__

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Ctid, CtidJob, TradingAccount
+from tests.helpers.ctrader import wait_for
 
-from .conftest import wait_for
 from .test_connect import callback, consent, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,20 +37,23 @@ def _connect_then_refresh(peers, trader, trader_client: Client) -> None:
     redirect = consent(start(trader_client))
     response = callback(trader_client, redirect)
     answered_when_returned = live.answers_sent
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
     assert answered_when_returned == 0  # the request finished before the Open API answered anything
     job = CtidJob.objects.get(trader=trader, kind=CtidJob.Kind.CONNECT)
     assert job.state in (CtidJob.State.QUEUED, CtidJob.State.RUNNING)
     assert progress(trader_client, job)["finished"] is False
     page = trader_client.get(reverse("dashboard")).content.decode()
-    assert "Connecting your cTrader ID" in page and "js/progress.js" in page
+    assert "Connecting your cTrader ID" in page
+    assert "js/progress.js" in page
     live.release()
     wait_for(lambda: progress(trader_client, job)["finished"])
     assert "3 trading account(s) found" in progress(trader_client, job)["message"]
     ctid = Ctid.objects.get(user_id=9100001)
     assert TradingAccount.objects.filter(ctid=ctid).count() == 3
     job.refresh_from_db()
-    assert job.access_token is None and job.refresh_token is None  # the pair lives on the cTID now
+    assert job.access_token is None
+    assert job.refresh_token is None
 
     # "Refresh accounts": queued, returns at once, the page shows the outcome.
     live.hold()
@@ -114,7 +117,9 @@ def test_an_abandoned_connect_job_is_expired_by_the_sweep_and_its_pair_cleared(t
     sweep_due_tokens.apply()  # as beat (or the embedded periodic loop) runs it
 
     job.refresh_from_db()
-    assert job.state == CtidJob.State.FAILED and job.finished_at is not None
-    assert job.access_token is None and job.refresh_token is None
+    assert job.state == CtidJob.State.FAILED
+    assert job.finished_at is not None
+    assert job.access_token is None
+    assert job.refresh_token is None
     fresh.refresh_from_db()
     assert fresh.state == CtidJob.State.QUEUED

@@ -15,8 +15,7 @@ from accounts.services import tokens
 from accounts.services.tokens import RefreshOutcome, TokenRefreshTransient, ctid_token_refresh
 from accounts.signals import ctid_needs_reconnect
 from sandbox.httpd import Request, Response
-
-from .conftest import connect_in_world, make_trader, stored
+from tests.helpers.ctrader import connect_in_world, make_trader, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -37,12 +36,15 @@ def test_refresh_rotates_and_stores_the_new_pair(world, ctrader_id):
     ctid, issued = connect_in_world(world, trader=make_trader())
     result = ctid_token_refresh(ctid_id=ctid.pk, reason="test")
     token = stored(ctid)
-    assert result.outcome == RefreshOutcome.REFRESHED and result.version == token.version == 2
+    assert result.outcome == RefreshOutcome.REFRESHED
+    assert result.version == token.version == 2
     assert world.grant_for_access_token(token.access_token) is not None
     assert token.refresh_token in world.refresh_tokens
     assert issued["refreshToken"] in world.used_refresh_tokens
-    assert token.last_refresh_outcome == CtidToken.Outcome.OK and token.last_refresh_at is not None
-    assert token.lease_owner == "" and token.lease_until is None
+    assert token.last_refresh_outcome == CtidToken.Outcome.OK
+    assert token.last_refresh_at is not None
+    assert token.lease_owner == ""
+    assert token.lease_until is None
     assert ctrader_id.calls == ["refresh_token"]
 
 
@@ -60,10 +62,8 @@ def test_error_code_with_http_200_marks_needs_reconnect_and_keeps_values(
         issued["refreshToken"],
         1,
     )
-    assert (
-        token.last_refresh_outcome == CtidToken.Outcome.REJECTED
-        and "INVALID_GRANT" in token.last_refresh_error
-    )
+    assert token.last_refresh_outcome == CtidToken.Outcome.REJECTED
+    assert "INVALID_GRANT" in token.last_refresh_error
     assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.NEEDS_RECONNECT
     assert (
         AuditEvent.objects.filter(category="ctid", action="token_refresh", outcome="needs_reconnect").count()
@@ -91,9 +91,11 @@ def test_rotate_then_drop_keeps_old_values_and_needs_reconnect_only_after_the_re
         issued["refreshToken"],
         1,
     )
-    assert token.state == CtidToken.State.ACTIVE and token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
+    assert token.state == CtidToken.State.ACTIVE
+    assert token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
     assert token.lease_owner == ""
-    assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.CONNECTED and reconnect_signals == []
+    assert Ctid.objects.get(pk=ctid.pk).state == Ctid.State.CONNECTED
+    assert reconnect_signals == []
 
     # The retry uses the same (now dead) refresh token: refused, re-checked against the unmoved version.
     result = ctid_token_refresh(ctid_id=ctid.pk, reason="retry")
@@ -114,12 +116,15 @@ def test_timeout_is_transient_and_the_retry_succeeds(world, ctrader_id, settings
     with pytest.raises(TokenRefreshTransient):
         ctid_token_refresh(ctid_id=ctid.pk, reason="test")
     token = stored(ctid)
-    assert token.state == CtidToken.State.ACTIVE and token.refresh_token == issued["refreshToken"]
-    assert token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT and token.refresh_failures == 1
+    assert token.state == CtidToken.State.ACTIVE
+    assert token.refresh_token == issued["refreshToken"]
+    assert token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
+    assert token.refresh_failures == 1
     result = ctid_token_refresh(ctid_id=ctid.pk, reason="retry")
     assert result.outcome == RefreshOutcome.REFRESHED
     token = stored(ctid)
-    assert token.refresh_token in world.refresh_tokens and token.refresh_failures == 0
+    assert token.refresh_token in world.refresh_tokens
+    assert token.refresh_failures == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -143,7 +148,8 @@ def test_refused_refresh_after_a_new_consent_is_superseded_not_needs_reconnect(
     result = ctid_token_refresh(ctid_id=ctid.pk, reason="test")
     token = stored(ctid)
     assert result.outcome == RefreshOutcome.SUPERSEDED
-    assert token.state == CtidToken.State.ACTIVE and token.version == 2
+    assert token.state == CtidToken.State.ACTIVE
+    assert token.version == 2
     assert world.grant_for_access_token(token.access_token) is not None
     assert reconnect_signals == []
 
@@ -201,7 +207,8 @@ def test_eight_concurrent_refreshes_make_one_call_and_store_its_pair(world, ctra
     for t in threads:
         t.join(30)
     assert errors == []
-    assert world.token_calls == 1 and len(returned) == 1
+    assert world.token_calls == 1
+    assert len(returned) == 1
     assert sorted(r.outcome for r in results) == sorted(
         [RefreshOutcome.REFRESHED] + [RefreshOutcome.SUPERSEDED] * (callers - 1)
     )
@@ -211,7 +218,8 @@ def test_eight_concurrent_refreshes_make_one_call_and_store_its_pair(world, ctra
         returned[0]["accessToken"],
         returned[0]["refreshToken"],
     )
-    assert token.version == 2 and token.lease_owner == ""
+    assert token.version == 2
+    assert token.lease_owner == ""
 
 
 @pytest.mark.django_db(transaction=True)
@@ -267,7 +275,9 @@ def test_the_claims_asynchronous_commit_stays_inside_its_own_statement(world, ct
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == before
     token = stored(ctid)
-    assert token.version == 2 and token.lease_owner == "" and token.lease_until is None
+    assert token.version == 2
+    assert token.lease_owner == ""
+    assert token.lease_until is None
 
 
 @pytest.mark.django_db(transaction=True)
@@ -304,7 +314,8 @@ def test_bursts_of_eight_refresh_now_make_exactly_one_token_call_each(world, ctr
             [RefreshOutcome.REFRESHED] + [RefreshOutcome.SUPERSEDED] * (callers - 1)
         ), f"burst {burst}"
         token = stored(ctid)
-        assert token.version == version_before + 1 and token.lease_owner == ""
+        assert token.version == version_before + 1
+        assert token.lease_owner == ""
         assert token.refresh_token in world.refresh_tokens
 
 
@@ -314,11 +325,14 @@ def test_a_refresh_asked_for_just_after_one_succeeded_takes_its_result(world, ct
     first = ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
     again = ctid_token_refresh(ctid_id=ctid.pk, reason="admin: staff")
     assert first.outcome == RefreshOutcome.REFRESHED
-    assert again.outcome == RefreshOutcome.SUPERSEDED and again.coalesced and again.version == first.version
+    assert again.outcome == RefreshOutcome.SUPERSEDED
+    assert again.coalesced
+    assert again.version == first.version
     assert ctrader_id.calls == ["refresh_token"]
     # A caller naming the version it found stale (the token Spotware just refused) still refreshes.
     named = ctid_token_refresh(ctid_id=ctid.pk, reason="refused", seen_version=first.version)
-    assert named.outcome == RefreshOutcome.REFRESHED and ctrader_id.calls == ["refresh_token"] * 2
+    assert named.outcome == RefreshOutcome.REFRESHED
+    assert ctrader_id.calls == ["refresh_token"] * 2
 
 
 def test_a_refresh_costs_two_statements_and_a_coalesced_one_two_reads(

@@ -10,8 +10,7 @@ from accounts.ctrader.openapi.messages import PayloadType
 from accounts.models import Ctid, CtidToken, Jurisdiction, TradingAccount
 from accounts.services.sync import SyncNeedsReconnect, ctid_sync_accounts
 from sandbox.world import Grant
-
-from .conftest import connect_in_world, make_trader, stored
+from tests.helpers.ctrader import connect_in_world, make_trader, stored
 
 pytestmark = pytest.mark.django_db
 
@@ -34,17 +33,19 @@ def test_sync_upserts_accounts_with_balance_currency_and_jurisdiction(world, ope
         Decimal("12500.50"),
         "EUR",
     )
-    assert (
-        live_eur.jurisdiction == eu
-        and live_eur.broker_name == "TEST-EU"
-        and live_eur.broker_title == "Test EU"
-    )
-    assert accounts[61000003].balance == Decimal("520.15000000") and accounts[61000003].currency == "USD"
+    assert live_eur.jurisdiction == eu
+    assert live_eur.broker_name == "TEST-EU"
+    assert live_eur.broker_title == "Test EU"
+    assert accounts[61000003].balance == Decimal("520.15000000")
+    assert accounts[61000003].currency == "USD"
     # An unknown broker name stays without a jurisdiction, for staff to see.
-    assert accounts[61000003].jurisdiction is None and accounts[61000003].broker_name == "TEST-UNKNOWN"
-    assert accounts[61000002].is_live is False and accounts[61000002].jurisdiction == eu
+    assert accounts[61000003].jurisdiction is None
+    assert accounts[61000003].broker_name == "TEST-UNKNOWN"
+    assert accounts[61000002].is_live is False
+    assert accounts[61000002].jurisdiction == eu
     ctid.refresh_from_db()
-    assert ctid.last_synced_at is not None and ctid.last_sync_error == ""
+    assert ctid.last_synced_at is not None
+    assert ctid.last_sync_error == ""
 
 
 def test_live_accounts_are_authorized_only_on_live_and_demo_only_on_demo(world, openapi, eu):
@@ -79,7 +80,8 @@ def test_an_account_that_disappeared_is_marked_gone_not_deleted(world, openapi, 
     result = ctid_sync_accounts(ctid_id=ctid.pk)
     assert (result.active, result.gone) == (2, 1)
     gone = TradingAccount.objects.get(ctid_trader_account_id=61000003)
-    assert gone.status == TradingAccount.Status.GONE and gone.balance == Decimal("520.15")
+    assert gone.status == TradingAccount.Status.GONE
+    assert gone.balance == Decimal("520.15")
     assert TradingAccount.objects.filter(ctid=ctid, status=TradingAccount.Status.ACTIVE).count() == 2
     # Granted again later: active again.
     issued = world.issue_tokens(Grant(9100001, (61000001, 61000002, 61000003), "accounts"))
@@ -105,12 +107,14 @@ def test_a_refused_access_token_is_refreshed_once_then_the_sync_succeeds(world, 
     assert result.active == 3
     assert ctrader_id.calls == ["refresh_token"]
     token = stored(ctid)
-    assert token.version == 2 and token.access_token != issued["accessToken"]
+    assert token.version == 2
+    assert token.access_token != issued["accessToken"]
     # The retry used the new token on both hosts.
     auths = openapi["live"].received(PayloadType.ACCOUNT_AUTH_REQ) + openapi["demo"].received(
         PayloadType.ACCOUNT_AUTH_REQ
     )
-    assert auths and all(r.payload["accessToken"] == token.access_token for r in auths)
+    assert auths
+    assert all(r.payload["accessToken"] == token.access_token for r in auths)
 
 
 def test_a_dead_chain_during_sync_ends_in_needs_reconnect(world, openapi, ctrader_id, eu):
@@ -120,7 +124,8 @@ def test_a_dead_chain_during_sync_ends_in_needs_reconnect(world, openapi, ctrade
     with pytest.raises(SyncNeedsReconnect):
         ctid_sync_accounts(ctid_id=ctid.pk)
     ctid.refresh_from_db()
-    assert ctid.state == Ctid.State.NEEDS_RECONNECT and ctid.last_sync_error
+    assert ctid.state == Ctid.State.NEEDS_RECONNECT
+    assert ctid.last_sync_error
     assert not TradingAccount.objects.filter(ctid=ctid).exists()
     with pytest.raises(SyncNeedsReconnect):
         ctid_sync_accounts(ctid_id=ctid.pk)

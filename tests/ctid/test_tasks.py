@@ -10,8 +10,7 @@ from django.utils import timezone
 from accounts import tasks
 from accounts.models import Ctid, CtidToken
 from accounts.services.tokens import ctid_tokens_due_batches
-
-from .conftest import connect_in_world, make_trader, stored, wait_for
+from tests.helpers.ctrader import connect_in_world, make_trader, stored, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -28,9 +27,11 @@ def test_a_timeout_is_retried_by_the_worker_and_then_succeeds(world, ctrader_id,
     tasks.refresh_ctid_token.delay(ctid.pk)
     wait_for(lambda: stored(ctid).version == 2)
     token = stored(ctid)
-    assert token.state == CtidToken.State.ACTIVE and token.last_refresh_outcome == CtidToken.Outcome.OK
+    assert token.state == CtidToken.State.ACTIVE
+    assert token.last_refresh_outcome == CtidToken.Outcome.OK
     assert world.token_calls == 2
-    assert token.refresh_token in world.refresh_tokens and issued["refreshToken"] in world.used_refresh_tokens
+    assert token.refresh_token in world.refresh_tokens
+    assert issued["refreshToken"] in world.used_refresh_tokens
 
 
 def test_rotate_then_drop_on_the_worker_keeps_old_values_until_the_recheck(world, ctrader_id, celery_worker):
@@ -107,9 +108,8 @@ def test_in_embedded_mode_a_transient_failure_waits_for_the_next_sweep(world, ct
     assert tasks.run_token_sweep() == 1  # eager: the task ran inline and failed once, without a retry loop
     assert world.token_calls == 1
     token = stored(ctid)
-    assert (
-        token.refresh_token == issued["refreshToken"]
-        and token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
-    )
+    assert token.refresh_token == issued["refreshToken"]
+    assert token.last_refresh_outcome == CtidToken.Outcome.TRANSIENT
     assert tasks.run_token_sweep() == 1
-    assert stored(ctid).version == 2 and world.token_calls == 2
+    assert stored(ctid).version == 2
+    assert world.token_calls == 2

@@ -3,7 +3,7 @@
 Every test gets a fresh ``Sandbox`` (cTrader ID, Open API live and demo, the TradingView adapter and
 TradingView) on free ports, the client area's settings pointed at it, and a fresh browser context. Every log
 record written during the journeys is kept unscrubbed, together with every secret the run used, for the
-final scan (test_zz_logs_have_no_secrets.py).
+final scan (test_logs_have_no_secrets.py and the end of ``run_record``).
 """
 
 from __future__ import annotations
@@ -19,55 +19,15 @@ from django.core.management import call_command
 
 from sandbox.control import Endpoint, Sandbox
 from tests.browser import ARTIFACTS, launch_chromium, record_csp_violations
-
-CLIENT_ID, CLIENT_SECRET = "sandbox-client", "sandbox-secret"
-ADAPTER_BEARER = "sandbox-adapter-bearer"
-TRADINGVIEW_CLIENT_ID, TRADINGVIEW_CLIENT_SECRET = "sandbox-tradingview", "sandbox-tradingview-secret"
-DEMO_TRADER = ("demo", "demo-trader-2026")
-STAFF = ("admin", "admin-staff-2026")
-ALICE = 7001001  # the sandbox cTID with live and demo accounts
-
-
-class JourneyLog(logging.Handler):
-    """Keeps every record raw: what the code logged, before any safety-net scrubbing."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage()
-        except Exception:
-            text = str(record.msg)
-        extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES}
-        exc = logging.Formatter().formatException(record.exc_info) if record.exc_info else ""
-        self.lines.append(f"{record.name} {record.levelname} {text} {extras!r} {exc}")
-
-
-_STANDARD_ATTRIBUTES = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-
-class Run:
-    """What the whole e2e session saw: log lines and the secrets that were in play."""
-
-    def __init__(self) -> None:
-        self.log = JourneyLog()
-        self.secrets: set[str] = {CLIENT_SECRET, ADAPTER_BEARER, TRADINGVIEW_CLIENT_SECRET}
-        self.journeys = 0
-
-    def collect(self, sandbox: Sandbox) -> None:
-        world = sandbox.world
-        with world.lock:
-            self.secrets.update(world.access_tokens)
-            self.secrets.update(world.refresh_tokens)
-            self.secrets.update(world.used_refresh_tokens)
-            self.secrets.update(code for code in world.codes)
-        with sandbox.adapter.lock:
-            self.secrets.update(sandbox.adapter.tokens)
-        if sandbox.tradingview is not None:
-            for link in sandbox.tradingview.links:
-                self.secrets.update(t for t in (link.access_token, link.refresh_token) if t)
+from tests.helpers.journeys import (
+    ADAPTER_BEARER,
+    SANDBOX_APP_ID,
+    SANDBOX_APP_SECRET,
+    TRADINGVIEW_CLIENT_ID,
+    TRADINGVIEW_CLIENT_SECRET,
+    Run,
+    leaked_secrets,
+)
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +41,10 @@ def run_record() -> Iterator[Run]:
     yield record
     root.removeHandler(record.log)
     root.setLevel(previous_level)
+    # The journeys that ran after test_logs_have_no_secrets.py (tests run in a random order).
+    leaks = leaked_secrets(record)
+    if leaks:
+        pytest.fail(f"{len(leaks)} log line(s) written during the journeys carry a secret: {leaks[:5]}")
 
 
 @pytest.fixture(scope="package")
@@ -139,8 +103,8 @@ def sandbox(live_server, run_record) -> Iterator[Sandbox]:
         live=loopback,
         demo=loopback,
         clientarea_url=live_server.url,
-        ctrader_client_id=CLIENT_ID,
-        ctrader_client_secret=CLIENT_SECRET,
+        ctrader_client_id=SANDBOX_APP_ID,
+        ctrader_client_secret=SANDBOX_APP_SECRET,
         adapter_bearer=ADAPTER_BEARER,
         tradingview_client_id=TRADINGVIEW_CLIENT_ID,
         tradingview_client_secret=TRADINGVIEW_CLIENT_SECRET,
@@ -163,8 +127,8 @@ def clientarea(live_server, sandbox, settings) -> str:
     settings.SANDBOX = True
     settings.SANDBOX_HTTP = sandbox.url
     settings.SITE_URL = live_server.url
-    settings.CTRADER_CLIENT_ID = CLIENT_ID
-    settings.CTRADER_CLIENT_SECRET = CLIENT_SECRET
+    settings.CTRADER_CLIENT_ID = SANDBOX_APP_ID
+    settings.CTRADER_CLIENT_SECRET = SANDBOX_APP_SECRET
     settings.CTRADER_REDIRECT_URI = f"{live_server.url}/ctrader/callback/"
     settings.CTRADER_AUTH_URL = f"{sandbox.url}/ctrader-id/grantingaccess/"
     settings.CTRADER_TOKEN_URL = f"{sandbox.url}/ctrader-id/apps/token"

@@ -11,7 +11,8 @@ import pytest
 from django.contrib import admin
 from playwright.sync_api import Page, expect
 
-from .conftest import DEMO_TRADER, STAFF
+from tests.helpers.journeys import DEMO_TRADER, STAFF
+
 from .steps import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -29,7 +30,8 @@ def test_the_pages_send_the_policy_headers(page: Page, clientarea: str):
     assert response is not None
     headers = response.headers
     policy = headers["content-security-policy"]
-    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
     assert "unsafe-inline" not in policy
     assert "camera=()" in headers["permissions-policy"]
     assert headers["referrer-policy"] == "same-origin"

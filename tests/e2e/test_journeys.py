@@ -9,9 +9,9 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Ctid, CtidToken
 from sandbox.control import Sandbox
+from tests.helpers.journeys import ALICE, DEMO_TRADER, STAFF
 from tradingview.models import Grant
 
-from .conftest import ALICE, DEMO_TRADER, STAFF
 from .steps import (
     connect_ctid,
     consent_on_ctrader_id,

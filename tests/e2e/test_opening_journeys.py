@@ -15,8 +15,8 @@ from playwright.sync_api import Page, expect
 from accounts.ctrader.webservices import md5_hex
 from accounts.models import AccountOpening, TradingAccount
 from sandbox.control import SANDBOX_MANAGERS, Sandbox
+from tests.helpers.journeys import DEMO_TRADER, Run
 
-from .conftest import DEMO_TRADER, Run
 from .steps import sign_in, start_tradingview_link
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,7 +62,8 @@ def fill_opening_form(page: Page, *, currency: str = "EUR", leverage: str = "1:1
 
 def assert_no_trading_password(page: Page) -> None:
     html = page.content()
-    assert TRADING_PASSWORD not in html and md5_hex(TRADING_PASSWORD) not in html
+    assert TRADING_PASSWORD not in html
+    assert md5_hex(TRADING_PASSWORD) not in html
 
 
 def test_open_a_demo_account_from_the_dashboard(page: Page, opening_area: str, sandbox: Sandbox):
@@ -84,7 +85,8 @@ def test_open_a_demo_account_from_the_dashboard(page: Page, opening_area: str, s
     expect(row).to_contain_text("10,000.00 USD")
     # The simulated broker knows it, linked to the trader's new cTID.
     simulated = sandbox.world.account(account.ctid_trader_account_id)
-    assert simulated is not None and simulated.trader_login == account.login
+    assert simulated is not None
+    assert simulated.trader_login == account.login
 
 
 def _link_new_account(page: Page, account: TradingAccount, sandbox: Sandbox) -> None:
@@ -141,7 +143,8 @@ def test_case_a_new_visitor_from_tradingview_to_a_linked_account(
     fill_opening_form(tab)
     assert_no_trading_password(tab)
     account = TradingAccount.objects.get(opening__trader__user__username="tvnewcomer")
-    assert account.is_tradingview and not account.is_live
+    assert account.is_tradingview
+    assert not account.is_live
     # A new cTID, created through the WebServices for the verified email.
     assert account.ctid.user_id == sandbox.world.ctid_emails["tvnewcomer@example.com"]
 

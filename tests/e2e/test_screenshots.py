@@ -14,8 +14,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Ctid
 from sandbox.control import Sandbox
+from tests.helpers.journeys import ALICE, DEMO_TRADER, STAFF
 
-from .conftest import ALICE, DEMO_TRADER, STAFF
 from .steps import connect_ctid, press_control, sign_in, start_tradingview_link
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

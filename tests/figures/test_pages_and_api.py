@@ -69,7 +69,8 @@ def test_dashboard_shows_each_figure_with_its_time_totals_per_currency_and_flags
     assert "Out of date" in page  # the two-hour-old figures
     assert page.count('class="badge warn">Out of date') == 1
     # Totals per currency: USD = 1234.50 + 10.00, equity 1300.25 + 10.00.
-    assert "1,244.50" in page and "1,310.25" in page
+    assert "1,244.50" in page
+    assert "1,310.25" in page
     # Margin level 500 % is over the default 100 % but under the strict jurisdiction's 600 %.
     assert page.count('class="badge danger">Margin call') == 1
     assert "margin level 500.00 % (margin call under 600.00 %)" in page
@@ -91,7 +92,9 @@ def test_no_figure_of_another_traders_account_in_any_page_or_api(trader, other_t
         trader_client.get(f"/api/v1/accounts/{mine.ctid_trader_account_id}/history/").content.decode(),
     ]
     for page in pages:
-        assert "9876" not in page and "9,876" not in page and "321.00" not in page
+        assert "9876" not in page
+        assert "9,876" not in page
+        assert "321.00" not in page
     assert "1111.11" in pages[2]
     theirs_id = theirs.ctid_trader_account_id
     for url in (
@@ -117,8 +120,10 @@ def test_api_carries_the_figures_with_time_and_stale_flag(trader, trader_client,
     assert figures["free_margin"] == "840.4000000000"
     assert figures["unrealized_pnl"] == "50.5000000000"
     assert figures["margin_level"] == "500.0000"
-    assert figures["stale"] is False and figures["margin_call"] is False
-    assert figures["currency"] == "USD" and figures["read_at"]
+    assert figures["stale"] is False
+    assert figures["margin_call"] is False
+    assert figures["currency"] == "USD"
+    assert figures["read_at"]
     assert rows[old.ctid_trader_account_id]["figures"]["stale"] is True
     assert rows[none.ctid_trader_account_id]["figures"] is None
     detail = trader_client.get(f"/api/v1/accounts/{fresh.ctid_trader_account_id}/").json()
@@ -179,7 +184,8 @@ def test_history_endpoint_resolution_buckets_and_bounds(trader, trader_client):
 def test_history_is_in_the_schema(trader_client, staff_client):
     schema = staff_client.get("/api/v1/schema/").content.decode()
     assert "/api/v1/accounts/{ctid_trader_account_id}/history/" in schema
-    assert "resolution" in schema and "margin_level" in schema
+    assert "resolution" in schema
+    assert "margin_level" in schema
 
 
 def test_account_page_draws_the_chart_with_a_table_and_no_inline_script_or_style(trader, trader_client):
@@ -191,12 +197,16 @@ def test_account_page_draws_the_chart_with_a_table_and_no_inline_script_or_style
         page = trader_client.get(
             f"/accounts/{account.ctid_trader_account_id}/?period={period}"
         ).content.decode()
-        assert '<svg class="chart"' in page and 'class="series-equity" points="' in page
-        assert "<table" in page and "1,029.00" in page  # the latest equity in the text alternative
-        assert "<script" not in page and "style=" not in page
+        assert '<svg class="chart"' in page
+        assert 'class="series-equity" points="' in page
+        assert "<table" in page
+        assert "1,029.00" in page
+        assert "<script" not in page
+        assert "style=" not in page
     empty = accounts_of(trader, 1)[0]
     page = trader_client.get(f"/accounts/{empty.ctid_trader_account_id}/").content.decode()
-    assert "No history for this period yet." in page and "not known yet" in page
+    assert "No history for this period yet." in page
+    assert "not known yet" in page
 
 
 def _queries(client: Client, url: str) -> int:

@@ -60,7 +60,9 @@ def test_figures_and_chart_fit_a_phone_screen(phone, live_server, trader):
     # Every line is drawn inside the chart (a markup slip would let the parser move them out of the SVG).
     assert phone.evaluate("document.querySelectorAll('svg.chart polyline.series-equity').length") == 1
     box = chart.bounding_box()
-    assert box is not None and 300 <= box["width"] <= PHONE["width"] and box["height"] > 100
+    assert box is not None
+    assert 300 <= box["width"] <= PHONE["width"]
+    assert box["height"] > 100
     assert overflow() <= 0
     # The balance and equity lines are drawn with the stylesheet's colours (no inline style).
     stroke = phone.evaluate("getComputedStyle(document.querySelector('.series-equity')).stroke")

@@ -55,7 +55,8 @@ def test_retention_downsamples_and_bounds_the_history(settings):
         (datetime(2026, 4, 11, 23, 30, tzinfo=UTC), AccountSnapshot.Resolution.DAY),
     ]
     # 48 hours of each account became hourly points; the other account's two days then became daily ones.
-    assert result.hourly == 48 + 48 and result.daily == 2
+    assert result.hourly == 48 + 48
+    assert result.daily == 2
     # 47.5 hours of minute points left 48; 96 half-hour points left 48, then 2; the three old points went.
     assert result.deleted == (2850 - 48) + (96 - 48) + (48 - 2) + 3
 

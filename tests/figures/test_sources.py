@@ -13,8 +13,7 @@ from accounts.models import AccountFigures, AccountSnapshot, TradingAccount
 from accounts.services.figures import FigureRows, account_figures_store
 from accounts.services.figures_openapi import ctid_figures_refresh
 from accounts.tasks import run_figures_refresh
-
-from .conftest import DEMO_USD8, LIVE_EUR, LIVE_USD, NOW, OTHER_BROKER, link
+from tests.helpers.figures import DEMO_USD8, LIVE_EUR, LIVE_USD, NOW, OTHER_BROKER, link
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +22,7 @@ def figures(account_id: int) -> AccountFigures:
     return AccountFigures.objects.get(account__ctid_trader_account_id=account_id)
 
 
-def test_open_api_figures_follow_the_formulas_on_positions_with_known_pnl(world, openapi):
+def test_open_api_figures_follow_the_formulas_on_positions_with_known_pnl(world, figures_openapi):
     ctid = link(world)
 
     result = ctid_figures_refresh(ctid_id=ctid.pk)
@@ -38,7 +37,8 @@ def test_open_api_figures_follow_the_formulas_on_positions_with_known_pnl(world,
     assert usd.unrealized_pnl == Decimal("100.00")
     assert usd.margin_level == Decimal("505.0000")
     assert (usd.positions_count, usd.positions_volume) == (2, Decimal("125000.00"))
-    assert usd.currency == "USD" and usd.source == AccountFigures.Source.OPENAPI
+    assert usd.currency == "USD"
+    assert usd.source == AccountFigures.Source.OPENAPI
     assert usd.balance_version == 1
     # moneyDigits 8: 52015000000 is 520.15.
     demo = figures(DEMO_USD8)
@@ -50,17 +50,18 @@ def test_open_api_figures_follow_the_formulas_on_positions_with_known_pnl(world,
     assert demo.margin_level == Decimal("510.1500")
     eur = figures(LIVE_EUR)
     assert eur.equity == eur.balance == eur.free_margin == Decimal("750.00")
-    assert eur.margin_level is None and eur.positions_count == 0
+    assert eur.margin_level is None
+    assert eur.positions_count == 0
     assert timezone.now() - usd.read_at < timedelta(seconds=30)
     # The first read is the first point of each account's history.
     assert AccountSnapshot.objects.filter(account__ctid=ctid).count() == 4
 
 
-def test_open_api_reads_use_the_per_position_requests_only(world, openapi):
+def test_open_api_reads_use_the_per_position_requests_only(world, figures_openapi):
     ctid = link(world)
     ctid_figures_refresh(ctid_id=ctid.pk)
 
-    sent = {r.payload_type for sim in openapi.values() for r in sim.received()}
+    sent = {r.payload_type for sim in figures_openapi.values() for r in sim.received()}
     assert {
         PayloadType.RECONCILE_REQ,
         PayloadType.GET_POSITION_UNREALIZED_PNL_REQ,
@@ -70,12 +71,12 @@ def test_open_api_reads_use_the_per_position_requests_only(world, openapi):
     assert not sent & set(range(2189, 2194))
     # Demo accounts are read on the demo host only, live ones on the live host only.
     demo_reads = {
-        r.payload["ctidTraderAccountId"] for r in openapi["demo"].received(PayloadType.RECONCILE_REQ)
+        r.payload["ctidTraderAccountId"] for r in figures_openapi["demo"].received(PayloadType.RECONCILE_REQ)
     }
     assert demo_reads == {DEMO_USD8}
 
 
-def test_moving_pnl_moves_equity_and_adds_history_points(world, openapi, settings):
+def test_moving_pnl_moves_equity_and_adds_history_points(world, figures_openapi, settings):
     settings.FIGURES_SNAPSHOT_SECONDS = 0
     ctid = link(world)
     with world.lock:
@@ -140,7 +141,8 @@ def test_an_older_balance_version_or_read_never_overwrites_newer_figures(world):
         source="openapi",
         read_at=now + timedelta(seconds=2),
     )
-    assert newer.stored == 1 and figures(LIVE_USD).balance == Decimal("4500.00")
+    assert newer.stored == 1
+    assert figures(LIVE_USD).balance == Decimal("4500.00")
 
 
 def test_history_points_on_balance_moves_significant_equity_moves_and_after_the_spacing(world, settings):
@@ -168,7 +170,7 @@ def test_history_points_on_balance_moves_significant_equity_moves_and_after_the_
 
 
 def test_webservices_list_refresh_scales_by_money_digits_and_matches_by_login_and_environment(
-    world, webservices, settings
+    world, figures_webservices, settings
 ):
     ctid = link(world)
     # Same login on the other environment: a different trader, never mixed up.
@@ -187,7 +189,8 @@ def test_webservices_list_refresh_scales_by_money_digits_and_matches_by_login_an
         Decimal("2000.00"),
         Decimal("8100.00"),
     )
-    assert usd.margin_level == Decimal("505.0000") and usd.positions_count is None
+    assert usd.margin_level == Decimal("505.0000")
+    assert usd.positions_count is None
     demo = figures(DEMO_USD8)
     assert (demo.balance, demo.equity, demo.money_digits) == (Decimal("520.15"), Decimal("510.15"), 8)
     assert figures(LIVE_EUR).currency == "EUR"
@@ -196,7 +199,7 @@ def test_webservices_list_refresh_scales_by_money_digits_and_matches_by_login_an
         account__ctid_trader_account_id__in=[OTHER_BROKER, 62000099]
     ).exists()
     # Read in pages, one per trader group, with GET calls only.
-    state = webservices["live"][0]
+    state = figures_webservices["live"][0]
     assert len(state.calls_to("traders_list")) == 2
     assert {c.method for c in state.calls if c.call != "manager_token"} == {"GET"}
     # The manager token (a rate-limited POST) is fetched once per process, not at every refresh.
@@ -205,11 +208,11 @@ def test_webservices_list_refresh_scales_by_money_digits_and_matches_by_login_an
     assert len(state.calls_to("manager_token")) == 1
 
 
-def test_webservices_refresh_failure_keeps_the_stored_figures(world, webservices):
+def test_webservices_refresh_failure_keeps_the_stored_figures(world, figures_webservices):
     link(world)
     run_figures_refresh()
     before = figures(LIVE_USD)
-    for state, _server in webservices.values():
+    for state, _server in figures_webservices.values():
         state.fail_next("traders_list", "UNKNOWN_ERROR", times=5)
 
     run_figures_refresh()
@@ -228,7 +231,7 @@ def test_bulk_store_keeps_currencies_with_quotes_and_backslashes_intact(world):
 
 
 def test_an_environment_without_manager_credentials_is_read_over_the_open_api(
-    world, webservices, openapi, settings
+    world, figures_webservices, figures_openapi, settings
 ):
     settings.CTRADER_MANAGER_DEMO_PASSWORD = ""
     link(world)
@@ -238,6 +241,7 @@ def test_an_environment_without_manager_credentials_is_read_over_the_open_api(
     assert done == {"live": 2, "demo_openapi_tasks": 1}
     assert figures(LIVE_USD).source == AccountFigures.Source.WEBSERVICES
     demo = figures(DEMO_USD8)
-    assert demo.source == AccountFigures.Source.OPENAPI and demo.equity == Decimal("510.15")
+    assert demo.source == AccountFigures.Source.OPENAPI
+    assert demo.equity == Decimal("510.15")
     # The Open API read only the demo environment's account.
-    assert not openapi["live"].received(PayloadType.RECONCILE_REQ)
+    assert not figures_openapi["live"].received(PayloadType.RECONCILE_REQ)

@@ -9,8 +9,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AccountFigures
-
-from .conftest import LIVE_USD, link
+from tests.helpers.figures import LIVE_USD, link
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> bool:
@@ -24,12 +23,14 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:
 
 @pytest.mark.celery
 @pytest.mark.django_db(transaction=True)
-def test_account_page_queues_a_figures_read_that_the_worker_stores(world, openapi, celery_worker, settings):
+def test_account_page_queues_a_figures_read_that_the_worker_stores(
+    world, figures_openapi, celery_worker, settings
+):
     settings.FIGURES_ON_VIEW_REFRESH_SECONDS = 30
     ctid = link(world)
     client = Client()
     client.force_login(ctid.trader.user)
-    openapi["live"].clear_received()
+    figures_openapi["live"].clear_received()
 
     started = time.monotonic()
     page = client.get(f"/accounts/{LIVE_USD}/").content.decode()
@@ -42,8 +43,9 @@ def test_account_page_queues_a_figures_read_that_the_worker_stores(world, openap
     figures = AccountFigures.objects.get(account__ctid_trader_account_id=LIVE_USD)
     assert figures.equity == Decimal("10100.00")
     # Only the account on the page was read.
-    reads = {r.payload["ctidTraderAccountId"] for r in openapi["live"].received(2124)}
+    reads = {r.payload["ctidTraderAccountId"] for r in figures_openapi["live"].received(2124)}
     assert reads == {LIVE_USD}
     # Fresh now: the next view queues nothing.
     page = client.get(f"/accounts/{LIVE_USD}/").content.decode()
-    assert "on their way" not in page and "10,100.00" in page
+    assert "on their way" not in page
+    assert "10,100.00" in page

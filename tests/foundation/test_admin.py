@@ -95,8 +95,10 @@ def test_admin_pages_render_without_token_values(staff_client, admin_data):
 def test_token_admin_shows_presence_and_expiry_only(staff_client, admin_data):
     token = admin_data["token"]
     html = staff_client.get(reverse("admin:accounts_ctidtoken_change", args=[token.pk])).content.decode()
-    assert "Access token" in html and "Refresh token" in html
-    assert 'name="access_token"' not in html and 'name="refresh_token"' not in html
+    assert "Access token" in html
+    assert "Refresh token" in html
+    assert 'name="access_token"' not in html
+    assert 'name="refresh_token"' not in html
     assert token.access_token not in html
 
 
@@ -137,7 +139,8 @@ def test_kyc_and_unsuspend_actions_call_services(staff_client, trader, staff_use
     response = staff_client.post(url, {"action": "mark_kyc_verified", "_selected_action": [trader.pk]})
     assert response.status_code == 302
     trader.refresh_from_db()
-    assert trader.kyc_verified and trader.kyc_verified_at is not None
+    assert trader.kyc_verified
+    assert trader.kyc_verified_at is not None
     assert AuditEvent.objects.filter(trader=trader, action="kyc_verified", actor=staff_user).exists()
 
 
@@ -155,7 +158,8 @@ def test_suspend_action_asks_for_a_reason_then_suspends(staff_client, trader, st
     )
     assert done.status_code == 302
     trader.refresh_from_db()
-    assert trader.suspended and trader.suspended_reason == "Chargeback fraud"
+    assert trader.suspended
+    assert trader.suspended_reason == "Chargeback fraud"
     assert AuditEvent.objects.filter(trader=trader, action="suspended", actor=staff_user).exists()
 
     staff_client.post(url, {"action": "unsuspend", "_selected_action": [trader.pk]})

@@ -48,9 +48,11 @@ def test_sign_up_creates_trader_and_signs_in(client):
         reverse("signup"),
         {"username": "newbie", "email": "Newbie@Example.test", "password1": PASSWORD, "password2": PASSWORD},
     )
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
     trader = Trader.objects.get(user__username="newbie")
-    assert not trader.kyc_verified and not trader.suspended
+    assert not trader.kyc_verified
+    assert not trader.suspended
     assert AuditEvent.objects.filter(trader=trader, action="sign_up").exists()
     assert _signed_in_user_id(client) == "newbie"
 
@@ -63,19 +65,23 @@ def test_sign_up_rejects_duplicate_email_and_weak_password(client, trader):
     )
     assert response.status_code == 200
     form = response.context["form"]
-    assert "email" in form.errors and "password2" in form.errors
+    assert "email" in form.errors
+    assert "password2" in form.errors
     assert not get_user_model().objects.filter(username="copycat").exists()
     html = response.content.decode()
-    assert '<label for="id_email">' in html and 'id="id_email_error"' in html
+    assert '<label for="id_email">' in html
+    assert 'id="id_email_error"' in html
 
 
 def test_sign_in_and_sign_out(client, trader):
     response = _login(client, trader.user.username, PASSWORD)
-    assert response.status_code == 302 and response["Location"] == reverse("dashboard")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("dashboard")
     assert _signed_in_user_id(client) == trader.user.username
     assert client.get(reverse("logout")).status_code == 405  # sign-out is POST only
     response = client.post(reverse("logout"))
-    assert response.status_code == 302 and response["Location"] == reverse("login")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login")
     assert _signed_in_user_id(client) is None
 
 
@@ -101,10 +107,12 @@ def test_suspension_ends_existing_sessions_and_signals(trader_client, trader, re
     assert trader_client.get(reverse("dashboard")).status_code == 200
     trader_suspend(trader=trader, reason="Fraud review")
     response = trader_client.get(reverse("dashboard"))
-    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
     assert trader_client.get(reverse("api-me")).status_code == 403
     assert [name for name, _ in received] == ["suspended"]
-    assert received[0][1]["trader"] == trader and received[0][1]["reason"] == "Fraud review"
+    assert received[0][1]["trader"] == trader
+    assert received[0][1]["reason"] == "Fraud review"
 
 
 @override_settings(AXES_FAILURE_LIMIT=3)
@@ -135,7 +143,8 @@ def test_password_change_keeps_session_and_signals(trader_client, trader, receiv
         reverse("password_change"),
         {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
-    assert response.status_code == 302 and response["Location"] == reverse("password_change_done")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("password_change_done")
     trader.user.refresh_from_db()
     assert trader.user.check_password(NEW_PASSWORD)
     assert trader_client.get(reverse("dashboard")).status_code == 200
@@ -148,7 +157,8 @@ def test_password_change_wrong_old_password(trader_client, trader, received):
         reverse("password_change"),
         {"old_password": "nope", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
-    assert response.status_code == 200 and "old_password" in response.context["form"].errors
+    assert response.status_code == 200
+    assert "old_password" in response.context["form"].errors
     trader.user.refresh_from_db()
     assert trader.user.check_password(PASSWORD)
     assert received == []
@@ -156,17 +166,21 @@ def test_password_change_wrong_old_password(trader_client, trader, received):
 
 def test_password_reset_by_email(client, trader, received):
     response = client.post(reverse("password_reset"), {"email": trader.user.email})
-    assert response.status_code == 302 and response["Location"] == reverse("password_reset_done")
-    assert len(mail.outbox) == 1 and mail.outbox[0].to == [trader.user.email]
+    assert response.status_code == 302
+    assert response["Location"] == reverse("password_reset_done")
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [trader.user.email]
     link = re.search(r"http://testserver(/account/password/reset/\S+/)", mail.outbox[0].body).group(1)
 
     form_page = client.get(link, follow=True)
-    assert form_page.status_code == 200 and form_page.context["validlink"]
+    assert form_page.status_code == 200
+    assert form_page.context["validlink"]
     response = client.post(
         form_page.redirect_chain[-1][0],
         {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
     )
-    assert response.status_code == 302 and response["Location"] == reverse("password_reset_complete")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("password_reset_complete")
     trader.user.refresh_from_db()
     assert trader.user.check_password(NEW_PASSWORD)
     assert [name for name, _ in received] == ["password"]
@@ -196,6 +210,7 @@ def test_staff_password_change_sends_no_trader_signal(received, db):
 @pytest.mark.parametrize("name", ["login", "signup", "password_reset"])
 def test_anonymous_pages_render_accessibly(client, db, name):
     html = client.get(reverse(name)).content.decode()
-    assert "<h1" in html and '<main id="main"' in html
+    assert "<h1" in html
+    assert '<main id="main"' in html
     for field_id in re.findall(r'<input[^>]+id="(id_[a-z0-9_]+)"', html):
         assert f'<label for="{field_id}"' in html, field_id

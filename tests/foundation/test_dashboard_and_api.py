@@ -11,7 +11,8 @@ from tests.factories import CtidFactory, JurisdictionFactory, TradingAccountFact
 
 def test_dashboard_requires_sign_in(client, db):
     response = client.get(reverse("dashboard"))
-    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
 
 
 def test_dashboard_empty_state_without_ctid(trader_client):
@@ -45,8 +46,14 @@ def test_dashboard_lists_ctids_and_accounts(trader_client, trader):
     )
     html = trader_client.get(reverse("dashboard")).content.decode()
     assert "Connected" in html
-    assert "5100101" in html and "Live" in html and "Sandbox EU" in html and "12,500.50 EUR" in html
-    assert "5100102" in html and "Demo" in html and "Unmapped Broker" in html and "Not known yet" in html
+    assert "5100101" in html
+    assert "Live" in html
+    assert "Sandbox EU" in html
+    assert "12,500.50 EUR" in html
+    assert "5100102" in html
+    assert "Demo" in html
+    assert "Unmapped Broker" in html
+    assert "Not known yet" in html
     assert "needs to be reconnected" not in html
 
 
@@ -56,8 +63,10 @@ def test_dashboard_needs_reconnect_banner(trader_client, trader):
     )
     CtidFactory(trader=trader, user_id=7001003, state=Ctid.State.DISCONNECTED)
     html = trader_client.get(reverse("dashboard")).content.decode()
-    assert "cTrader ID 7001002 needs to be reconnected" in html and 'role="alert"' in html
-    assert "Needs reconnect" in html and "Disconnected" in html
+    assert "cTrader ID 7001002 needs to be reconnected" in html
+    assert 'role="alert"' in html
+    assert "Needs reconnect" in html
+    assert "Disconnected" in html
 
 
 def test_dashboard_queries_do_not_grow_with_accounts(trader_client, trader):
@@ -78,7 +87,8 @@ def test_dashboard_queries_do_not_grow_with_accounts(trader_client, trader):
 def test_dashboard_shows_only_own_data(trader_client, other_trader):
     TradingAccountFactory(ctid=CtidFactory(trader=other_trader, user_id=8888888), login=7777777)
     html = trader_client.get(reverse("dashboard")).content.decode()
-    assert "8888888" not in html and "7777777" not in html
+    assert "8888888" not in html
+    assert "7777777" not in html
 
 
 def test_staff_without_trader_profile_sees_a_dashboard(staff_client):
@@ -86,7 +96,8 @@ def test_staff_without_trader_profile_sees_a_dashboard(staff_client):
     assert response.status_code == 200
     assert "Staff account" in response.content.decode()
     me = staff_client.get(reverse("api-me")).json()
-    assert me["is_trader"] is False and me["ctids"] == []
+    assert me["is_trader"] is False
+    assert me["ctids"] == []
 
 
 def test_api_me(trader_client, trader):
@@ -94,7 +105,9 @@ def test_api_me(trader_client, trader):
     data = trader_client.get(reverse("api-me")).json()
     assert data["username"] == trader.user.username
     assert data["email"] == trader.user.email
-    assert data["is_trader"] is True and data["kyc_verified"] is False and data["suspended"] is False
+    assert data["is_trader"] is True
+    assert data["kyc_verified"] is False
+    assert data["suspended"] is False
     assert [(c["user_id"], c["state"]) for c in data["ctids"]] == [(7001001, "needs_reconnect")]
 
 
@@ -105,11 +118,14 @@ def test_api_accounts_list_and_detail(trader_client, trader, other_trader):
     assert data["count"] == 1
     row = data["results"][0]
     assert row["ctid_trader_account_id"] == mine.ctid_trader_account_id
-    assert row["environment"] == "live" and row["ctid"] == mine.ctid.user_id
-    assert Decimal(row["balance"]) == Decimal("10.5") and row["currency"] == "EUR"
+    assert row["environment"] == "live"
+    assert row["ctid"] == mine.ctid.user_id
+    assert Decimal(row["balance"]) == Decimal("10.5")
+    assert row["currency"] == "EUR"
     assert row["jurisdiction"]["broker_name"] == mine.jurisdiction.broker_name
     detail = trader_client.get(reverse("api-account-detail", args=[mine.ctid_trader_account_id]))
-    assert detail.status_code == 200 and detail.json() == row
+    assert detail.status_code == 200
+    assert detail.json() == row
 
 
 def test_api_requires_authentication(client, db):
@@ -124,7 +140,8 @@ def test_api_keeps_csrf_for_session_auth(trader, db):
     client.force_login(trader.user)
     assert client.get(reverse("api-accounts")).status_code == 200
     response = client.post(reverse("api-accounts"), {})
-    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("url_name", ["account-detail", "api-account-detail"])
@@ -165,7 +182,8 @@ def test_account_detail_page(trader_client, trader):
     html = trader_client.get(
         reverse("account-detail", args=[account.ctid_trader_account_id])
     ).content.decode()
-    assert "Demo account 5100201" in html and "A cTrader/TradingView account" in html
+    assert "Demo account 5100201" in html
+    assert "A cTrader/TradingView account" in html
 
 
 def test_openapi_schema_generates_without_warnings(staff_client, capsys):

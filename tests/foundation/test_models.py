@@ -170,7 +170,8 @@ def test_seed_demo_is_idempotent(capsys, settings):
     call_command("seed_demo")
     call_command("seed_demo")
     out = capsys.readouterr().out
-    assert "demo / demo-trader-2026" in out and "admin / admin-staff-2026" in out
+    assert "demo / demo-trader-2026" in out
+    assert "admin / admin-staff-2026" in out
     assert set(Jurisdiction.objects.values_list("broker_name", "tradingview_enabled")) == {
         ("SANDBOX-EU", True),
         ("SANDBOX-INTL", True),
@@ -179,7 +180,8 @@ def test_seed_demo_is_idempotent(capsys, settings):
     demo = Trader.objects.get(user__username="demo")
     assert demo.user.check_password("demo-trader-2026")
     ctid = demo.ctids.get()
-    assert ctid.user_id == 7001002 and ctid.state == "needs_reconnect"
+    assert ctid.user_id == 7001002
+    assert ctid.state == "needs_reconnect"
     assert not CtidToken.objects.filter(ctid=ctid).exists()
     accounts = {a.ctid_trader_account_id: a for a in TradingAccount.objects.filter(ctid=ctid)}
     assert set(accounts) == {40000201, 40000202}
@@ -190,14 +192,17 @@ def test_seed_demo_is_idempotent(capsys, settings):
         5100202,
         True,
     )
-    assert str(demo_account.balance.normalize()) == "5E+3" and demo_account.currency == "USD"
+    assert str(demo_account.balance.normalize()) == "5E+3"
+    assert demo_account.currency == "USD"
     assert demo_account.jurisdiction.broker_name == "SANDBOX-INTL"
     assert live_account.jurisdiction.broker_name == "SANDBOX-RESTRICTED"
-    assert str(live_account.balance) == "750.0000000000" and live_account.currency == "GBP"
+    assert str(live_account.balance) == "750.0000000000"
+    assert live_account.currency == "GBP"
     from django.contrib.auth import get_user_model
 
     admin = get_user_model().objects.get(username="admin")
-    assert admin.is_superuser and not Trader.objects.filter(user=admin).exists()
+    assert admin.is_superuser
+    assert not Trader.objects.filter(user=admin).exists()
 
 
 def test_seed_demo_refuses_production(settings):

@@ -44,7 +44,8 @@ def test_a_shorter_deadline_per_call_wins_and_the_session_is_reusable(settings):
     with trickling_server(interval=0.0) as url:
         # A peer that answers at once still gets through on the same session.
         response = session.get(f"{url}/fast", timeout=(2.0, 2.0), deadline=5.0)
-        assert response.status_code == 200 and len(response.content) == 1000
+        assert response.status_code == 200
+        assert len(response.content) == 1000
 
 
 def test_the_factory_gives_every_session_the_configured_deadline(settings):
@@ -65,14 +66,16 @@ def test_a_token_refresh_ends_at_its_deadline_and_keeps_the_stored_pair(settings
         elapsed = time.monotonic() - started
     assert elapsed < 1.5 + MARGIN
     # The request was written: the refresh token may be spent, so the failure is ambiguous.
-    assert info.value.ambiguous is True and "deadline" in str(info.value)
+    assert info.value.ambiguous is True
+    assert "deadline" in str(info.value)
     stored = CtidToken.objects.get(pk=token.pk)
     assert (stored.access_token, stored.refresh_token, stored.version) == (
         token.access_token,
         token.refresh_token,
         token.version,
     )
-    assert stored.state == CtidToken.State.ACTIVE and stored.lease_owner == ""
+    assert stored.state == CtidToken.State.ACTIVE
+    assert stored.lease_owner == ""
 
 
 def test_the_token_deadline_stays_well_below_the_refresh_lease(settings):

@@ -23,8 +23,7 @@ from accounts.ctrader.openapi.client import (
 from accounts.ctrader.openapi.messages import Envelope, PayloadType, decode, encode, maintenance_end
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import SimAccount, World
-
-from .conftest import CLIENT_ID, CLIENT_SECRET, issue
+from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, issue
 
 
 def run(coro: Awaitable[Any]) -> Any:

@@ -14,8 +14,7 @@ from django.conf import settings
 from accounts.models import GatewayStatus
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import World
-
-from .conftest import CLIENT_ID, CLIENT_SECRET, link_ctid
+from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, link_ctid
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 

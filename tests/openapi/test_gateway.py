@@ -14,8 +14,9 @@ from accounts.ctrader.openapi.messages import PayloadType
 from accounts.models import AuditEvent, Ctid, GatewayStatus, TradingAccount
 from sandbox.openapi_server import OpenApiSimulator, Received
 from sandbox.world import SimAccount, World
+from tests.helpers.ctrader import link_ctid
+from tests.helpers.gateway import GatewayRunner
 
-from .conftest import GatewayRunner, link_ctid
 from .test_client import SERVER_WINDOW, max_in_any_window
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,8 +19,9 @@ from accounts.ctrader.openapi.messages import PayloadType
 from accounts.models import AuditEvent, Ctid, GatewayStatus, TradingAccount
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import SimAccount, World
+from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, link_ctid
+from tests.helpers.gateway import GatewayRunner
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, GatewayRunner, link_ctid
 from .test_client import max_in_any_window
 from .test_gateway import LIVE, settled, wait_db
 

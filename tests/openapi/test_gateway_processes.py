@@ -19,8 +19,8 @@ from django.conf import settings
 from accounts.models import GatewayAssignment, GatewayProcess
 from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import SimAccount, World
+from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, link_ctid
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, link_ctid
 from .test_gateway import wait_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,7 +117,8 @@ def test_three_processes_divide_the_ctids_and_hold_each_account_exactly_once(
 
     assert GatewayAssignment.objects.count() == CTIDS
     assert len(live_sim.connection_ids()) == len(demo_sim.connection_ids()) == 3
-    assert live_sim.double_holds == [] and demo_sim.double_holds == []
+    assert live_sim.double_holds == []
+    assert demo_sim.double_holds == []
     # A cTID's live and demo accounts stay in one process: 8 cTIDs, 16 accounts, all authorized, each.
     wait_db(
         lambda: sorted(
@@ -135,7 +136,9 @@ def test_three_processes_divide_the_ctids_and_hold_each_account_exactly_once(
     report = client.get("/api/v1/gateway/status/").json()
     assert sorted(p["pid"] for p in report["processes"]) == sorted(pr.pid for pr in started)
     for process in report["processes"]:
-        assert process["alive"] and process["ctids_held"] == 8 and process["accounts_authorized"] == 16
+        assert process["alive"]
+        assert process["ctids_held"] == 8
+        assert process["accounts_authorized"] == 16
         assert set(process["connections"]) == {"live", "demo"}
         assert process["connections"]["live"]["state"] == "connected"
 
@@ -162,7 +165,8 @@ def test_a_killed_process_is_taken_over_within_the_lease_time(
     # The lease, a lease tick to notice, then 12 accounts re-authorized (the bound allows for a loaded machine).
     assert took <= LEASE_SECONDS + 10, f"take-over took {took:.1f} s"
     assert shares() == [12, 12]
-    assert live_sim.double_holds == [] and demo_sim.double_holds == []
+    assert live_sim.double_holds == []
+    assert demo_sim.double_holds == []
 
 
 def test_a_joining_process_gets_its_share_gradually_without_a_double_hold(
@@ -188,7 +192,8 @@ def test_a_joining_process_gets_its_share_gradually_without_a_double_hold(
     live_sim.wait_until(lambda: each_held_once(live_sim, live), timeout=90)
     demo_sim.wait_until(lambda: each_held_once(demo_sim, demo), timeout=90)
 
-    assert live_sim.double_holds == [] and demo_sim.double_holds == []
+    assert live_sim.double_holds == []
+    assert demo_sim.double_holds == []
     # Gradual: the newcomer's share grew in steps of the rebalance batch (2), not all at once.
     assert len({min(s) for s in seen if len(s) == 2}) >= 3
 

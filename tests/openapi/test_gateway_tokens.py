@@ -27,10 +27,11 @@ from sandbox.ctrader_id import CtraderIdSimulator
 from sandbox.httpd import serve
 from sandbox.openapi_server import OpenApiSimulator, Received
 from sandbox.world import World
+from tests.helpers.ctrader import CLIENT_SECRET, link_ctid
+from tests.helpers.gateway import GatewayRunner
 from tradingview.models import Grant
 from tradingview.services.clients import oauth_client_create
 
-from .conftest import CLIENT_SECRET, GatewayRunner, link_ctid
 from .test_gateway import DEMO, LIVE, requests_only, settled, steps, wait_db
 
 pytestmark = pytest.mark.django_db(transaction=True)

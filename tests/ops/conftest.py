@@ -5,21 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from clientarea.health import check_celery_workers
-
-BASE_DIR = Path(__file__).resolve().parents[2]
-# Its own Redis database: the in-process worker of tests/conftest.py must not answer these pings.
-REDIS_URL = os.environ.get("OPS_REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/5")
-# A port nothing listens on: 1 is reserved (tcpmux) and never served here.
-DEAD_REDIS_URL = "redis://127.0.0.1:1/0"
+from tests.helpers.ops import BASE_DIR, REDIS_URL, Worker
 
 
 @pytest.fixture(scope="session")
@@ -29,22 +22,6 @@ def redis_url() -> str:
     except redis.RedisError:
         pytest.skip(f"Redis is not reachable at {REDIS_URL}")
     return REDIS_URL
-
-
-class Worker:
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.process = process
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def output(self) -> str:
-        return "\n".join(self.lines)
 
 
 @pytest.fixture(scope="module")

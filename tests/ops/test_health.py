@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from accounts.models import GatewayStatus
 from clientarea.health import check_celery_workers, check_database, check_gateway, check_redis
-
-from .conftest import DEAD_REDIS_URL
+from tests.helpers.ops import DEAD_REDIS_URL
 
 STALE = timedelta(seconds=60)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import BASE_DIR
+from tests.helpers.ops import BASE_DIR
 
 
 def _free_ports(count: int) -> list[int]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from sandbox.control import Endpoint, Sandbox
@@ -142,7 +143,7 @@ def test_dropping_the_socket_cuts_the_connection(box):
         )
         assert json.loads(ws.recv(timeout=5))["payloadType"] == 2101
         _press(box, "drop", environment="live")
-        with pytest.raises(Exception) as closed:
+        with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
     assert "ConnectionClosed" in type(closed.value).__name__
 

@@ -112,7 +112,8 @@ def test_each_staff_group_sees_and_runs_exactly_its_list(groups, group_name):
     expected_pages = every if GROUP_PAGES[group_name] == "all" else GROUP_PAGES[group_name]
     assert _pages(user) == expected_pages
     # Nobody but a superuser may change users, so nobody in a group can escalate through the user admin.
-    assert not user.has_perm("auth.change_user") and not user.has_perm("auth.add_user")
+    assert not user.has_perm("auth.change_user")
+    assert not user.has_perm("auth.add_user")
 
 
 def test_setup_staff_groups_is_idempotent_and_resets_hand_made_changes(groups):
@@ -145,13 +146,13 @@ def test_view_only_staff_can_run_no_action(groups, trader):
     _run_action(client, "/admin/accounts/trader/", "mark_kyc_verified", [trader.pk])
     _run_action(client, "/admin/accounts/trader/", "suspend", [trader.pk])
     trader.refresh_from_db()
-    assert not trader.kyc_verified and not trader.suspended
+    assert not trader.kyc_verified
+    assert not trader.suspended
 
     for url, pk in (("/admin/accounts/ctid/", token.ctid_id), ("/admin/accounts/ctidtoken/", token.pk)):
         listing = client.get(url)
-        assert (
-            b'value="refresh_now"' not in listing.content and b'value="sync_accounts"' not in listing.content
-        )
+        assert b'value="refresh_now"' not in listing.content
+        assert b'value="sync_accounts"' not in listing.content
         _run_action(client, url, "refresh_now", [pk])
     assert CtidToken.objects.get(pk=token.pk).version == token.version
 
@@ -193,7 +194,8 @@ def test_staff_who_may_change_users_cannot_make_anyone_superuser(db, trader):
     client.force_login(user)
     form = client.get(f"/admin/auth/user/{trader.user.pk}/change/")
     assert form.status_code == 200
-    assert b'name="is_superuser"' not in form.content and b'name="groups"' not in form.content
+    assert b'name="is_superuser"' not in form.content
+    assert b'name="groups"' not in form.content
     response = client.post(
         f"/admin/auth/user/{trader.user.pk}/change/",
         {
@@ -215,7 +217,8 @@ def test_staff_who_may_change_users_cannot_make_anyone_superuser(db, trader):
     )
     assert response.status_code in (200, 302)
     changed = User.objects.get(pk=trader.user.pk)
-    assert not changed.is_superuser and not changed.is_staff
+    assert not changed.is_superuser
+    assert not changed.is_staff
 
     # Its own account is a staff account: not changeable, nor its password, by a non-superuser.
     assert client.get(f"/admin/auth/user/{user.pk}/change/").status_code in (200, 403)
@@ -237,7 +240,8 @@ def test_a_superuser_still_grants_staff_and_groups(groups, trader):
     client = Client()
     client.force_login(StaffUserFactory())
     form = client.get(f"/admin/auth/user/{trader.user.pk}/change/")
-    assert b'name="is_superuser"' in form.content and b'name="groups"' in form.content
+    assert b'name="is_superuser"' in form.content
+    assert b'name="groups"' in form.content
 
 
 def test_a_new_client_secret_is_shown_once_in_the_response_never_in_a_cookie(db):

@@ -6,9 +6,8 @@ import time
 
 import pytest
 
+from tests.helpers.tradingview import exchange, link, token_post
 from tradingview.models import Grant
-
-from .conftest import exchange, link, token_post
 
 
 def _wait_for(predicate, timeout: float = 30.0) -> bool:

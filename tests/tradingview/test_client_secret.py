@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from django.contrib.auth.hashers import make_password
 
+from tests.helpers.tradingview import exchange, link
 from tradingview.models import OAuthClient
-
-from .conftest import exchange, link
 
 
 def test_new_secrets_are_stored_as_a_digest_not_the_secret(tv_client):
     stored = OAuthClient.objects.get(pk=tv_client.client.pk).client_secret_hash
-    assert stored.startswith("sha256$") and len(stored) == len("sha256$") + 64
+    assert stored.startswith("sha256$")
+    assert len(stored) == len("sha256$") + 64
     assert tv_client.secret not in stored
     assert tv_client.client.check_secret(tv_client.secret)
     assert not tv_client.client.check_secret(tv_client.secret[:-1])

@@ -13,11 +13,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import AuditEvent, TradingAccount
+from tests.helpers.tradingview import authorize_params, exchange, link
 from tradingview import tasks
 from tradingview.models import Grant, OAuthClient
 from tradingview.services.clients import oauth_client_create
-
-from .conftest import authorize_params, exchange, link
 
 
 def _linked(tv_client, browser_client, accounts) -> dict:
@@ -223,12 +222,14 @@ def test_the_sign_in_page_of_an_authorization_offers_only_the_authorization(db, 
     header = html.split("<main")[0]
     # No site navigation: no link to the dashboard or to the site's other pages in the header.
     assert "/account/signup/" not in header
-    assert 'href="/"' not in header and 'class="brand" href' not in header
+    assert 'href="/"' not in header
+    assert 'class="brand" href' not in header
     # Password reset and sign-up open in a new tab, so the authorization stays where it is.
     body = html.split("<main")[1]
     for tag in _links(body):
         if "/account/password/reset/" in tag or "/account/signup/" in tag:
-            assert 'target="_blank"' in tag and "noopener" in tag, tag
+            assert 'target="_blank"' in tag, tag
+            assert "noopener" in tag, tag
     assert any("/account/signup/" in tag for tag in _links(body))
     assert any("/account/password/reset/" in tag for tag in _links(body))
 

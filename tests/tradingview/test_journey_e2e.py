@@ -11,10 +11,9 @@ from sandbox import adapter as adapter_module
 from sandbox import tradingview as tradingview_module
 from sandbox.httpd import serve
 from tests.browser import ARTIFACTS, launch_chromium
+from tests.helpers.tradingview import BROKER_BEARER, make_account
 from tradingview.models import Grant
 from tradingview.services.clients import oauth_client_ensure
-
-from .conftest import BROKER_BEARER, make_account
 
 
 @pytest.fixture

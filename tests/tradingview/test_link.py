@@ -9,9 +9,7 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import AuditEvent
-from tradingview.models import AuthorizationCode, Grant
-
-from .conftest import (
+from tests.helpers.tradingview import (
     BROKER_BEARER,
     REDIRECT_URI,
     STATE,
@@ -22,6 +20,7 @@ from .conftest import (
     redirect_query,
     token_post,
 )
+from tradingview.models import AuthorizationCode, Grant
 
 
 def test_consent_calls_the_adapter_exactly_and_hands_the_token_over(
@@ -64,7 +63,8 @@ def test_consent_calls_the_adapter_exactly_and_hands_the_token_over(
     assert body["token_type"] == "bearer"
     assert body["access_token"] == issued
     assert body["expires_in"] == 1800
-    assert isinstance(body["refresh_token"], str) and len(body["refresh_token"]) > 40
+    assert isinstance(body["refresh_token"], str)
+    assert len(body["refresh_token"]) > 40
     assert AuditEvent.objects.filter(category="tradingview", action="grant_created", outcome="ok").exists()
 
 
@@ -173,7 +173,7 @@ def test_another_traders_account_is_refused_without_calling_the_adapter(
 def test_ineligible_account_in_the_post_is_refused_without_calling_the_adapter(
     adapter, tv_client, browser_client, accounts, jurisdiction_disabled
 ):
-    from .conftest import make_account
+    from tests.helpers.tradingview import make_account
 
     blocked = make_account(accounts[0].ctid, 42424242, live=True, jurisdiction=jurisdiction_disabled)
     nonce = open_consent(browser_client, tv_client)

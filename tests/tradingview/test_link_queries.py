@@ -8,23 +8,22 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import AuditEvent, Ctid, TradingAccount
 from tests.factories import CtidFactory
-from tradingview.models import Grant, OAuthClient
-from tradingview.services.clients import oauth_client_create
-
-from .conftest import (
+from tests.helpers.ctrader import make_trader
+from tests.helpers.tradingview import (
     REDIRECT_URI,
     STATE,
     exchange,
     link,
     make_account,
-    make_trader,
     open_consent,
     redirect_query,
 )
+from tradingview.models import Grant, OAuthClient
+from tradingview.services.clients import oauth_client_create
 
 
 def _queries_per_step(adapter, tv_client, jurisdiction, jurisdiction_disabled, *, accounts: int, base: int):
-    trader = make_trader(f"trader{accounts}")
+    trader = make_trader(f"trader{accounts}", verified=True)
     ctid = CtidFactory(user_id=base, trader=trader)
     eligible = [
         make_account(ctid, base + i, live=i % 2 == 0, jurisdiction=jurisdiction, is_tradingview=i % 3 == 0)
@@ -154,9 +153,8 @@ def test_the_one_statement_writes_keep_every_record(adapter, tv_client, browser_
 def test_what_changed_since_the_page_is_checked_again(
     adapter, tv_client, browser_client, trader, ctid, accounts, jurisdiction
 ):
+    from tests.helpers.tradingview import open_consent
     from tradingview.models import RedirectUri
-
-    from .conftest import open_consent
 
     # An account gone since the page was shown: refused, the adapter never asked.
     nonce = open_consent(browser_client, tv_client)
@@ -214,7 +212,7 @@ def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
 
     from django.db import connections
 
-    from .conftest import open_consent
+    from tests.helpers.tradingview import open_consent
 
     adapter.sim.latency = 0.25
     browser = Client()
@@ -247,9 +245,8 @@ def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
 def test_on_a_database_without_the_one_statement_writes_the_orm_stores_the_same(
     adapter, tv_client, browser_client, trader, accounts, monkeypatch
 ):
+    from tests.helpers.tradingview import open_consent
     from tradingview.services import statements
-
-    from .conftest import open_consent
 
     monkeypatch.setattr(statements, "available", lambda: False)
     test_the_one_statement_writes_keep_every_record(adapter, tv_client, browser_client, trader, accounts)
@@ -272,7 +269,7 @@ def test_without_a_reachable_cache_one_form_still_makes_one_grant(
 
     from django.db import connections
 
-    from .conftest import open_consent
+    from tests.helpers.tradingview import open_consent
 
     port = closed_port_url.split(":")[2].split("/")[0]
     settings.CACHES = {

@@ -15,10 +15,9 @@ from accounts.models import AuditEvent, Ctid, TradingAccount
 from accounts.services.traders import trader_suspend
 from sandbox.clients import tradingview_client_ensure_sandbox
 from sandbox.tradingview import SANDBOX_CLIENT_SECRET
+from tests.helpers.tradingview import REDIRECT_URI, STATE, authorize_params, make_account, redirect_query
 from tradingview.models import AccountRequest, Grant, OAuthClient
 from tradingview.services.account_requests import account_request_fulfil
-
-from .conftest import REDIRECT_URI, STATE, authorize_params, make_account, redirect_query
 
 
 def test_consent_page_lists_eligible_accounts_and_explains_the_others(
@@ -35,7 +34,8 @@ def test_consent_page_lists_eligible_accounts_and_explains_the_others(
     checkboxes = re.findall(r'name="accounts" value="(\d+)"', html)
     assert sorted(int(v) for v in checkboxes) == sorted(a.pk for a in accounts)
     assert "cTrader/TradingView" in html
-    assert "Live" in html and "Demo" in html
+    assert "Live" in html
+    assert "Demo" in html
     assert "Other WL accounts cannot be linked to TradingView." in html
     assert "no longer available" in html
     assert "needs to be reconnected" in html
@@ -143,7 +143,8 @@ def test_management_command_adds_a_client_and_prints_the_secret_once(db):
     secret = re.search(r"client_secret: (\S+)", text).group(1)
     client = OAuthClient.objects.get(client_id=client_id)
     assert secret not in client.client_secret_hash
-    assert client.check_secret(secret) and not client.check_secret(secret + "x")
+    assert client.check_secret(secret)
+    assert not client.check_secret(secret + "x")
     assert sorted(client.redirect_uris.values_list("uri", flat=True)) == sorted(
         [REDIRECT_URI, "https://tv.example/other"]
     )
@@ -176,7 +177,8 @@ def test_admin_creates_a_client_and_shows_the_secret_once(db):
     client = OAuthClient.objects.get()
     secret = response.context["shown"][0]["secret"]
     assert secret.encode() in response.content
-    assert client.check_secret(secret) and not client.check_secret(secret + "x")
+    assert client.check_secret(secret)
+    assert not client.check_secret(secret + "x")
     change = c.get(f"/admin/tradingview/oauthclient/{client.pk}/change/")
     assert secret.encode() not in change.content
 
@@ -233,7 +235,7 @@ def test_admin_refuses_a_redirect_uri_the_command_refuses_and_registers_nothing(
 
 
 def test_admin_grant_page_never_shows_the_token(adapter, tv_client, browser_client, accounts):
-    from .conftest import exchange, link
+    from tests.helpers.tradingview import exchange, link
 
     token = exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).json()["access_token"]
     staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")

@@ -10,14 +10,13 @@ from django.utils import timezone
 from accounts import signals
 from accounts.models import AuditEvent, Ctid, TradingAccount
 from accounts.services.traders import trader_change_password, trader_suspend
+from tests.helpers.tradingview import exchange, link, token_post
 from tradingview import tasks
 from tradingview.models import Grant
 from tradingview.selectors import grants_due_for_logout
 from tradingview.services.logout import grant_logout
 from tradingview.services.refresh import token_refresh
 from tradingview.services.tokens import OAuthError
-
-from .conftest import exchange, link, token_post
 
 
 def _linked(adapter, tv_client, browser_client, accounts) -> dict:
@@ -268,7 +267,7 @@ def test_a_pending_grant_left_by_a_dead_request_does_not_block_the_form(
 ):
     import re
 
-    from .conftest import authorize_params
+    from tests.helpers.tradingview import authorize_params
 
     page = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client))
     nonce = re.search(rb'name="consent" value="([^"]+)"', page.content).group(1).decode()

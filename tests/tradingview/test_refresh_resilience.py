@@ -12,9 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Ctid
+from tests.helpers.tradingview import exchange, link, token_post
 from tradingview.models import Grant
-
-from .conftest import exchange, link, token_post
 
 
 def _linked(tv_client, browser_client, accounts) -> dict:

@@ -4,8 +4,7 @@ keeps one audit record with a count instead of a row per failure."""
 from __future__ import annotations
 
 from accounts.models import AuditEvent
-
-from .conftest import REDIRECT_URI, link, token_post
+from tests.helpers.tradingview import REDIRECT_URI, link, token_post
 
 
 def exchange(tv, code, *, REMOTE_ADDR, **overrides):

@@ -3,24 +3,19 @@ loopback, wired into the settings; account types; traders with a verified email.
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from django.utils import timezone
 
 from accounts.ctrader.webservices import md5_hex
-from accounts.models import AccountType, Jurisdiction, Trader
+from accounts.models import AccountType, Jurisdiction
 from sandbox.httpd import RunningServer, serve
 from sandbox.mail import Mailbox
 from sandbox.webservices_server import WebServicesSim, join
 from sandbox.world import World, demo_world
-from tests.factories import TraderFactory
 
 MANAGERS = {"live": (41001, "live-manager-Pa55"), "demo": (41002, "demo-manager-Pa55")}
-TRADING_PASSWORD = "Open5esame-Trade"
 
 
 @dataclass
@@ -69,16 +64,16 @@ def mailbox(settings) -> Iterator[Mailbox]:
 
 
 @pytest.fixture
-def jurisdiction(db: None) -> Jurisdiction:
+def sandbox_jurisdiction(db: None) -> Jurisdiction:
     return Jurisdiction.objects.create(
         broker_name="SANDBOX-EU", display_name="Sandbox EU", tradingview_enabled=True
     )
 
 
 @pytest.fixture
-def demo_type(jurisdiction: Jurisdiction) -> AccountType:
+def demo_type(sandbox_jurisdiction: Jurisdiction) -> AccountType:
     return AccountType.objects.create(
-        jurisdiction=jurisdiction,
+        jurisdiction=sandbox_jurisdiction,
         name="TV demo",
         environment="demo",
         group_name="SANDBOX-TV",
@@ -91,9 +86,9 @@ def demo_type(jurisdiction: Jurisdiction) -> AccountType:
 
 
 @pytest.fixture
-def live_type(jurisdiction: Jurisdiction) -> AccountType:
+def live_type(sandbox_jurisdiction: Jurisdiction) -> AccountType:
     return AccountType.objects.create(
-        jurisdiction=jurisdiction,
+        jurisdiction=sandbox_jurisdiction,
         name="TV live",
         environment="live",
         group_name="SANDBOX-TV",
@@ -102,26 +97,3 @@ def live_type(jurisdiction: Jurisdiction) -> AccountType:
         is_tradingview=True,
         who_may_open=AccountType.Access.KYC,
     )
-
-
-def verified_trader(**kwargs: object) -> Trader:
-    trader = TraderFactory(**kwargs)
-    trader.email_verified = trader.user.email.lower()
-    trader.email_verified_at = timezone.now()
-    trader.save()
-    return trader
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def link_in(text: str) -> str:
-    match = re.search(r"https?://\S+", text)
-    assert match, text
-    return match.group(0)

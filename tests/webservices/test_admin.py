@@ -11,15 +11,14 @@ from django.test import Client
 from accounts.models import AccountOpening, AccountType
 from accounts.services import opening as service
 from tests.factories import StaffUserFactory
-
-from .conftest import verified_trader
+from tests.helpers.webservices import verified_trader
 
 pytestmark = pytest.mark.django_db
 
 
-def form(jurisdiction, group: str) -> dict[str, object]:
+def form(sandbox_jurisdiction, group: str) -> dict[str, object]:
     return {
-        "jurisdiction": jurisdiction.pk,
+        "jurisdiction": sandbox_jurisdiction.pk,
         "name": "New type",
         "environment": "demo",
         "group_name": group,
@@ -33,15 +32,24 @@ def form(jurisdiction, group: str) -> dict[str, object]:
     }
 
 
-def test_group_name_is_checked_against_tradergroups_on_save(staff_client, webservices, jurisdiction) -> None:
-    refused = staff_client.post("/admin/accounts/accounttype/add/", form(jurisdiction, "NO-SUCH-GROUP"))
-    assert refused.status_code == 200 and b"has no trader group" in refused.content
+def test_group_name_is_checked_against_tradergroups_on_save(
+    staff_client, webservices, sandbox_jurisdiction
+) -> None:
+    refused = staff_client.post(
+        "/admin/accounts/accounttype/add/", form(sandbox_jurisdiction, "NO-SUCH-GROUP")
+    )
+    assert refused.status_code == 200
+    assert b"has no trader group" in refused.content
     assert not AccountType.objects.exists()
     webservices.demo.fail_next("trader_groups", "timeout")
-    unreachable = staff_client.post("/admin/accounts/accounttype/add/", form(jurisdiction, "SANDBOX-TV"))
-    assert b"could not be read" in unreachable.content and not AccountType.objects.exists()
-    saved = staff_client.post("/admin/accounts/accounttype/add/", form(jurisdiction, "SANDBOX-TV"))
-    assert saved.status_code == 302 and AccountType.objects.get().group_name == "SANDBOX-TV"
+    unreachable = staff_client.post(
+        "/admin/accounts/accounttype/add/", form(sandbox_jurisdiction, "SANDBOX-TV")
+    )
+    assert b"could not be read" in unreachable.content
+    assert not AccountType.objects.exists()
+    saved = staff_client.post("/admin/accounts/accounttype/add/", form(sandbox_jurisdiction, "SANDBOX-TV"))
+    assert saved.status_code == 302
+    assert AccountType.objects.get().group_name == "SANDBOX-TV"
     assert webservices.demo.calls_to("trader_groups")
 
 

@@ -91,17 +91,22 @@ def test_full_opening_sequence_and_the_world_sees_the_account(sim, world: World)
     ctid = client.ctid_create(
         email="New.Trader@example.com", broker_name="SANDBOX-EU", preferred_language="EN"
     )
-    assert ctid.created and ctid.user_id > 0
+    assert ctid.created
+    assert ctid.user_id > 0
     assert client.ctid_create(email="new.trader@example.com", broker_name="SANDBOX-EU").created is False
 
     trader = create(client)
     body = state.calls_to("trader_create")[0]
     assert body.path == "/ws/v2/webserv/traders"
     assert body.json["hashedPassword"] == hashlib.md5(TRADING_PASSWORD.encode()).hexdigest()
-    assert body.json["balance"] == 1_000_000 and isinstance(body.json["leverageInCents"], int)
+    assert body.json["balance"] == 1_000_000
+    assert isinstance(body.json["leverageInCents"], int)
     assert body.json["contactDetails"] == {"email": "new@example.com"}
-    assert body.json["totalMarginCalculationType"] == "MAX" and body.json["accessRights"] == "FULL_ACCESS"
-    assert trader.login > 0 and trader.balance == 1_000_000 and trader.money_digits == 2
+    assert body.json["totalMarginCalculationType"] == "MAX"
+    assert body.json["accessRights"] == "FULL_ACCESS"
+    assert trader.login > 0
+    assert trader.balance == 1_000_000
+    assert trader.money_digits == 2
     assert trader.description == "opening-tag-1"
 
     linked = client.ctid_link(
@@ -122,10 +127,13 @@ def test_full_opening_sequence_and_the_world_sees_the_account(sim, world: World)
         "returnAccountDetails": True,
     }
     account = world.account(linked.ctid_trader_account_id)
-    assert account is not None and account.trader_login == trader.login and account.is_live
+    assert account is not None
+    assert account.trader_login == trader.login
+    assert account.is_live
 
     again = client.trader_get(trader.login)
-    assert again.login == trader.login and again.group_name == "SANDBOX-TV"
+    assert again.login == trader.login
+    assert again.group_name == "SANDBOX-TV"
     now = datetime.now(UTC)
     listed = client.traders_list(now - timedelta(minutes=5), now + timedelta(minutes=1), group_id=1)
     assert [t.login for t in listed] == [trader.login]
@@ -167,7 +175,8 @@ def test_error_names_map_to_the_family(sim, name: str, kind: type) -> None:
     state.fail_next("trader_create", name)
     with pytest.raises(kind) as caught:
         create(client)
-    assert caught.value.error_code == name and caught.value.call == "trader_create"
+    assert caught.value.error_code == name
+    assert caught.value.call == "trader_create"
     assert name in str(caught.value)
     assert len(state.traders) == 0
 
@@ -271,5 +280,6 @@ def test_no_secret_or_hash_in_messages_logs_or_repr(sim, caplog: pytest.LogCaptu
 def test_money_fields_are_integers_with_money_digits(sim) -> None:
     _, server = sim
     trader = client_for(server).trader_get(5100103)
-    assert trader.money_digits == 8 and trader.balance == 52_015_000_000
+    assert trader.money_digits == 8
+    assert trader.balance == 52_015_000_000
     assert trader.amount(trader.balance) == pytest.approx(520.15)

@@ -17,8 +17,7 @@ from accounts.models import AccountOpening, AuditEvent, Ctid, TradingAccount
 from accounts.services import opening as service
 from accounts.services import opening_run
 from tests.factories import CtidFactory, TraderFactory
-
-from .conftest import TRADING_PASSWORD, link_in, verified_trader
+from tests.helpers.webservices import TRADING_PASSWORD, link_in, verified_trader
 
 pytestmark = pytest.mark.django_db
 
@@ -68,12 +67,11 @@ def test_email_verification_link_arrives_by_smtp_and_verifies(
     intruder = Client()
     intruder.force_login(TraderFactory().user)
     intruder.get(f"{link.path}?{link.query}")
-    assert (
-        not service.email_is_verified(trader=TraderFactory.build())
-        and AuditEvent.objects.filter(action="email_verified").count() == 0
-    )
+    assert not service.email_is_verified(trader=TraderFactory.build())
+    assert AuditEvent.objects.filter(action="email_verified").count() == 0
     landed = client.get(f"{link.path}?{link.query}")
-    assert landed.status_code == 302 and landed["Location"] == "/open/?tv=1"
+    assert landed.status_code == 302
+    assert landed["Location"] == "/open/?tv=1"
     trader.refresh_from_db()
     assert service.email_is_verified(trader=trader)
 
@@ -105,11 +103,17 @@ def test_dashboard_form_opens_a_demo_account_and_mails_the_trader(
     assert opening.state == AccountOpening.State.DONE, (opening.error_code, opening.error)
     assert opening.step == AccountOpening.Step.DONE
     account = opening.account
-    assert account is not None and not account.is_live and account.is_tradingview
-    assert account.jurisdiction == demo_type.jurisdiction and account.currency == "USD"
-    assert account.ctid.trader == trader and account.ctid.user_id == opening.ctid_user_id
+    assert account is not None
+    assert not account.is_live
+    assert account.is_tradingview
+    assert account.jurisdiction == demo_type.jurisdiction
+    assert account.currency == "USD"
+    assert account.ctid.trader == trader
+    assert account.ctid.user_id == opening.ctid_user_id
     sim_account = webservices.world.account(account.ctid_trader_account_id)
-    assert sim_account is not None and sim_account.trader_login == account.login and not sim_account.is_live
+    assert sim_account is not None
+    assert sim_account.trader_login == account.login
+    assert not sim_account.is_live
 
     # The calls, in order, with the right bodies; a new cTID for the verified email. cTID calls go to the
     # live host, the trading account is created on the demo host.
@@ -118,16 +122,21 @@ def test_dashboard_form_opens_a_demo_account_and_mails_the_trader(
     assert [c.call for c in demo.calls] == ["manager_token", "trader_create"]
     assert live.calls_to("ctid_link")[0].json["environmentName"] == "demo"
     created = demo.calls_to("trader_create")[0].json
-    assert created["hashedPassword"] == md5_hex(TRADING_PASSWORD) and created["description"] == opening.tag
-    assert created["leverageInCents"] == 10000 and created["balance"] == 1_000_000
-    assert created["groupName"] == "SANDBOX-TV" and created["depositCurrency"] == "USD"
+    assert created["hashedPassword"] == md5_hex(TRADING_PASSWORD)
+    assert created["description"] == opening.tag
+    assert created["leverageInCents"] == 10000
+    assert created["balance"] == 1_000_000
+    assert created["groupName"] == "SANDBOX-TV"
+    assert created["depositCurrency"] == "USD"
     assert live.calls_to("ctid_create")[0].json["email"] == trader.user.email.lower()
 
     ready = mailbox.wait_for(to=trader.user.email, subject_contains="is ready")[0]
-    assert str(account.login) in ready.body and "Demo" in ready.body
+    assert str(account.login) in ready.body
+    assert "Demo" in ready.body
 
     status = client.get(f"/open/{opening.public_id}/status.json").json()
-    assert status["finished"] and status["account"]["login"] == account.login
+    assert status["finished"]
+    assert status["account"]["login"] == account.login
 
     # Neither the password nor its hash anywhere: database rows, pages, mails, log lines.
     secrets_ = [TRADING_PASSWORD, md5_hex(TRADING_PASSWORD)]
@@ -155,7 +164,8 @@ def test_a_double_submitted_form_opens_one_account(
         second = start(trader, demo_type, key="same-key")
     assert first.pk == second.pk
     assert AccountOpening.objects.filter(trader=trader).count() == 1
-    assert len(webservices.demo.traders) == 1 and len(webservices.demo.calls_to("trader_create")) == 1
+    assert len(webservices.demo.traders) == 1
+    assert len(webservices.demo.calls_to("trader_create")) == 1
 
 
 def test_a_lost_create_answer_is_reconciled_never_a_second_account(webservices, demo_type) -> None:
@@ -163,13 +173,12 @@ def test_a_lost_create_answer_is_reconciled_never_a_second_account(webservices, 
     opening = start(trader, demo_type)
     webservices.demo.fail_next("trader_create", "lost")
     assert run(opening) == "retrying"
-    assert (
-        fresh(opening).state == AccountOpening.State.RETRYING
-        and fresh(opening).step == AccountOpening.Step.CREATE
-    )
+    assert fresh(opening).state == AccountOpening.State.RETRYING
+    assert fresh(opening).step == AccountOpening.Step.CREATE
     assert len(webservices.demo.traders) == 1  # created, answer lost
     assert run(opening) == AccountOpening.State.DONE
-    assert len(webservices.demo.traders) == 1 and len(webservices.demo.calls_to("trader_create")) == 1
+    assert len(webservices.demo.traders) == 1
+    assert len(webservices.demo.calls_to("trader_create")) == 1
     assert fresh(opening).trader_login == next(iter(webservices.demo.traders))
     assert TradingAccount.objects.filter(ctid__trader=trader).count() == 1
 
@@ -180,7 +189,8 @@ def test_a_timed_out_create_that_never_happened_is_created_on_retry(webservices,
     webservices.demo.fail_next("trader_create", "UNKNOWN_ERROR")
     assert run(opening) == "retrying"
     assert run(opening) == AccountOpening.State.DONE
-    assert len(webservices.demo.traders) == 1 and len(webservices.demo.calls_to("trader_create")) == 2
+    assert len(webservices.demo.traders) == 1
+    assert len(webservices.demo.calls_to("trader_create")) == 2
     assert len(webservices.demo.calls_to("traders_list")) == 1  # looked up before creating again
 
 
@@ -190,8 +200,10 @@ def test_rate_limit_queues_the_opening_and_tells_the_trader(webservices, demo_ty
     webservices.live.fail_next("ctid_link", "REQUEST_FREQUENCY_EXCEEDED")
     assert run(opening) == "retrying"
     queued = fresh(opening)
-    assert queued.state == AccountOpening.State.RETRYING and queued.step == AccountOpening.Step.LINK
-    assert "queued" in queued.error and queued.next_attempt_at is not None
+    assert queued.state == AccountOpening.State.RETRYING
+    assert queued.step == AccountOpening.Step.LINK
+    assert "queued" in queued.error
+    assert queued.next_attempt_at is not None
     assert run(opening) == AccountOpening.State.DONE
     assert len(webservices.demo.traders) == 1
 
@@ -203,8 +215,11 @@ def test_a_permanent_refusal_stops_alerts_staff_and_retries_nothing(webservices,
     webservices.demo.fail_next("trader_create", name, times=2)
     assert run(opening) == AccountOpening.State.FAILED
     failed = fresh(opening)
-    assert failed.staff_alert and failed.error_code == name and failed.finished_at is not None
-    assert "Our team has been told" in failed.error and name not in failed.error
+    assert failed.staff_alert
+    assert failed.error_code == name
+    assert failed.finished_at is not None
+    assert "Our team has been told" in failed.error
+    assert name not in failed.error
     calls = len(webservices.demo.calls_to("trader_create"))
     assert run(opening) == AccountOpening.State.FAILED  # a stray second run does nothing
     assert len(webservices.demo.calls_to("trader_create")) == calls
@@ -230,8 +245,11 @@ def test_the_connected_ctid_is_used_and_the_live_account_goes_to_the_live_host(
     opening = start(trader, live_type)
     assert run(opening) == AccountOpening.State.DONE
     account = fresh(opening).account
-    assert account is not None and account.ctid == ctid and account.is_live
-    assert webservices.live.calls_to("ctid_create") == [] and webservices.demo.calls == []
+    assert account is not None
+    assert account.ctid == ctid
+    assert account.is_live
+    assert webservices.live.calls_to("ctid_create") == []
+    assert webservices.demo.calls == []
     assert webservices.live.calls_to("ctid_link")[0].json["environmentName"] == "live"
 
 
@@ -311,7 +329,8 @@ def test_approval_types_wait_for_staff_then_the_trader_sets_the_password(
         )
     assert fresh(opening).state == AccountOpening.State.DONE
     request.refresh_from_db()
-    assert request.state == AccountRequest.State.FULFILLED and request.account == fresh(opening).account
+    assert request.state == AccountRequest.State.FULFILLED
+    assert request.account == fresh(opening).account
 
 
 def test_a_second_delivery_while_a_runner_holds_the_opening_waits_for_the_lease(

@@ -36,7 +36,8 @@ def client(box: Sandbox, environment: str) -> WebServicesClient:
 
 def test_the_control_page_arms_a_webservices_failure_and_shows_it(box: Sandbox) -> None:
     page = requests.get(f"{box.url}/", timeout=5).text
-    assert "Broker WebServices" in page and "/mail/" in page
+    assert "Broker WebServices" in page
+    assert "/mail/" in page
     pressed = requests.post(
         f"{box.url}/control/webservices-fail",
         data={"environment": "demo", "call": "trader_create", "how": "TRADER_GROUP_NOT_FOUND"},
@@ -68,7 +69,9 @@ def test_an_account_created_on_either_host_links_to_a_world_ctid(box: Sandbox) -
         broker_name="SANDBOX-EU", environment="demo",
     )  # fmt: skip
     account = box.world.account(linked.ctid_trader_account_id)
-    assert account is not None and not account.is_live and account.balance == 500_000
+    assert account is not None
+    assert not account.is_live
+    assert account.balance == 500_000
     assert (
         str(trader.login) in requests.get(f"{box.url}/", timeout=5).text
     )  # listed with the world's accounts
@@ -80,7 +83,9 @@ def test_mail_sent_to_the_sandbox_smtp_server_is_listed(box: Sandbox) -> None:
             "ca@example.com", ["t@example.com"], b"Subject: Ready\r\n\r\nLogin 123 http://x.example/y"
         )
     page = requests.get(f"{box.url}/mail/", timeout=5).text
-    assert "Ready" in page and "t@example.com" in page and 'href="http://x.example/y"' in page
+    assert "Ready" in page
+    assert "t@example.com" in page
+    assert 'href="http://x.example/y"' in page
     assert (
         requests.get(f"{box.url}/mail/1", timeout=5).text.startswith("Subject: Ready")
         or "Ready" in requests.get(f"{box.url}/mail/1", timeout=5).text

@@ -11,10 +11,9 @@ from django.test import Client
 
 from accounts.models import AccountOpening
 from accounts.services import opening as service
+from tests.helpers.webservices import TRADING_PASSWORD, verified_trader
 from tradingview.models import OAuthClient
 from tradingview.services.clients import oauth_client_ensure
-
-from .conftest import TRADING_PASSWORD, verified_trader
 
 pytestmark = pytest.mark.django_db
 
@@ -63,8 +62,10 @@ def test_sign_in_page_of_an_authorization_opens_registration_in_a_new_tab(
     path = authorize_path(tv_client)
     page = Client().get(f"/account/login/?next={quote(path, safe='')}")
     html = page.content.decode()
-    assert 'target="_blank"' in html and "/account/signup/?next=%2Fopen%2F%3Ftv%3D1" in html
-    assert "data-tradingview-continue" in html and "st-123" in html
+    assert 'target="_blank"' in html
+    assert "/account/signup/?next=%2Fopen%2F%3Ftv%3D1" in html
+    assert "data-tradingview-continue" in html
+    assert "st-123" in html
     plain = Client().get("/account/login/").content.decode()
     assert "data-tradingview-continue" not in plain
 
@@ -77,7 +78,8 @@ def test_case_b_page_offers_opening_and_consent_ticks_the_new_account(
     client.force_login(trader.user)
     path = authorize_path(tv_client)
     waiting = client.get(path).content.decode()
-    assert 'href="/open/?tv=1"' in waiting and 'target="_blank"' in waiting
+    assert 'href="/open/?tv=1"' in waiting
+    assert 'target="_blank"' in waiting
     assert (
         "<form" not in waiting.split("Open an account")[0].split("<main")[-1]
     )  # no sign-up form on the page

@@ -9,8 +9,8 @@ import pytest
 
 from accounts.models import AccountOpening, TradingAccount
 from accounts.services import opening as service
-
-from .conftest import TRADING_PASSWORD, verified_trader, wait_for
+from tests.helpers.ctrader import wait_for
+from tests.helpers.webservices import TRADING_PASSWORD, verified_trader
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.celery]
 
@@ -31,7 +31,8 @@ def test_the_worker_resumes_after_a_lost_answer_and_a_rate_limit_and_opens_one_a
     wait_for(lambda: AccountOpening.objects.get(pk=opening.pk).state == AccountOpening.State.DONE, timeout=30)
     done = AccountOpening.objects.get(pk=opening.pk)
     assert done.attempts == 3  # lost create, rate-limited link, then through
-    assert len(webservices.demo.traders) == 1 and len(webservices.demo.calls_to("trader_create")) == 1
+    assert len(webservices.demo.traders) == 1
+    assert len(webservices.demo.calls_to("trader_create")) == 1
     assert len(webservices.live.calls_to("ctid_link")) == 2
     assert TradingAccount.objects.filter(ctid__trader=trader).count() == 1
 

@@ -359,7 +359,8 @@ def _rotate_degraded(
 
     current = Grant.objects.filter(pk=grant.pk).values_list("adapter_token", flat=True).get()
     new_refresh = secrets.token_urlsafe(48)
-    assert grant.adapter_token_issued_at is not None and grant.adapter_token_expires_at is not None
+    assert grant.adapter_token_issued_at is not None
+    assert grant.adapter_token_expires_at is not None
     with transaction.atomic():
         new = _successor_insert(
             client=client,

@@ -1,9 +1,10 @@
 """No secret the run used appears in any log line written during the journeys.
 
-Runs last in tests/e2e (file order). It drives one more journey of its own (connect, refresh, link to
-TradingView and refresh that link), so it also has material when run alone, then scans every line captured
-since the session started — raw records, before the formatters' safety net — for every token the
-simulators issued, every authorization code, the client secrets, the adapter bearer and the adapter tokens.
+It drives a journey of its own (connect, refresh, link to TradingView and refresh that link), so it has
+material in any order and when run alone, then scans every line captured since the session started — raw
+records, before the formatters' safety net — for every token the simulators issued, every authorization
+code, the client secrets, the adapter bearer and the adapter tokens. The journeys that run after it are
+scanned the same way when the session's record closes (``run_record`` in tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Ctid
 from sandbox.control import Sandbox
+from tests.helpers.journeys import ALICE, DEMO_TRADER, Run, leaked_secrets
 
-from .conftest import ALICE, DEMO_TRADER, Run
 from .steps import connect_ctid, sign_in, start_tradingview_link
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -49,12 +50,5 @@ def test_no_secret_used_by_the_journeys_reaches_the_logs(
     secrets = {s for s in run_record.secrets if len(s) >= 8}
     assert len(secrets) >= 8
 
-    leaks = sorted(
-        {
-            (f"{secret[:4]}…", line.replace(secret, "<SECRET>")[:160])
-            for line in run_record.log.lines
-            for secret in secrets
-            if secret in line
-        }
-    )
+    leaks = leaked_secrets(run_record)
     assert not leaks, f"{len(leaks)} log line(s) carry a secret: {leaks[:5]}"

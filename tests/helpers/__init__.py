@@ -1,0 +1,1 @@
+"""Functions and constants the tests import; fixtures live in the conftest files."""
