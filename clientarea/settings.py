@@ -149,7 +149,6 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2"]
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -392,3 +391,45 @@ HEALTH_GATEWAY_ENVIRONMENTS = env.list("HEALTH_GATEWAY_ENVIRONMENTS", default=["
 PERIODIC_TICK_SECONDS = env.float("PERIODIC_TICK_SECONDS", default=5.0)
 # Celery workers keep the JSON logging above instead of installing their own plain-text handler.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Branding (the broker's name, colours, support contacts; staff can override each in the admin) ---
+INSTALLED_APPS.append("branding")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("branding.context_processors.brand")  # type: ignore[index]
+_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+def _brand_color(name: str, default: str) -> str:
+    import re
+
+    value = env.str(name, default=default)
+    if not re.match(_COLOR, value):
+        raise ImproperlyConfigured(f"{name} must be a colour written as #rrggbb, not {value!r}.")
+    return value
+
+
+BRAND_NAME = env.str("BRAND_NAME", default="Client area")
+BRAND_PRIMARY_COLOR = _brand_color("BRAND_PRIMARY_COLOR", "#0b5cad")
+BRAND_HEADER_COLOR = _brand_color("BRAND_HEADER_COLOR", "#ffffff")
+BRAND_SUPPORT_EMAIL = env.str("BRAND_SUPPORT_EMAIL", default="")
+BRAND_SUPPORT_URL = env.str("BRAND_SUPPORT_URL", default="")
+BRAND_LEGAL_FOOTER = env.str("BRAND_LEGAL_FOOTER", default="")
+# Path of the logo under the static files (used until staff upload one in the admin); empty for none.
+BRAND_LOGO = env.str("BRAND_LOGO", default="brand/logo.svg")
+BRAND_FAVICON = env.str("BRAND_FAVICON", default="favicon.svg")
+
+# --- Languages (Django i18n): the TradingView flow's `lang`, else the profile's, else the browser's ---
+INSTALLED_APPS.append("preferences")
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("es", "Español")]
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "preferences.middleware.TraderLanguageMiddleware",
+)

@@ -12,6 +12,8 @@ urlpatterns = [
     path("api/v1/", include("accounts.api_urls")),
     path("api/v1/tradingview/", include("tradingview.api_urls")),
     path("tradingview/", include("tradingview.urls")),
+    path("", include("branding.urls")),
+    path("", include("preferences.urls")),
     path("", include("accounts.urls")),
 ]
 

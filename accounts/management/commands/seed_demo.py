@@ -31,6 +31,17 @@ DEMO_USERNAME, DEMO_PASSWORD = "demo", "demo-trader-2026"
 ADMIN_USERNAME, ADMIN_PASSWORD = "admin", "admin-staff-2026"
 
 
+DEMO_BRAND = {
+    "name": "Northwind Markets (demo)",
+    "primary_color": "#0f6e5c",
+    "header_color": "#0d2b3e",
+    "support_email": "support@northwind.example",
+    "support_url": "https://northwind.example/help",
+    "legal_footer": "Northwind Markets is a made-up broker of the sandbox. "
+    "CFDs are complex instruments and come with a high risk of losing money rapidly due to leverage.",
+}
+
+
 class Command(BaseCommand):
     help = "Create demo jurisdictions, a demo trader and a staff superuser (development and sandbox only)."
 
@@ -56,6 +67,7 @@ class Command(BaseCommand):
             trader, _ = Trader.objects.get_or_create(user=demo)
             admin = self._user(ADMIN_USERNAME, ADMIN_PASSWORD, staff=True, reset=reset_passwords)
             ctid_note = self._demo_ctid(trader)
+        self._demo_brand()
 
         self.stdout.write(
             "\n".join(
@@ -73,6 +85,15 @@ class Command(BaseCommand):
                 ]
             )
         )
+
+    @staticmethod
+    def _demo_brand() -> None:
+        """A made-up broker brand, so the sandbox shows what branding changes; staff edits are kept."""
+        from branding.models import Brand
+        from branding.services import brand_update
+
+        if not Brand.objects.filter(pk=1).exists():
+            brand_update(actor=None, fields=DEMO_BRAND)
 
     @staticmethod
     def _shown(user: Any, password: str) -> str:
