@@ -15,7 +15,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("account/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("account/password/reset/", auth.PasswordResetView.as_view(), name="password_reset"),
     path(
         "account/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -37,4 +37,5 @@ urlpatterns += [
     path("ctrader/connect/", ctid.ctid_connect, name="ctid-connect"),
     path("ctrader/callback/", ctid.ctid_callback, name="ctid-callback"),
     path("ctids/<int:pk>/sync/", ctid.ctid_sync, name="ctid-sync"),
+    path("ctids/<int:pk>/disconnect/", ctid.ctid_disconnect_confirm, name="ctid-disconnect"),
 ]

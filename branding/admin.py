@@ -16,6 +16,9 @@ EDITABLE = ["name", "primary_color", "header_color", "support_email", "support_u
 
 
 class BrandForm(forms.ModelForm):
+    support_url = forms.URLField(
+        required=False, assume_scheme="https", help_text="The broker's help or contact page."
+    )
     logo_upload = forms.FileField(
         required=False,
         label="Logo",

@@ -18,3 +18,4 @@ class TradingviewConfig(AppConfig):
         signals.ctid_needs_reconnect.connect(
             receivers.on_ctid_needs_reconnect, dispatch_uid="tv_ctid_needs_reconnect"
         )
+        signals.ctid_disconnected.connect(receivers.on_ctid_disconnected, dispatch_uid="tv_ctid_disconnected")

@@ -27,3 +27,7 @@ def on_ctid_needs_reconnect(sender: Any, *, ctid: Ctid, reason: str = "", **kwar
     services.ctid_grants_revoke(
         ctid_id=ctid.pk, reason=f"cTID needs reconnect: {reason}" if reason else "cTID needs reconnect"
     )
+
+
+def on_ctid_disconnected(sender: Any, *, ctid: Ctid, **kwargs: Any) -> None:
+    services.ctid_grants_revoke(ctid_id=ctid.pk, reason="cTID disconnected by the trader")

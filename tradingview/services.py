@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import AuditEvent, Trader, TradingAccount
 
@@ -265,9 +266,13 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         client_id = one("client_id")
         redirect_uri = one("redirect_uri")
     except _Duplicate as exc:
-        raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
+        raise AuthorizationRequestError(
+            _("The request from TradingView was not valid (a repeated parameter).")
+        ) from exc
     if not client_id:
-        raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
+        raise AuthorizationRequestError(
+            _("The request from TradingView was not valid (it does not say who is asking).")
+        )
     try:
         # (client, uri) is unique, so at most one row matches; the pages need only these columns.
         client = OAuthClient.objects.only("client_id", "name", "is_active").get(
@@ -275,9 +280,11 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         )
     except OAuthClient.DoesNotExist:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
-            raise AuthorizationRequestError("The application asking for access is not known to us.") from None
+            raise AuthorizationRequestError(
+                _("The application asking for access is not known to us.")
+            ) from None
         raise AuthorizationRequestError(
-            "The address to return to is not registered for this application."
+            _("The address to return to is not registered for this application.")
         ) from None
     assert redirect_uri is not None
 
@@ -348,18 +355,20 @@ class ConsentResult:
 def _chosen_accounts(*, trader: Trader, account_ids: Sequence[int]) -> list[TradingAccount]:
     ids = set(account_ids)
     if not ids:
-        raise ConsentRefused("Choose at least one account to link.")
+        raise ConsentRefused(_("Choose at least one account."))
     if len(ids) > MAX_ACCOUNTS_PER_GRANT:
-        raise ConsentRefused("Too many accounts were chosen.")
+        raise ConsentRefused(_("You chose too many accounts at once. Choose fewer."))
     accounts = list(trader_accounts(trader=trader).filter(pk__in=ids))
     if len(accounts) != len(ids):
-        raise ConsentRefused("One or more of the chosen accounts are not yours.")
+        raise ConsentRefused(_("One or more of the chosen accounts are not yours."))
     for account in accounts:
         reason = account_ineligibility(account)
         if reason:
-            raise ConsentRefused(f"Account {account.login} cannot be linked: {reason}")
+            raise ConsentRefused(
+                _("Account %(login)s cannot be used: %(reason)s") % {"login": account.login, "reason": reason}
+            )
     if len({a.ctid_id for a in accounts}) != 1:
-        raise ConsentRefused("Choose accounts of one cTrader ID at a time.")
+        raise ConsentRefused(_("Choose accounts of one cTrader ID at a time."))
     return accounts
 
 
@@ -404,7 +413,7 @@ def grant_create(
     (with a fresh code) instead of asking the adapter twice.
     """
     if trader.suspended:
-        raise ConsentRefused("Your client area access is suspended.")
+        raise ConsentRefused(_("Your access is suspended."))
     try:
         accounts = _chosen_accounts(trader=trader, account_ids=account_ids)
     except ConsentRefused as exc:
@@ -519,7 +528,9 @@ def _grant_claim(
             if existing is None:
                 continue  # the earlier attempt failed and was removed: this one may try again
             if existing.client_id != request.client.pk:
-                raise ConsentRefused("This consent form belongs to another request.") from None
+                raise ConsentRefused(
+                    _("This page belongs to another request. Start again from TradingView.")
+                ) from None
             if existing.state != Grant.State.PENDING:
                 return existing
             if existing.created_at < timezone.now() - timedelta(seconds=PENDING_STALE_SECONDS):
@@ -528,7 +539,9 @@ def _grant_claim(
                 continue
             if time.monotonic() > deadline:
                 raise ConsentFailed(
-                    "Your earlier confirmation is still being processed. Please wait a moment and retry.",
+                    _(
+                        "Your earlier confirmation is still being processed. Please wait a moment and try again."
+                    ),
                     transient=True,
                 ) from None
             time.sleep(0.1)
@@ -536,7 +549,7 @@ def _grant_claim(
 
 def _consent_repeat(*, grant: Grant, request: AuthorizationRequest) -> ConsentResult:
     if grant.state != Grant.State.ACTIVE:
-        raise ConsentRefused("This link was revoked. Start again from TradingView.")
+        raise ConsentRefused(_("This session was ended. Start again from TradingView."))
     with transaction.atomic():
         locked = Grant.objects.select_for_update().get(pk=grant.pk)
         if locked.codes.filter(used_at__isnull=False).exists():
@@ -1035,7 +1048,7 @@ def account_request_create(
             )
     except IntegrityError as exc:
         raise AccountRequestRefused(
-            'You already have an open request for a "cTrader/TradingView" account.'
+            _('You already asked for a "cTrader/TradingView" account; we are working on it.')
         ) from exc
     return request
 

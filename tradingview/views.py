@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -63,7 +64,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
     trader = _trader(request)
     if trader is None:
         return _error_page(
-            request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
+            request,
+            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
+            status=403,
         )
     if trader.suspended:
         return render(
@@ -129,7 +132,9 @@ def _consent_page(
 
 def _consent_post(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
-        return _error_page(request, "Your session ended. Return to TradingView and start again.", status=403)
+        return _error_page(
+            request, _("You were signed out. Go back to TradingView and start again."), status=403
+        )
     nonce = request.POST.get("consent", "")
     try:
         signed = signing.loads(nonce, salt=CONSENT_SALT, max_age=CONSENT_MAX_AGE)
@@ -140,7 +145,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         or signed.get("u") != request.user.pk
         or not isinstance(signed.get("p"), dict)
     ):
-        return _error_page(request, "This request has expired. Return to TradingView and start again.")
+        return _error_page(request, _("This page has expired. Go back to TradingView and start again."))
     consent_key = str(signed["k"])
     try:
         authz = services.authorization_request_validate(params={k: [str(v)] for k, v in signed["p"].items()})
@@ -154,7 +159,9 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     trader = _trader(request)
     if trader is None:
         return _error_page(
-            request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
+            request,
+            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
+            status=403,
         )
     raw_ids = request.POST.getlist("accounts")
     try:
@@ -165,7 +172,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     checked = set(account_ids)
     try:
         if raw_ids and not account_ids:
-            raise services.ConsentRefused("The chosen accounts are not valid.")
+            raise services.ConsentRefused(_("The chosen accounts are not valid."))
         result = services.grant_create(
             trader=trader, request=authz, account_ids=account_ids, consent_key=consent_key, actor=request.user
         )
@@ -181,7 +188,9 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
             authz=authz,
             options=options,
             nonce=nonce,
-            error=exc.message,
+            error=_("TradingView could not be reached just now, so nothing was linked.")
+            if exc.transient
+            else _("TradingView did not accept the link this time, so nothing was linked."),
             retry=True,
             checked=checked,
             status=503 if exc.transient else 502,
@@ -272,22 +281,26 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask first (GET), then disconnect (POST). Another trader's session is a 404."""
     trader = _trader(request)
     if trader is None:
         raise Http404
+    if request.method == "GET":
+        grant = selectors.active_grants(trader=trader).filter(pk=pk).first()
+        if grant is None:
+            raise Http404
+        return render(request, "tradingview/disconnect_confirm.html", {"grant": grant})
     result = services.grant_disconnect(trader=trader, grant_id=pk)
     if result is None:
         raise Http404
-    if result.pending:
-        messages.warning(
-            request,
-            "Disconnected. TradingView can no longer get new access; the adapter will be told as soon as it "
-            "can be reached.",
-        )
-    else:
-        messages.success(request, "Disconnected from TradingView.")
+    messages.success(
+        request,
+        _(
+            "Disconnected. TradingView can no longer trade on these accounts; link again from its Trading Panel."
+        ),
+    )
     return redirect("tradingview:index")
 
 
@@ -305,7 +318,7 @@ def _safe_next(request: HttpRequest, value: str) -> str:
 def account_request(request: HttpRequest) -> HttpResponse:
     trader = _trader(request)
     if trader is None:
-        return _error_page(request, "This sign-in is not a trader's.", status=403)
+        return _error_page(request, _("This sign-in has no trading accounts."), status=403)
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
     open_request = trader.tradingview_account_requests.filter(state="open").first()
     form = AccountRequestForm(request.POST or None)
@@ -325,7 +338,9 @@ def account_request(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                'Your request for a "cTrader/TradingView" account was sent. We will let you know when it is open.',
+                _(
+                    'We received your request for a "cTrader/TradingView" account. We will email you when it is ready.'
+                ),
             )
         return redirect(next_url or reverse("tradingview:index"))
     return render(

@@ -12,9 +12,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpRespons
 from django.shortcuts import redirect
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.generic import FormView
 
-from accounts.forms import SignInForm, SignUpForm
+from accounts.forms import ChangePasswordForm, NewPasswordForm, SignInForm, SignUpForm
 from accounts.services.traders import trader_change_password, trader_sign_up
 
 BACKEND = "accounts.backends.TraderModelBackend"
@@ -53,7 +54,10 @@ class SignUpView(FormView):
             password=form.cleaned_data["password1"],
         )
         login(self.request, trader.user, backend=BACKEND)
-        messages.success(self.request, "Welcome! Your account is ready.")
+        messages.success(
+            self.request,
+            _("Welcome! Your account is ready. Connect your cTrader ID to see your trading accounts."),
+        )
         return HttpResponseRedirect(self.get_success_url())
 
 
@@ -63,6 +67,8 @@ class SignInView(auth_views.LoginView):
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = ChangePasswordForm
+
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         trader_change_password(user=form.user, new_password=form.cleaned_data["new_password1"], via="change")
         # Keep this session signed in; every other session of the user ends with the old password hash.
@@ -71,7 +77,19 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = NewPasswordForm
+
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         trader_change_password(user=form.user, new_password=form.cleaned_data["new_password1"], via="reset")
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
         return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view, with the brand in the email."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        from branding.selectors import brand_current
+
+        self.extra_email_context = {"brand": brand_current()}
+        return super().form_valid(form)

@@ -6,11 +6,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Ctid, Trader
-from accounts.services.ctids import ConnectError, ctid_connect_complete, ctid_connect_start
+from accounts.services.ctids import (
+    ConnectError,
+    ctid_connect_complete,
+    ctid_connect_start,
+    ctid_disconnect,
+)
 from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
 
 
@@ -46,17 +52,23 @@ def ctid_callback(request: HttpRequest) -> HttpResponse:
             {"title": exc.title, "message": str(exc), "code": exc.code},
             status=exc.status,
         )
-    verb = "connected" if result.created else "reconnected"
+    values = {"id": result.ctid.user_id}
     if result.sync is not None:
-        messages.success(
-            request,
-            f"cTrader ID {result.ctid.user_id} {verb}: {result.sync.active} trading account(s) found.",
+        values["count"] = result.sync.active
+        text = (
+            _("cTrader ID %(id)s is connected: %(count)s trading account(s) found.")
+            if result.created
+            else _("cTrader ID %(id)s is reconnected: %(count)s trading account(s) found.")
         )
+        messages.success(request, text % values)
     else:
         messages.warning(
             request,
-            f"cTrader ID {result.ctid.user_id} {verb}, but its accounts could not be read yet "
-            f"({result.sync_error}). Use \u201cRefresh accounts\u201d in a moment.",
+            _(
+                "cTrader ID %(id)s is connected, but we could not read its accounts yet. "
+                "Use “Refresh accounts” in a minute."
+            )
+            % values,
         )
     return redirect("dashboard")
 
@@ -70,12 +82,41 @@ def ctid_sync(request: HttpRequest, pk: int) -> HttpResponse:
         result = ctid_sync_accounts(ctid_id=ctid.pk)
     except SyncNeedsReconnect:
         messages.error(
-            request, f"cTrader ID {ctid.user_id} needs to be reconnected before its accounts can be read."
+            request,
+            _(
+                "cTrader ID %(id)s needs to be reconnected before we can read its accounts. Use Reconnect above."
+            )
+            % {"id": ctid.user_id},
         )
-    except SyncError as exc:
-        messages.error(request, f"The accounts of cTrader ID {ctid.user_id} could not be refreshed: {exc}")
+    except SyncError:
+        messages.error(
+            request,
+            _(
+                "We could not reach cTrader to refresh the accounts of cTrader ID %(id)s. Please try again later."
+            )
+            % {"id": ctid.user_id},
+        )
     else:
         messages.success(
-            request, f"Accounts of cTrader ID {ctid.user_id} refreshed: {result.active} active account(s)."
+            request,
+            _("The accounts of cTrader ID %(id)s are up to date: %(count)s active account(s).")
+            % {"id": ctid.user_id, "count": result.active},
         )
     return redirect("dashboard")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def ctid_disconnect_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask first (GET), then disconnect (POST). Scoped to the signed-in trader: another's cTID is a 404."""
+    trader = _trader(request)
+    ctid = get_object_or_404(Ctid, pk=pk, trader=trader)
+    if request.method == "POST":
+        ctid_disconnect(trader=trader, ctid_id=ctid.pk)
+        messages.success(
+            request,
+            _("cTrader ID %(id)s is disconnected. Connect it again whenever you like.")
+            % {"id": ctid.user_id},
+        )
+        return redirect("dashboard")
+    return render(request, "accounts/ctid_disconnect_confirm.html", {"ctid": ctid})

@@ -69,7 +69,7 @@ def _link_accounts(page: Page, logins: list[int]) -> None:
         checkbox.uncheck()
     for login in logins:
         page.get_by_role("checkbox", name=re.compile(rf"Account {login}\b")).check()
-    page.get_by_role("button", name=re.compile(r"^(Link the chosen accounts|Try again)$")).click()
+    page.get_by_role("button", name=re.compile(r"^(Use the chosen accounts|Try again)$")).click()
 
 
 def test_link_accounts_to_tradingview_from_the_tradingview_page(

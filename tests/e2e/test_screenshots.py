@@ -48,7 +48,7 @@ def test_screenshots_of_the_main_pages(page: Page, browser, clientarea: str, san
     start_tradingview_link(page, sandbox)
     page.get_by_role("checkbox", name=re.compile(r"Account 5100101\b")).check()
     _shot(page, "tradingview-consent")
-    page.get_by_role("button", name="Link the chosen accounts").click()
+    page.get_by_role("button", name="Use the chosen accounts").click()
     expect(page.locator("#links .accounts").first).to_contain_text("40000101")
     _shot(page, "tradingview-simulator")
 
