@@ -70,7 +70,7 @@ def test_django_default_form_help_is_replaced(client: Client) -> None:
     html = client.get(reverse("signup")).content.decode()
     assert "150 characters or fewer" not in html
     assert "Required." not in html
-    assert "Your password can’t be too similar" not in html
+    assert "too similar to your other personal information" not in html
     assert "You sign in with it." in html
 
 
