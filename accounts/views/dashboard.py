@@ -22,6 +22,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "ctids": ctids,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": sum(len(c.accounts.all()) for c in ctids),
+            "offer_two_factor": trader is not None and not _two_factor_on(request),
         },
     )
 
@@ -32,3 +33,9 @@ def account_detail(request: HttpRequest, ctid_trader_account_id: int) -> HttpRes
         accounts_for_user(user=request.user), ctid_trader_account_id=ctid_trader_account_id
     )
     return render(request, "accounts/account_detail.html", {"account": account})
+
+
+def _two_factor_on(request: HttpRequest) -> bool:
+    from twofactor.services import two_factor_enabled
+
+    return two_factor_enabled(user=request.user)

@@ -174,7 +174,7 @@ def test_staff_suspend_a_trader_and_the_traders_grants_are_revoked(
         staff.goto(f"{clientarea}/admin/")
         staff.get_by_label("Username").fill(STAFF[0])
         staff.get_by_label("Password").fill(STAFF[1])
-        staff.get_by_role("button", name="Log in").click()
+        staff.locator("main").get_by_role("button", name="Sign in").click()
         staff.goto(f"{clientarea}/admin/accounts/trader/")
         staff.get_by_role("row", name=re.compile(r"\bdemo\b")).get_by_role("checkbox").check()
         staff.get_by_role("combobox", name=re.compile(r"^Action")).select_option(label="Suspend")

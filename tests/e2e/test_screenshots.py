@@ -69,7 +69,7 @@ def test_screenshots_of_the_main_pages(page: Page, browser, clientarea: str, san
     staff.goto(f"{clientarea}/admin/")
     staff.get_by_label("Username").fill(STAFF[0])
     staff.get_by_label("Password").fill(STAFF[1])
-    staff.get_by_role("button", name="Log in").click()
+    staff.locator("main").get_by_role("button", name="Sign in").click()
     staff.goto(f"{clientarea}/admin/accounts/trader/")
     _shot(staff, "admin-traders")
     staff_context.close()
