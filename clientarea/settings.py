@@ -447,3 +447,19 @@ MIDDLEWARE.insert(
 # Staff reach the admin only after two-step sign-in (on by default in production).
 TWO_FACTOR_REQUIRED_FOR_STAFF = env.bool("TWO_FACTOR_REQUIRED_FOR_STAFF", default=not DEBUG)
 OTP_TOTP_ISSUER = None
+
+# --- Email notifications (sent by Celery; SMTP credentials for a real mail provider) ---
+INSTALLED_APPS.append("notifications")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "notifications.devices.DeviceCookieMiddleware"
+)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (port 465), not both."
+    )
+# Seconds one SMTP conversation may take; a slow mail server delays a retry, never a page.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)

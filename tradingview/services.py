@@ -25,7 +25,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import AuditEvent, Trader, TradingAccount
 
-from . import adapter
+from . import adapter, signals
 from .models import (
     AccountRequest,
     AuthorizationCode,
@@ -836,6 +836,10 @@ def grant_revoke(
             message=reason,
             grants=ids,
         )
+        if actor is not None and getattr(actor, "is_staff", False):
+            signals.grants_revoked.send(
+                sender=Grant, trader_id=grant.trader_id, grant_ids=ids, reason=reason, by_staff=True
+            )
         if schedule:
             from . import tasks
 
@@ -933,6 +937,9 @@ def _grants_revoke(
             message=reason,
             grants=ids,
             **detail,
+        )
+        signals.grants_revoked.send(
+            sender=Grant, trader_id=rows[0][1], grant_ids=ids, reason=reason, by_staff=actor is not None
         )
         from . import tasks
 
@@ -1074,6 +1081,7 @@ def account_request_fulfil(
             request=account_request.pk,
             account=account.ctid_trader_account_id,
         )
+        signals.account_request_handled.send(sender=AccountRequest, account_request=account_request)
     return account_request
 
 
@@ -1091,3 +1099,4 @@ def account_request_decline(*, account_request: AccountRequest, actor: Any, staf
             actor=actor,
             request=account_request.pk,
         )
+        signals.account_request_handled.send(sender=AccountRequest, account_request=account_request)
