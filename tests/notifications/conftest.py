@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import email.policy
 import socket
 import threading
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ class Mailbox:
         if self.refuse > 0:
             self.refuse -= 1
             return "451 Try again later"
-        self.messages.append(email.message_from_bytes(envelope.content))
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
         self.received.set()
         return "250 OK"
 
