@@ -21,7 +21,7 @@ class Mailbox:
         self.refuse = 0  # answer this many messages with a temporary failure
         self.received = threading.Event()
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope) -> str:
         if self.refuse > 0:
             self.refuse -= 1
             return "451 Try again later"
