@@ -29,7 +29,7 @@ def test_sign_up_sign_out_and_sign_in_again(page: Page, clientarea: str):
     page.get_by_label("Username").fill("newtrader")
     page.get_by_label("Email").fill("newtrader@example.com")
     page.get_by_label(re.compile(r"^Password:?$")).fill("a-long-and-unusual-passphrase")
-    page.get_by_label("Password confirmation").fill("a-long-and-unusual-passphrase")
+    page.get_by_label("Password again").fill("a-long-and-unusual-passphrase")
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Your trading accounts")).to_be_visible()
     expect(page.get_by_role("heading", name="No cTrader ID connected yet")).to_be_visible()
