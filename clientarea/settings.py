@@ -463,3 +463,7 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
     )
 # Seconds one SMTP conversation may take; a slow mail server delays a retry, never a page.
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+
+# --- Sandbox memory across restarts (manage.py sandbox) ---
+# The file where the simulators keep the tokens they issued and the balances; empty keeps them in memory only.
+SANDBOX_STATE_FILE = env.str("SANDBOX_STATE_FILE", default=str(LOCAL_DIR / "sandbox-state.json"))

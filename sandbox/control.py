@@ -79,6 +79,7 @@ class Sandbox:
         tradingview_client_secret: str,
         world: World | None = None,
         public_http_url: str = "",
+        state_file: str = "",
     ) -> None:
         self.world = world or demo_world()
         self.http_endpoint, self.live_endpoint, self.demo_endpoint = http, live, demo
@@ -103,6 +104,8 @@ class Sandbox:
         self._public_http_url = public_http_url
         self.server: RunningServer | None = None
         self.tradingview: tradingview_sim.TradingViewSim | None = None
+        self._state_file = state_file
+        self._saver: Any = None
 
     # --- life cycle ---
     @property
@@ -132,6 +135,15 @@ class Sandbox:
         ]
         self.server.add_routes([(m, p, self._recorded(p, h)) for m, p, h in simulated])
         self.server.add_routes(self.control_routes())
+        if self._state_file:
+            # What the simulators issued before a restart stays valid (sandbox/state.py).
+            from pathlib import Path
+
+            from sandbox import state
+
+            state.load(self, Path(self._state_file))
+            self._saver = state.Saver(self, Path(self._state_file))
+            self._saver.start()
         for environment, sim in self.openapi.items():
             where = self.live_endpoint if environment == "live" else self.demo_endpoint
             sim.start_in_thread(where.host, where.port)
@@ -141,6 +153,9 @@ class Sandbox:
         )
 
     def stop(self) -> None:
+        if self._saver is not None:
+            self._saver.stop()
+            self._saver = None
         self.ctrader_id.release_hangs()
         for sim in self.openapi.values():
             sim.stop()
@@ -340,6 +355,7 @@ def from_settings(**overrides: Any) -> Sandbox:
         "tradingview_client_id": SANDBOX_CLIENT_ID,
         "tradingview_client_secret": SANDBOX_CLIENT_SECRET,
         "public_http_url": settings.SANDBOX_HTTP,
+        "state_file": settings.SANDBOX_STATE_FILE,
     }
     options.update(overrides)
     return Sandbox(**options)
