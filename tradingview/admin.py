@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from clientarea.admin_mixins import ReadOnlyMixin
+from clientarea.admin_mixins import DeleteOnlyUnusedMixin, ReadOnlyMixin
 
 from . import services
 from .models import AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
@@ -25,7 +25,8 @@ class RedirectUriInline(admin.TabularInline):
 
 
 @admin.register(OAuthClient)
-class OAuthClientAdmin(admin.ModelAdmin):
+class OAuthClientAdmin(DeleteOnlyUnusedMixin, admin.ModelAdmin):
+    in_use_relation = "grants"
     list_display = ["name", "environment", "client_id", "is_active", "created_at", "secret_rotated_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "client_id", "environment"]
