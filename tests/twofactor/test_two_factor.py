@@ -170,3 +170,16 @@ def test_a_tradingview_authorization_asks_a_trader_with_two_step_sign_in_for_the
     done = client.post(verify_url, {"code": next_totp(secret), "next": authorize})
     assert done.status_code == 302 and done["Location"] == authorize
     assert client.get(authorize).status_code == 200
+
+
+def test_staff_reset_two_step_sign_in_from_the_command_line(trader, trader_client: Client) -> None:
+    import io
+
+    from django.core.management import call_command
+
+    _enrol(trader_client)
+    out = io.StringIO()
+    call_command("two_factor_reset", trader.user.username, "--reason", "ticket 4711", stdout=out)
+    assert "turned off" in out.getvalue()
+    assert AuditEvent.objects.filter(action="two_factor_reset", message="ticket 4711", trader=trader).exists()
+    assert _password_step(Client(), trader.user.username) == reverse("dashboard")
