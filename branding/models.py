@@ -32,6 +32,8 @@ class Brand(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "branding"
+        verbose_name_plural = "branding"
         constraints = [models.CheckConstraint(condition=Q(pk=1), name="brand_single_row")]
 
     def __str__(self) -> str:

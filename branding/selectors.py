@@ -1,18 +1,18 @@
-"""The brand in force: the staff-edited row over the BRAND_* settings, cached briefly per process."""
+"""The brand in force: the staff-edited row over the BRAND_* settings.
+
+Read once per rendered page (one primary-key lookup), so an edit shows everywhere at once and every page costs
+the same number of queries, whatever ran before it.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.templatetags.static import static
 
 from branding.models import Brand
-
-_CACHE_SECONDS = 5.0
-_cached: tuple[float, BrandView] | None = None
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,6 @@ class BrandView:
     logo_url: str
     favicon_url: str
     version: str
-
-    @property
-    def css_version(self) -> str:
-        return self.version
 
 
 def _build() -> BrandView:
@@ -65,18 +61,8 @@ def _build() -> BrandView:
 
 
 def brand_current() -> BrandView:
-    """The brand to show now. Staff edits show within a few seconds on every process."""
-    global _cached
-    now = time.monotonic()
-    if _cached is None or now - _cached[0] > _CACHE_SECONDS:
-        _cached = (now, _build())
-    return _cached[1]
-
-
-def brand_forget() -> None:
-    """Drop this process's cached brand (after an edit, and between tests)."""
-    global _cached
-    _cached = None
+    """The brand to show now."""
+    return _build()
 
 
 def brand_logo() -> tuple[bytes, str] | None:

@@ -29,13 +29,20 @@ def supported_language(code: str) -> str:
     return base if base in ours else ""
 
 
+def _sign_in_paths() -> set[str]:
+    return {reverse("login"), reverse("signup"), reverse("two_factor_verify")}
+
+
 def flow_language(request: HttpRequest) -> str:
     """TradingView's ``lang`` when the request belongs to its authorization flow (the authorize page itself, or a
     sign-in, sign-up or second-factor page on the way back to it)."""
     authorize = reverse("tradingview:authorize")
     if request.path == authorize:
         return supported_language(request.GET.get("lang", ""))
-    nxt = request.GET.get("next") or (request.POST.get("next", "") if request.method == "POST" else "")
+    nxt = request.GET.get("next", "")
+    if not nxt and request.method == "POST" and request.path in _sign_in_paths():
+        # Only the small sign-in forms: any other body is left for its view to parse.
+        nxt = request.POST.get("next", "")
     if nxt:
         parts = urlsplit(nxt)
         if parts.path == authorize and not parts.netloc:

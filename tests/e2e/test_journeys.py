@@ -90,7 +90,7 @@ def test_link_accounts_to_tradingview_from_the_tradingview_page(
     expect(accounts).not_to_contain_text("40000103")
 
     page.goto(f"{clientarea}/tradingview/")
-    expect(page.get_by_role("button", name=re.compile(r"^Disconnect"))).to_have_count(1)
+    expect(page.get_by_role("link", name=re.compile(r"^Disconnect"))).to_have_count(1)
 
 
 def test_an_adapter_error_is_shown_and_a_retry_links(page: Page, clientarea: str, sandbox: Sandbox):
@@ -151,9 +151,13 @@ def test_disconnect_a_tradingview_grant(page: Page, clientarea: str, sandbox: Sa
     (issued,) = sandbox.adapter.active_tokens()
 
     page.goto(f"{clientarea}/tradingview/")
-    page.get_by_role("button", name=re.compile(r"^Disconnect")).click()
-    expect(page.get_by_role("button", name=re.compile(r"^Disconnect"))).to_have_count(0)
-    expect(page.get_by_text("No TradingView session is linked")).to_be_visible()
+    page.get_by_role("link", name=re.compile(r"^Disconnect")).click()
+    # Asked first; nothing is disconnected until confirmed.
+    expect(page.get_by_role("heading", name=re.compile(r"^Disconnect .*\?$"))).to_be_visible()
+    assert not sandbox.adapter.is_revoked(issued)
+    page.get_by_role("button", name="Disconnect").click()
+    expect(page.get_by_role("link", name=re.compile(r"^Disconnect"))).to_have_count(0)
+    expect(page.get_by_text("You have no TradingView session")).to_be_visible()
     # The adapter was told: the token TradingView holds no longer opens the accounts.
     assert sandbox.adapter.is_revoked(issued)
 

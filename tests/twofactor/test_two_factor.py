@@ -105,6 +105,7 @@ def test_wrong_codes_lock_the_account_like_wrong_passwords(trader, trader_client
     locked = client.post(verify_url, {"code": "000000"})
     assert locked.status_code == 429
     assert "Too many sign-in attempts" in locked.content.decode()
+    assert "Please try again in 15 minutes." in locked.content.decode()  # not an ISO 8601 duration
     # Even the right code is refused while locked.
     assert client.post(verify_url, {"code": next_totp(secret)}).status_code == 429
     assert client.get("/").status_code == 302
@@ -183,3 +184,14 @@ def test_staff_reset_two_step_sign_in_from_the_command_line(trader, trader_clien
     assert "turned off" in out.getvalue()
     assert AuditEvent.objects.filter(action="two_factor_reset", message="ticket 4711", trader=trader).exists()
     assert _password_step(Client(), trader.user.username) == reverse("dashboard")
+
+
+def test_the_admin_never_shows_authenticator_keys_or_recovery_codes(staff_client: Client) -> None:
+    from django.contrib import admin
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    assert not admin.site.is_registered(TOTPDevice)
+    assert not admin.site.is_registered(StaticDevice)
+    index = staff_client.get("/admin/").content.decode()
+    assert "TOTP devices" not in index and "Static devices" not in index

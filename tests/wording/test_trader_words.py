@@ -108,12 +108,8 @@ def test_another_traders_ctid_cannot_be_disconnected(trader_client: Client, othe
 def test_contact_support_links_to_the_brokers_support_page(client: Client, settings) -> None:
     from django.contrib.auth import get_user_model
 
-    from branding.selectors import brand_forget
-
     settings.BRAND_SUPPORT_URL = "https://help.example/contact"
-    brand_forget()
     user = get_user_model().objects.create_user("noprofile", password="x-Long-Enough-1")
     client.force_login(user)
     html = client.get("/").content.decode()
     assert '<a href="https://help.example/contact">contact support</a>' in html
-    brand_forget()
