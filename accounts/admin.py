@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.html import format_html
 
 from accounts.models import (
@@ -42,7 +43,13 @@ from accounts.services.traders import (
     trader_suspend,
     trader_unsuspend,
 )
-from clientarea.admin_mixins import ReadOnlyMixin, ViewOnlyMixin, model_permission
+from clientarea.admin_mixins import (
+    DeleteOnlyUnusedMixin,
+    ReadOnlyMixin,
+    ViewOnlyMixin,
+    model_permission,
+    titled_filter,
+)
 from clientarea.queue import QUEUE_ERRORS
 
 User = get_user_model()
@@ -175,7 +182,8 @@ class CtidActions:
 
 
 @admin.register(Jurisdiction)
-class JurisdictionAdmin(admin.ModelAdmin):
+class JurisdictionAdmin(DeleteOnlyUnusedMixin, admin.ModelAdmin):
+    in_use_relation = "accounts"
     list_display = ("broker_name", "display_name", "tradingview_enabled", "account_count", "updated_at")
     list_filter = ("tradingview_enabled",)
     search_fields = ("broker_name", "display_name")
@@ -424,7 +432,7 @@ class CtidAdmin(ViewOnlyMixin, CtidActions, admin.ModelAdmin):
         "last_synced_at",
         "created_at",
     )
-    list_filter = ("state", "token__state", CtidTokenExpiryFilter)
+    list_filter = ("state", ("token__state", titled_filter("token state")), CtidTokenExpiryFilter)
     search_fields = ("=user_id", "trader__user__username", "trader__user__email")
     list_select_related = ("trader__user", "token")
     inlines = (TradingAccountInline,)
@@ -610,7 +618,8 @@ class TradingAccountAdmin(admin.ModelAdmin):
     def balance_display(self, obj: TradingAccount) -> str:
         if obj.balance is None:
             return "-"
-        return f"{obj.balance.normalize():f} {obj.currency}".strip()
+        amount = number_format(obj.balance, decimal_pos=2, use_l10n=True, force_grouping=True)
+        return f"{amount} {obj.currency}".strip()
 
 
 # --- Read-only records ---
@@ -631,6 +640,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(GatewayStatus)
 class GatewayStatusAdmin(ReadOnlyAdmin):
+    # Short columns, so the list fits a 1280 px screen; the full record is on each row's page.
     list_display = (
         "environment",
         "state",
@@ -638,10 +648,16 @@ class GatewayStatusAdmin(ReadOnlyAdmin):
         "authorized_accounts",
         "heartbeat_at",
         "last_event",
-        "last_error",
-        "updated_at",
+        "current_error",
     )
     list_filter = ("state",)
+
+    @admin.display(description="error")
+    def current_error(self, obj: GatewayStatus) -> str:
+        """The last error only while it matters: once connected again it is history (kept on the row page)."""
+        if obj.state == GatewayStatus.State.CONNECTED or not obj.last_error:
+            return "-"
+        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:79] + "…"
 
 
 # --- Account types and openings ---
@@ -772,3 +788,10 @@ class GatewayProcessAdmin(ReadOnlyAdmin):
             f"last error {status.get('last_error') or '-'}"
             for name, status in sorted((obj.status or {}).items())
         )
+
+    @admin.display(description="error")
+    def current_error(self, obj: GatewayStatus) -> str:
+        """The last error only while it matters: once connected again it is history (kept on the row page)."""
+        if obj.state == GatewayStatus.State.CONNECTED or not obj.last_error:
+            return "-"
+        return obj.last_error if len(obj.last_error) <= 80 else obj.last_error[:79] + "…"

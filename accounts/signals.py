@@ -8,3 +8,5 @@ trader_suspended = Signal()
 trader_password_changed = Signal()
 # sender=Ctid class; kwargs: ctid, reason
 ctid_needs_reconnect = Signal()
+# sender=Ctid class; kwargs: ctid (the trader disconnected it; its tokens are gone)
+ctid_disconnected = Signal()

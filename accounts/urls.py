@@ -15,7 +15,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("account/password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("account/password/reset/", auth.PasswordResetView.as_view(), name="password_reset"),
     path(
         "account/password/reset/sent/",
         auth_views.PasswordResetDoneView.as_view(),
@@ -47,4 +47,5 @@ urlpatterns += [
     path("open/<uuid:public_id>/password/", opening.opening_password, name="opening-password"),
     path("email/verify/", opening.email_verify_send, name="email-verify-send"),
     path("email/verify/<str:token>/", opening.email_verify, name="email-verify"),
+    path("ctids/<int:pk>/disconnect/", ctid.ctid_disconnect_confirm, name="ctid-disconnect"),
 ]

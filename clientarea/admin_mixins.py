@@ -32,3 +32,33 @@ def model_permission(request: HttpRequest, model: Any, action: str) -> bool:
     """
     opts = model._meta
     return bool(request.user.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"))
+
+
+class DeleteOnlyUnusedMixin:
+    """Rows other rows protect (on_delete=PROTECT) can be deleted only while unused: no bulk "delete" action,
+    and no Delete button on a row in use. ``in_use_relation`` names the protecting reverse relation."""
+
+    in_use_relation = ""
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)  # type: ignore[misc]
+        if obj is not None and allowed:
+            return not getattr(obj, self.in_use_relation).exists()
+        return bool(allowed)
+
+
+def titled_filter(title: str) -> Any:
+    """A field's list filter under its own heading (two fields named "state" would share one)."""
+    from django.contrib import admin
+
+    class Titled(admin.ChoicesFieldListFilter):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.title = title
+
+    return Titled

@@ -20,6 +20,7 @@ _SECRET_SETTINGS = (
     "CTRADER_CLIENT_SECRET",
     "TRADINGVIEW_ADAPTER_TOKEN",
     "TOKEN_ENCRYPTION_KEYS",
+    "EMAIL_HOST_PASSWORD",
 )
 _SENSITIVE_PARAMETER = re.compile(
     r"(?i)\b(client_secret|refresh_token|access_token|accessToken|refreshToken|code|token|password)"

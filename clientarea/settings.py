@@ -154,7 +154,6 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2"]
 
-LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -659,3 +658,79 @@ if SANDBOX and "EMAIL_BACKEND" not in env.ENVIRON:
     EMAIL_PORT = int(_sandbox_smtp_port)
 # Deadline of one SMTP conversation (seconds).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+
+# --- Branding (the broker's name, colours, support contacts; staff can override each in the admin) ---
+INSTALLED_APPS.append("branding")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("branding.context_processors.brand")  # type: ignore[index]
+_COLOR = r"^#[0-9a-fA-F]{6}$"
+
+
+def _brand_color(name: str, default: str) -> str:
+    import re
+
+    value = env.str(name, default=default)
+    if not re.match(_COLOR, value):
+        raise ImproperlyConfigured(f"{name} must be a colour written as #rrggbb, not {value!r}.")
+    return value
+
+
+BRAND_NAME = env.str("BRAND_NAME", default="Client area")
+BRAND_PRIMARY_COLOR = _brand_color("BRAND_PRIMARY_COLOR", "#0b5cad")
+BRAND_HEADER_COLOR = _brand_color("BRAND_HEADER_COLOR", "#ffffff")
+BRAND_SUPPORT_EMAIL = env.str("BRAND_SUPPORT_EMAIL", default="")
+BRAND_SUPPORT_URL = env.str("BRAND_SUPPORT_URL", default="")
+BRAND_LEGAL_FOOTER = env.str("BRAND_LEGAL_FOOTER", default="")
+# Path of the logo under the static files (used until staff upload one in the admin); empty for none.
+BRAND_LOGO = env.str("BRAND_LOGO", default="brand/logo.svg")
+BRAND_FAVICON = env.str("BRAND_FAVICON", default="favicon.svg")
+
+# --- Languages (Django i18n): the TradingView flow's `lang`, else the profile's, else the browser's ---
+INSTALLED_APPS.append("preferences")
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("es", "Español")]
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_SECURE = not DEBUG
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1,
+    "django.middleware.locale.LocaleMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "preferences.middleware.TraderLanguageMiddleware",
+)
+
+# --- Two-step sign-in (django-otp: authenticator app and recovery codes) ---
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "twofactor"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.messages.middleware.MessageMiddleware") + 1,
+    "twofactor.middleware.StaffTwoFactorMiddleware",
+)
+# Staff reach the admin only after two-step sign-in (on by default in production).
+TWO_FACTOR_REQUIRED_FOR_STAFF = env.bool("TWO_FACTOR_REQUIRED_FOR_STAFF", default=not DEBUG)
+OTP_TOTP_ISSUER = None
+
+# --- Email notifications (sent by Celery; SMTP credentials for a real mail provider) ---
+INSTALLED_APPS.append("notifications")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "notifications.devices.DeviceCookieMiddleware"
+)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "Set EMAIL_USE_TLS (STARTTLS, port 587) or EMAIL_USE_SSL (port 465), not both."
+    )
+# Seconds one SMTP conversation may take; a slow mail server delays a retry, never a page.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+
+# --- Sandbox memory across restarts (manage.py sandbox) ---
+# The file where the simulators keep the tokens they issued and the balances; empty keeps them in memory only.
+SANDBOX_STATE_FILE = env.str("SANDBOX_STATE_FILE", default=str(LOCAL_DIR / "sandbox-state.json"))

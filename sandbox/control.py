@@ -94,6 +94,7 @@ class Sandbox:
         public_http_url: str = "",
         managers: dict[str, tuple[int, str]] | None = None,
         smtp: Endpoint | None = None,
+        state_file: str = "",
     ) -> None:
         self.world = world or demo_world()
         self.http_endpoint, self.live_endpoint, self.demo_endpoint = http, live, demo
@@ -127,6 +128,8 @@ class Sandbox:
         self.tradingview: tradingview_sim.TradingViewSim | None = None
         smtp = smtp or Endpoint("127.0.0.1", 0)
         self.mailbox = Mailbox(smtp.host, smtp.port)
+        self._state_file = state_file
+        self._saver: Any = None
 
     # --- life cycle ---
     @property
@@ -163,6 +166,15 @@ class Sandbox:
         self.server.add_routes(self.control_routes())
         self.server.add_routes(self.mailbox.routes())
         self.mailbox.start()
+        if self._state_file:
+            # What the simulators issued before a restart stays valid (sandbox/state.py).
+            from pathlib import Path
+
+            from sandbox import state
+
+            state.load(self, Path(self._state_file))
+            self._saver = state.Saver(self, Path(self._state_file))
+            self._saver.start()
         for environment, sim in self.openapi.items():
             where = self.live_endpoint if environment == "live" else self.demo_endpoint
             sim.start_in_thread(where.host, where.port)
@@ -172,6 +184,9 @@ class Sandbox:
         )
 
     def stop(self) -> None:
+        if self._saver is not None:
+            self._saver.stop()
+            self._saver = None
         self.ctrader_id.release_hangs()
         for webservices in self.webservices.values():
             webservices.release_hangs()
@@ -394,6 +409,7 @@ def from_settings(**overrides: Any) -> Sandbox:
         "tradingview_client_secret": tradingview_sim.SANDBOX_CLIENT_SECRET,
         "public_http_url": settings.SANDBOX_HTTP,
         "smtp": Endpoint(*_host_port(settings.SANDBOX_SMTP)),
+        "state_file": settings.SANDBOX_STATE_FILE,
     }
     options.update(overrides)
     return Sandbox(**options)

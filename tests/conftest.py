@@ -173,3 +173,17 @@ def _fresh_cache():
 
     cache.clear()
     return
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the message catalogues when a .mo file is missing or older than its .po (needs gettext)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for po in (root / "locale").glob("*/LC_MESSAGES/django.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            from django.core.management import call_command
+
+            call_command("compilemessages", ignore_patterns=[".venv"], verbosity=0)
+            break

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
-from clientarea.admin_mixins import ReadOnlyMixin
+from clientarea.admin_mixins import DeleteOnlyUnusedMixin, ReadOnlyMixin
 
 from .models import AUDIT_CATEGORY, AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
 from .services.account_requests import AccountRequestRefused, account_request_decline, account_request_fulfil
@@ -56,7 +56,8 @@ class RedirectUriInline(admin.TabularInline):
 
 
 @admin.register(OAuthClient)
-class OAuthClientAdmin(admin.ModelAdmin):
+class OAuthClientAdmin(DeleteOnlyUnusedMixin, admin.ModelAdmin):
+    in_use_relation = "grants"
     list_display = ["name", "environment", "client_id", "is_active", "created_at", "secret_rotated_at"]
     list_filter = ["is_active"]
     search_fields = ["name", "client_id", "environment"]

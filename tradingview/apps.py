@@ -26,3 +26,4 @@ class TradingviewConfig(AppConfig):
         pre_delete.connect(
             receivers.on_account_deleting, sender=TradingAccount, dispatch_uid="tv_account_deleting"
         )
+        signals.ctid_disconnected.connect(receivers.on_ctid_disconnected, dispatch_uid="tv_ctid_disconnected")

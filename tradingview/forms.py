@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Jurisdiction
 
@@ -9,17 +10,22 @@ from .models import AccountRequest
 
 class AccountRequestForm(forms.Form):
     environment = forms.ChoiceField(
-        label="Account type",
+        label=_("Account type"),
         choices=[
-            (AccountRequest.Environment.LIVE, "cTrader/TradingView live account"),
-            (AccountRequest.Environment.DEMO, "cTrader/TradingView demo account"),
+            (AccountRequest.Environment.LIVE, _("cTrader/TradingView live account")),
+            (AccountRequest.Environment.DEMO, _("cTrader/TradingView demo account")),
         ],
         widget=forms.RadioSelect,
     )
     jurisdiction = forms.ModelChoiceField(
-        label="Broker entity",
+        label=_("Company you trade with"),
         queryset=Jurisdiction.objects.filter(tradingview_enabled=True),
         required=False,
-        empty_label="No preference",
+        empty_label=_("No preference"),
     )
-    note = forms.CharField(label="Anything we should know (optional)", max_length=500, required=False)
+    note = forms.CharField(
+        label=_("Anything we should know (optional)"),
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

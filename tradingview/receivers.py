@@ -35,3 +35,7 @@ def on_account_deleting(sender: Any, *, instance: TradingAccount, **kwargs: Any)
     ids = list(Grant.objects.filter(accounts=instance).values_list("pk", flat=True))
     if ids:
         grants_revoke(grant_ids=ids, action="ineligible_grants_revoke", reason="a linked account was deleted")
+
+
+def on_ctid_disconnected(sender: Any, *, ctid: Ctid, **kwargs: Any) -> None:
+    ctid_grants_revoke(ctid_id=ctid.pk, reason="cTID disconnected by the trader")

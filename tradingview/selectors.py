@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, models
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
 
@@ -65,20 +66,20 @@ def account_ineligibility(account: TradingAccount) -> str:
     """
     ctid = account.ctid
     if ctid.state == Ctid.State.NEEDS_RECONNECT:
-        return "Your cTrader ID needs to be reconnected before this account can be linked."
+        return _("Your cTrader ID needs to be reconnected before you can use this account on TradingView.")
     if ctid.state != Ctid.State.CONNECTED:
-        return "Your cTrader ID is disconnected from the client area."
+        return _("You disconnected this cTrader ID. Connect it again on your dashboard to use it.")
     if account.status == TradingAccount.Status.GONE:
-        return "This account is no longer available to your cTrader ID."
+        return _("You no longer share this account with us.")
     if account.status != TradingAccount.Status.ACTIVE:
-        return "This account is disabled."
+        return _("This account is disabled.")
     jurisdiction = account.jurisdiction
     if jurisdiction is None:
-        return "This account's broker entity is not set up for TradingView."
+        return _("This account cannot be used on TradingView yet.")
     if not jurisdiction.tradingview_enabled:
-        return f"{jurisdiction.display_name} accounts cannot be linked to TradingView."
+        return _("%(entity)s accounts cannot be used on TradingView.") % {"entity": jurisdiction.display_name}
     if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS and not account.is_tradingview:
-        return 'Only "cTrader/TradingView" accounts can be linked to TradingView.'
+        return _('Only "cTrader/TradingView" accounts can be used on TradingView.')
     return ""
 
 

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -78,7 +79,9 @@ def authorize(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
-            request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
+            request,
+            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
+            status=403,
         )
     if trader.suspended:
         return render(
@@ -190,7 +193,9 @@ def _offered(signed: dict[str, Any]) -> dict[int, Offered]:
 
 def _consent_post(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
-        return _error_page(request, "Your session ended. Return to TradingView and start again.", status=403)
+        return _error_page(
+            request, _("You were signed out. Go back to TradingView and start again."), status=403
+        )
     nonce = request.POST.get("consent", "")
     try:
         signed = signing.loads(nonce, salt=CONSENT_SALT, max_age=CONSENT_MAX_AGE)
@@ -201,7 +206,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         or signed.get("u") != request.user.pk
         or not isinstance(signed.get("p"), dict)
     ):
-        return _error_page(request, "This request has expired. Return to TradingView and start again.")
+        return _error_page(request, _("This page has expired. Go back to TradingView and start again."))
     consent_key = str(signed["k"])
     # The page validated the request and signed what it found; the consent checks the client again with the
     # accounts. A deny, or a form without that, validates the request as the page did.
@@ -218,7 +223,9 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
     if trader is None:
         return _error_page(
-            request, "This sign-in is not a trader's, so it cannot link trading accounts.", status=403
+            request,
+            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
+            status=403,
         )
     raw_ids = request.POST.getlist("accounts")
     try:
@@ -230,7 +237,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
     offered = _offered(signed)
     try:
         if raw_ids and not account_ids:
-            raise ConsentRefused("The chosen accounts are not valid.")
+            raise ConsentRefused(_("The chosen accounts are not valid."))
         try:
             result = grant_create(
                 trader=trader,
@@ -264,7 +271,9 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
             authz=authz,
             options=options,
             nonce=nonce,
-            error=exc.message,
+            error=_("TradingView could not be reached just now, so nothing was linked.")
+            if exc.transient
+            else _("TradingView did not accept the link this time, so nothing was linked."),
             retry=True,
             checked=checked,
             status=503 if exc.transient else 502,
@@ -395,22 +404,26 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask first (GET), then disconnect (POST). Another trader's session is a 404."""
     trader = trader_for_user(user=request.user)
     if trader is None:
         raise Http404
+    if request.method == "GET":
+        grant = selectors.active_grants(trader=trader).filter(pk=pk).first()
+        if grant is None:
+            raise Http404
+        return render(request, "tradingview/disconnect_confirm.html", {"grant": grant})
     result = grant_disconnect(trader=trader, grant_id=pk)
     if result is None:
         raise Http404
-    if result.pending:
-        messages.warning(
-            request,
-            "Disconnected. TradingView can no longer get new access; the adapter will be told as soon as it "
-            "can be reached.",
-        )
-    else:
-        messages.success(request, "Disconnected from TradingView.")
+    messages.success(
+        request,
+        _(
+            "Disconnected. TradingView can no longer trade on these accounts; link again from its Trading Panel."
+        ),
+    )
     return redirect("tradingview:index")
 
 
@@ -428,7 +441,7 @@ def _safe_next(request: HttpRequest, value: str) -> str:
 def account_request(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
     if trader is None:
-        return _error_page(request, "This sign-in is not a trader's.", status=403)
+        return _error_page(request, _("This sign-in has no trading accounts."), status=403)
     next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next", ""))
     open_request = trader.tradingview_account_requests.filter(state="open").first()
     form = AccountRequestForm(request.POST or None)
@@ -448,7 +461,9 @@ def account_request(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                'Your request for a "cTrader/TradingView" account was sent. We will let you know when it is open.',
+                _(
+                    'We received your request for a "cTrader/TradingView" account. We will email you when it is ready.'
+                ),
             )
         return redirect(next_url or reverse("tradingview:index"))
     return render(

@@ -18,6 +18,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.ctrader.oauth import TokenPair, TokenRejected, TokenTransientError
 from accounts.models import Ctid, CtidPendingConsent, Trader
@@ -43,31 +44,31 @@ _MAX_PENDING = 5
 class ConnectError(Exception):
     """The connect flow cannot go on; ``title`` and the message are shown to the trader."""
 
-    title = "The cTrader ID could not be connected"
+    title = _("Your cTrader ID could not be connected")
     status = 400
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: object, *, code: str) -> None:
         self.code = code
         super().__init__(message)
 
 
 class ConnectStateError(ConnectError):
-    title = "This connection link is not valid"
+    title = _("This connection link is not valid")
 
 
 class ConnectDenied(ConnectError):
-    title = "Access was not granted"
+    title = _("Access was not granted")
 
 
 class ConnectPending(ConnectError):
     """The consent was received and kept; the cTID is identified and stored in the background."""
 
-    title = "Your cTrader ID is being connected"
+    title = _("Your cTrader ID is being connected")
     status = 202
 
 
 class CtidOwnedByAnotherTrader(ConnectError):
-    title = "This cTrader ID belongs to another account"
+    title = _("This cTrader ID belongs to another account")
     status = 409
 
 
@@ -98,7 +99,7 @@ def ctid_connect_start(*, trader: Trader, session: SessionBase) -> str:
 def _consume_state(session: SessionBase, state: str) -> None:
     if not state:
         raise ConnectStateError(
-            "The answer from cTrader ID carried no state. Start again from the dashboard.",
+            _("cTrader ID sent us back without the link we gave it. Start again from the dashboard."),
             code="missing_state",
         )
     pending = dict(session.get(_PENDING_KEY, {}))
@@ -108,10 +109,13 @@ def _consume_state(session: SessionBase, state: str) -> None:
     if issued_at is None:
         if digest in used:
             raise ConnectStateError(
-                "This connection link was already used. Start again from the dashboard.", code="reused_state"
+                _("This connection link was already used. Start again from the dashboard."),
+                code="reused_state",
             )
         raise ConnectStateError(
-            "This connection link does not belong to your session. Start again from the dashboard.",
+            _(
+                "This connection link was opened in another browser or sign-in. Start again from the dashboard."
+            ),
             code="unknown_state",
         )
     # Single use: consumed before anything else can fail.
@@ -119,7 +123,7 @@ def _consume_state(session: SessionBase, state: str) -> None:
     session[_USED_KEY] = [*used[-(_MAX_PENDING * 4) :], digest]
     if time.time() - float(issued_at) > settings.CTID_CONNECT_STATE_TTL_SECONDS:
         raise ConnectStateError(
-            "This connection link has expired. Start again from the dashboard.", code="expired_state"
+            _("This connection link has expired. Start again from the dashboard."), code="expired_state"
         )
 
 
@@ -132,10 +136,15 @@ def ctid_connect_complete(
     _consume_state(session, state)
     if error:
         raise ConnectDenied(
-            "You did not grant access on cTrader ID, so nothing was connected.", code="access_denied"
+            _(
+                "You did not allow access on the cTrader ID page, so nothing was connected. Connect again when you are ready."
+            ),
+            code="access_denied",
         )
     if not code:
-        raise ConnectError("The answer from cTrader ID carried no authorization code.", code="missing_code")
+        raise ConnectError(
+            _("cTrader ID sent us back without an answer. Please connect again."), code="missing_code"
+        )
 
     # The code lives one minute: exchange it before anything else.
     try:
@@ -145,12 +154,12 @@ def ctid_connect_complete(
             "ctid code exchange refused", extra={"trader_id": trader.pk, "error_code": exc.error_code}
         )
         raise ConnectError(
-            "cTrader ID refused the authorization (it may have expired). Please connect again.",
+            _("cTrader ID did not accept this connection (it may have expired). Please connect again."),
             code="code_rejected",
         ) from None
     except TokenTransientError:
         raise ConnectError(
-            "cTrader ID could not be reached. Please try connecting again in a moment.",
+            _("We could not reach cTrader ID. Please try connecting again in a minute."),
             code="token_unreachable",
         ) from None
     return pair
@@ -169,8 +178,10 @@ def ctid_connect_finish(*, trader: Trader, pair: TokenPair) -> ConnectResult:
         )
         _identify_later(pending.pk)
         raise ConnectPending(
-            "cTrader ID gave access, but we could not yet confirm which cTrader ID it is. We will finish "
-            "connecting it in the background; it will appear on your dashboard shortly.",
+            _(
+                "cTrader ID gave access, but we could not yet confirm which cTrader ID it is. We will finish "
+                "connecting it in the background; it will appear on your dashboard shortly."
+            ),
             code="profile_pending",
         ) from None
 
@@ -189,8 +200,10 @@ def ctid_connect_finish(*, trader: Trader, pair: TokenPair) -> ConnectResult:
         _sync_later(ctid.pk)
         logger.warning("ctid connect refused: owned by another trader", extra={"trader_id": trader.pk})
         raise CtidOwnedByAnotherTrader(
-            "This cTrader ID is already connected to another client-area account, so it was not connected "
-            "here. If it is yours, contact support.",
+            _(
+                "This cTrader ID is already connected to another sign-in, so it was not connected here. "
+                "If it is yours, please contact support."
+            ),
             code="owned_by_another_trader",
         )
 
@@ -389,3 +402,33 @@ def _sync_later(ctid_id: int) -> None:
         except QUEUE_ERRORS:
             # The queue is down: the periodic account sync picks this cTID up; the connect itself stands.
             logger.warning("first account sync not queued", extra={"ctid_id": ctid_id})
+
+
+def ctid_disconnect(*, trader: Trader, ctid_id: int) -> Ctid:
+    """The trader disconnects one of their cTIDs: its Open API tokens are deleted (nothing refreshes or
+    authorizes it any more), its accounts stay listed as disconnected, and its TradingView links end.
+    Reconnecting through the consent page works as for a new cTID. Raises Ctid.DoesNotExist for a cTID that is
+    not the trader's."""
+    from accounts.models import CtidToken
+    from accounts.signals import ctid_disconnected
+
+    with transaction.atomic():
+        ctid = Ctid.objects.select_for_update().get(pk=ctid_id, trader=trader)
+        if ctid.state == Ctid.State.DISCONNECTED:
+            return ctid
+        CtidToken.objects.filter(ctid=ctid).delete()
+        ctid.state = Ctid.State.DISCONNECTED
+        ctid.state_reason = "Disconnected by the trader."
+        ctid.state_changed_at = timezone.now()
+        ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
+        audit_event_record(
+            trader=trader,
+            actor=trader.user,
+            category="ctid",
+            action="disconnect",
+            outcome="ok",
+            message=f"cTID {ctid.user_id} disconnected by the trader.",
+            detail={"user_id": ctid.user_id},
+        )
+        ctid_disconnected.send(sender=Ctid, ctid=ctid)
+    return ctid

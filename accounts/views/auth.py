@@ -7,16 +7,17 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic import FormView
 
-from accounts.forms import SignInForm, SignUpForm
+from accounts.forms import ChangePasswordForm, NewPasswordForm, SignInForm, SignUpForm
 from accounts.services.traders import trader_change_password, trader_sign_up
 
 BACKEND = "accounts.backends.TraderModelBackend"
@@ -56,7 +57,10 @@ class SignUpView(FormView):
             password=form.cleaned_data["password1"],
         )
         login(self.request, trader.user, backend=BACKEND)
-        messages.success(self.request, "Welcome! Your account is ready.")
+        messages.success(
+            self.request,
+            _("Welcome! Your account is ready. Connect your cTrader ID to see your trading accounts."),
+        )
         return HttpResponseRedirect(self.get_success_url())
 
 
@@ -76,8 +80,19 @@ class SignInView(auth_views.LoginView):
             context["tradingview_open_url"] = onboarding.open_account_url(signed_in=False)
         return context
 
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        from twofactor.services import two_factor_enabled
+        from twofactor.views import second_step_start
+
+        user = form.get_user()
+        if two_factor_enabled(user=user):
+            return second_step_start(self.request, user=user, next_url=self.get_redirect_url())
+        return super().form_valid(form)
+
 
 class PasswordChangeView(auth_views.PasswordChangeView):
+    form_class = ChangePasswordForm
+
     def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
         trader_change_password(user=form.user, new_password=form.cleaned_data["new_password1"], via="change")
         # Keep this session signed in; every other session of the user ends with the old password hash.
@@ -86,7 +101,19 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    form_class = NewPasswordForm
+
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         trader_change_password(user=form.user, new_password=form.cleaned_data["new_password1"], via="reset")
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
         return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view, with the brand in the email."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        from branding.selectors import brand_current
+
+        self.extra_email_context = {"brand": brand_current()}
+        return super().form_valid(form)

@@ -11,11 +11,17 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Ctid
 from accounts.selectors import ctid_job_for_user, trader_for_user_or_404
-from accounts.services.ctids import ConnectError, ConnectPending, ctid_connect_complete, ctid_connect_start
+from accounts.services.ctids import (
+    ConnectError,
+    ConnectPending,
+    ctid_connect_complete,
+    ctid_connect_start,
+    ctid_disconnect,
+)
 from accounts.services.jobs import ctid_job_connect_queue, ctid_job_sync_queue
 
 
@@ -61,8 +67,10 @@ def ctid_sync(request: HttpRequest, pk: int) -> HttpResponse:
     if ctid.state != Ctid.State.CONNECTED:
         messages.error(
             request,
-            _("cTrader ID %(user_id)s needs to be reconnected before its accounts can be read.")
-            % {"user_id": ctid.user_id},
+            _(
+                "cTrader ID %(id)s needs to be reconnected before we can read its accounts. Use Reconnect above."
+            )
+            % {"id": ctid.user_id},
         )
         return redirect("dashboard")
     ctid_job_sync_queue(ctid=ctid)
@@ -78,3 +86,20 @@ def ctid_job_status(request: HttpRequest, public_id: UUID) -> JsonResponse:
     if job is None:
         raise Http404
     return JsonResponse({"state": job.state, "finished": job.finished, "message": job.message})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def ctid_disconnect_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ask first (GET), then disconnect (POST). Scoped to the signed-in trader: another's cTID is a 404."""
+    trader = trader_for_user_or_404(user=request.user)
+    ctid = get_object_or_404(Ctid, pk=pk, trader=trader)
+    if request.method == "POST":
+        ctid_disconnect(trader=trader, ctid_id=ctid.pk)
+        messages.success(
+            request,
+            _("cTrader ID %(id)s is disconnected. Connect it again whenever you like.")
+            % {"id": ctid.user_id},
+        )
+        return redirect("dashboard")
+    return render(request, "accounts/ctid_disconnect_confirm.html", {"ctid": ctid})

@@ -49,6 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "can_open": bool(trader) and opening_available(),
             "openings": openings_in_progress(trader=trader) if trader else [],
             "jobs": ctid_jobs_for_dashboard(trader=trader) if trader else [],
+            "offer_two_factor": trader is not None and not _two_factor_on(request),
         },
     )
 
@@ -104,3 +105,9 @@ def account_detail(request: HttpRequest, ctid_trader_account_id: int) -> HttpRes
             "updating": _queue_figures_read(account),
         },
     )
+
+
+def _two_factor_on(request: HttpRequest) -> bool:
+    from twofactor.services import two_factor_enabled
+
+    return two_factor_enabled(user=request.user)

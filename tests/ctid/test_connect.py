@@ -115,8 +115,8 @@ def test_replayed_state_is_refused_and_nothing_changes(peers, trader_client):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ({"code": "x"}, "carried no state"),
-        ({"code": "x", "state": "forged-state-value"}, "does not belong to your session"),
+        ({"code": "x"}, "without the link we gave it"),
+        ({"code": "x", "state": "forged-state-value"}, "opened in another browser or sign-in"),
     ],
 )
 def test_missing_or_unknown_state_is_refused(peers, trader_client, query, expected):
@@ -157,7 +157,7 @@ def test_a_missing_code_is_refused(peers, trader_client):
     state = parse_qs(urlsplit(start(trader_client)).query)["state"][0]
     response = trader_client.get(reverse("ctid-callback"), {"state": state})
     assert response.status_code == 400
-    assert "no authorization code" in response.content.decode()
+    assert "without an answer" in response.content.decode()
     assert not Ctid.objects.exists()
     assert ctrader_id.calls == []
 
@@ -166,7 +166,7 @@ def test_denied_consent_connects_nothing(peers, trader_client):
     ctrader_id, _ = peers
     response = callback(trader_client, consent(start(trader_client), deny=True))
     assert response.status_code == 400
-    assert "did not grant access" in response.content.decode()
+    assert "did not allow access" in response.content.decode()
     assert not Ctid.objects.exists()
     assert ctrader_id.calls == []
 
@@ -257,7 +257,7 @@ def test_the_refresh_accounts_button_syncs_own_ctids_only(peers, trader_client, 
 
     response = trader_client.post(reverse("ctid-sync", args=[ctid.pk]), follow=True)
     assert response.status_code == 200
-    assert "refreshed: 3 active account(s)" in response.content.decode()
+    assert "are up to date: 3 active account(s)" in response.content.decode()
     assert openapi["live"].received(PayloadType.ACCOUNT_AUTH_REQ)
 
 
@@ -335,7 +335,7 @@ def test_a_failed_first_sync_still_connects_and_the_button_recovers(peers, trade
     assert CtidToken.objects.filter(ctid=ctid, state=CtidToken.State.ACTIVE).exists()
     assert "SERVER_IS_UNDER_MAINTENANCE" in ctid.last_sync_error
     page = trader_client.get(response["Location"]).content.decode()
-    assert "could not be read yet" in page
+    assert "could not read its accounts yet" in page
     response = trader_client.post(reverse("ctid-sync", args=[ctid.pk]), follow=True)
     assert TradingAccount.objects.filter(ctid=ctid).count() == 3
     ctid.refresh_from_db()

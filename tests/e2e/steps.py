@@ -48,4 +48,4 @@ def start_tradingview_link(page: Page, sandbox: Sandbox) -> None:
     """From the TradingView simulator to the client area's consent page."""
     page.goto(f"{sandbox.url}/tradingview-sim/")
     page.get_by_role("link", name="Connect broker accounts").click()
-    expect(page.get_by_role("heading", name="Link accounts to TradingView")).to_be_visible()
+    expect(page.get_by_role("heading", name="Use your accounts on TradingView")).to_be_visible()

@@ -29,7 +29,7 @@ def test_sign_up_sign_out_and_sign_in_again(page: Page, clientarea: str):
     page.get_by_label("Username").fill("newtrader")
     page.get_by_label("Email").fill("newtrader@example.com")
     page.get_by_label(re.compile(r"^Password:?$")).fill("a-long-and-unusual-passphrase")
-    page.get_by_label("Password confirmation").fill("a-long-and-unusual-passphrase")
+    page.get_by_label("Password again").fill("a-long-and-unusual-passphrase")
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_role("heading", name="Your trading accounts")).to_be_visible()
     expect(page.get_by_role("heading", name="No cTrader ID connected yet")).to_be_visible()
@@ -69,7 +69,7 @@ def _link_accounts(page: Page, logins: list[int]) -> None:
         checkbox.uncheck()
     for login in logins:
         page.get_by_role("checkbox", name=re.compile(rf"Account {login}\b")).check()
-    page.get_by_role("button", name=re.compile(r"^(Link the chosen accounts|Try again)$")).click()
+    page.get_by_role("button", name=re.compile(r"^(Use the chosen accounts|Try again)$")).click()
 
 
 def test_link_accounts_to_tradingview_from_the_tradingview_page(
@@ -90,7 +90,7 @@ def test_link_accounts_to_tradingview_from_the_tradingview_page(
     expect(accounts).not_to_contain_text("40000103")
 
     page.goto(f"{clientarea}/tradingview/")
-    expect(page.get_by_role("button", name=re.compile(r"^Disconnect"))).to_have_count(1)
+    expect(page.get_by_role("link", name=re.compile(r"^Disconnect"))).to_have_count(1)
 
 
 def test_an_adapter_error_is_shown_and_a_retry_links(page: Page, clientarea: str, sandbox: Sandbox):
@@ -151,9 +151,13 @@ def test_disconnect_a_tradingview_grant(page: Page, clientarea: str, sandbox: Sa
     (issued,) = sandbox.adapter.active_tokens()
 
     page.goto(f"{clientarea}/tradingview/")
-    page.get_by_role("button", name=re.compile(r"^Disconnect")).click()
-    expect(page.get_by_role("button", name=re.compile(r"^Disconnect"))).to_have_count(0)
-    expect(page.get_by_text("No TradingView session is linked")).to_be_visible()
+    page.get_by_role("link", name=re.compile(r"^Disconnect")).click()
+    # Asked first; nothing is disconnected until confirmed.
+    expect(page.get_by_role("heading", name=re.compile(r"^Disconnect .*\?$"))).to_be_visible()
+    assert not sandbox.adapter.is_revoked(issued)
+    page.get_by_role("button", name="Disconnect").click()
+    expect(page.get_by_role("link", name=re.compile(r"^Disconnect"))).to_have_count(0)
+    expect(page.get_by_text("You have no TradingView session")).to_be_visible()
     # The adapter was told: the token TradingView holds no longer opens the accounts.
     assert sandbox.adapter.is_revoked(issued)
 
@@ -174,7 +178,7 @@ def test_staff_suspend_a_trader_and_the_traders_grants_are_revoked(
         staff.goto(f"{clientarea}/admin/")
         staff.get_by_label("Username").fill(STAFF[0])
         staff.get_by_label("Password").fill(STAFF[1])
-        staff.get_by_role("button", name="Log in").click()
+        staff.locator("main").get_by_role("button", name="Sign in").click()
         staff.goto(f"{clientarea}/admin/accounts/trader/")
         staff.get_by_role("row", name=re.compile(r"\bdemo\b")).get_by_role("checkbox").check()
         staff.get_by_role("combobox", name=re.compile(r"^Action")).select_option(label="Suspend")

@@ -34,7 +34,7 @@ def test_no_secret_used_by_the_journeys_reaches_the_logs(
     refresh_ctid_token.apply(args=[Ctid.objects.get(user_id=ALICE).pk])
     start_tradingview_link(page, sandbox)
     page.get_by_role("checkbox", name=re.compile(r"Account 5100101\b")).check()
-    page.get_by_role("button", name="Link the chosen accounts").click()
+    page.get_by_role("button", name="Use the chosen accounts").click()
     expect(page.locator("#links .accounts").first).to_contain_text("40000101")
     page.get_by_role("button", name="Refresh the token").click()
     expect(page.locator("#links li")).to_have_count(2)

@@ -88,7 +88,7 @@ def test_sign_in_and_sign_out(client, trader):
 def test_wrong_password_is_refused(client, trader):
     response = _login(client, trader.user.username, "not-the-password")
     assert response.status_code == 200
-    assert "correct username and password" in response.content.decode()
+    assert "This username and password do not match" in response.content.decode()
     assert _signed_in_user_id(client) is None
 
 

@@ -25,7 +25,7 @@ def test_dashboard_empty_state_for_ctid_without_accounts(trader_client, trader):
     CtidFactory(trader=trader, user_id=7654321)
     html = trader_client.get(reverse("dashboard")).content.decode()
     assert "cTrader ID 7654321" in html
-    assert "No trading accounts were shared with this cTrader ID." in html
+    assert "You did not share any trading account of this cTrader ID with us." in html
 
 
 def test_dashboard_lists_ctids_and_accounts(trader_client, trader):
@@ -63,10 +63,11 @@ def test_dashboard_needs_reconnect_banner(trader_client, trader):
     )
     CtidFactory(trader=trader, user_id=7001003, state=Ctid.State.DISCONNECTED)
     html = trader_client.get(reverse("dashboard")).content.decode()
-    assert "cTrader ID 7001002 needs to be reconnected" in html
+    assert "Your cTrader ID 7001002 needs to be reconnected" in html
     assert 'role="alert"' in html
-    assert "Needs reconnect" in html
+    assert "Needs to be reconnected" in html
     assert "Disconnected" in html
+    assert "refresh refused" not in html  # staff detail, not for the trader
 
 
 def test_dashboard_queries_do_not_grow_with_accounts(trader_client, trader):
@@ -183,7 +184,7 @@ def test_account_detail_page(trader_client, trader):
         reverse("account-detail", args=[account.ctid_trader_account_id])
     ).content.decode()
     assert "Demo account 5100201" in html
-    assert "A cTrader/TradingView account" in html
+    assert "You can use this account on TradingView." in html
 
 
 def test_openapi_schema_generates_without_warnings(staff_client, capsys):

@@ -72,10 +72,10 @@ def test_tradingview_links_accounts_through_sign_in_and_consent(peers, monkeypat
             page.fill('input[name="password"]', "correct-horse-battery")
             page.get_by_role("button", name="Sign in").click()
 
-            expect(page.get_by_role("heading", name="Link accounts to TradingView")).to_be_visible()
+            expect(page.get_by_role("heading", name="Use your accounts on TradingView")).to_be_visible()
             checkbox = page.locator(f'input[name="accounts"][value="{live.pk}"]')
             expect(checkbox).to_be_checked()  # the "cTrader/TradingView" account is preselected
-            page.get_by_role("button", name="Link the chosen accounts").click()
+            page.get_by_role("button", name="Use the chosen accounts").click()
 
             # Back on TradingView, whose server exchanged the code for the adapter token.
             page.wait_for_url(f"{tv_url}/tradingview-sim/")

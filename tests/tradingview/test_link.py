@@ -93,7 +93,7 @@ def test_unknown_client_or_unregistered_redirect_shows_an_error_and_never_redire
     response = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client, **overrides))
     assert response.status_code == 400
     assert "Location" not in response
-    assert b"This TradingView link cannot continue" in response.content
+    assert b"TradingView could not be linked" in response.content
 
 
 def test_anonymous_trader_is_sent_to_sign_in_and_keeps_the_request(tv_client):
@@ -117,11 +117,11 @@ def _consent_post(client, nonce, account_ids):
 @pytest.mark.parametrize(
     ("mode", "status", "outcome", "text"),
     [
-        ("error", 502, "s_error", b"Simulated adapter error."),
-        ("401", 502, "s_error", b"Unauthorized"),
-        ("500", 503, "http_5xx", b"server error"),
-        ("malformed", 502, "malformed", b"not the expected JSON"),
-        ("timeout", 503, "timeout", b"did not answer in time"),
+        ("error", 502, "s_error", b"did not accept the link"),
+        ("401", 502, "s_error", b"did not accept the link"),
+        ("500", 503, "http_5xx", b"could not be reached"),
+        ("malformed", 502, "malformed", b"did not accept the link"),
+        ("timeout", 503, "timeout", b"could not be reached"),
     ],
 )
 def test_adapter_failures_show_a_message_with_retry_and_create_nothing(

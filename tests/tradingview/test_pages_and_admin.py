@@ -36,8 +36,8 @@ def test_consent_page_lists_eligible_accounts_and_explains_the_others(
     assert "cTrader/TradingView" in html
     assert "Live" in html
     assert "Demo" in html
-    assert "Other WL accounts cannot be linked to TradingView." in html
-    assert "no longer available" in html
+    assert "Other WL accounts cannot be used on TradingView." in html
+    assert "You no longer share this account with us." in html
     assert "needs to be reconnected" in html
     # Only what the authorization needs: no site navigation on this page.
     assert "/account/password/change/" not in html
@@ -71,7 +71,7 @@ def test_without_eligible_accounts_the_trader_can_request_one_and_come_back(
     page = browser_client.get(authorize_url)
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'Request a "cTrader/TradingView" account' in html
+    assert 'Ask for a "cTrader/TradingView" account' in html
     request_url = re.search(r'href="(/tradingview/account-request/\?next=[^"]+)"', html).group(1)
 
     form = browser_client.get(request_url.replace("&amp;", "&"))
@@ -92,7 +92,7 @@ def test_without_eligible_accounts_the_trader_can_request_one_and_come_back(
     assert request.trader == trader
     assert request.return_url == authorize_url
     back = browser_client.get(authorize_url)
-    assert b"is being handled" in back.content
+    assert b"We are working on your request" in back.content
 
     # Staff open the account and fulfil the request; the same authorization now offers it.
     ctid = Ctid.objects.create(user_id=5150, trader=trader)
@@ -104,7 +104,7 @@ def test_without_eligible_accounts_the_trader_can_request_one_and_come_back(
     again = browser_client.get(authorize_url)
     assert f'value="{account.pk}"'.encode() in again.content
     index = browser_client.get("/tradingview/").content.decode()
-    assert "Continue linking to TradingView" in index
+    assert "Continue to TradingView" in index
 
 
 def test_account_request_ignores_foreign_next_urls(browser_client, jurisdiction):
@@ -288,4 +288,4 @@ def test_case_a_registration_keeps_the_authorization_request(tv_client, jurisdic
     assert done["Location"] == next_value
     page = browser.get(done["Location"])
     # Case A: a new trader has no account yet and is offered the "cTrader/TradingView" account request.
-    assert b'Request a "cTrader/TradingView" account' in page.content
+    assert b'Ask for a "cTrader/TradingView" account' in page.content

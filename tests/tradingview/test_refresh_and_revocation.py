@@ -212,16 +212,23 @@ def test_trader_page_lists_active_grants_and_disconnect_logs_out(
     assert page.status_code == 200
     content = page.content.decode()
     assert "TradingView production" in content
-    assert "TV prod → broker prod" in content
+    assert "TV prod → broker prod" not in content  # the staff label of the client
     assert first["access_token"] not in content
     grant = Grant.objects.get()
+    # The page asks first; asking changes nothing.
+    assert f'href="/tradingview/grants/{grant.pk}/disconnect/"' in content
+    confirm = browser_client.get(f"/tradingview/grants/{grant.pk}/disconnect/")
+    assert confirm.status_code == 200
+    assert b"Disconnect TradingView production?" in confirm.content
+    grant.refresh_from_db()
+    assert grant.state == Grant.State.ACTIVE
     response = browser_client.post(f"/tradingview/grants/{grant.pk}/disconnect/")
     assert response.status_code == 302
     grant.refresh_from_db()
     assert grant.state == Grant.State.REVOKED
     [logout] = adapter.sim.calls_to("/logout")
     assert logout.headers["authorization"] == f"Bearer {first['access_token']}"
-    assert b"No TradingView session is linked" in browser_client.get("/tradingview/").content
+    assert b"You have no TradingView session" in browser_client.get("/tradingview/").content
     assert not Grant.objects.filter(state=Grant.State.ACTIVE).exists()
 
 

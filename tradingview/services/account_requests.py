@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import Trader, TradingAccount
 from accounts.services.audit import audit_event_record
 
+from .. import signals
 from ..models import AUDIT_CATEGORY, AccountRequest
 
 
@@ -100,3 +101,4 @@ def _close(
         actor=actor,
         detail={"request": account_request.pk, **detail},
     )
+    signals.account_request_handled.send(sender=AccountRequest, account_request=account_request)

@@ -224,6 +224,12 @@ def _mark_revoking(
         message=reason,
         detail={"grants": ids, **detail},
     )
+    # The trader is told (notification mail) unless they ended the link themselves.
+    by_staff = actor is not None and bool(getattr(actor, "is_staff", False))
+    if trader_id is not None and (by_staff or action != "grant_revoke"):
+        signals.grants_revoked.send(
+            sender=Grant, trader_id=trader_id, grant_ids=ids, reason=reason, by_staff=actor is not None
+        )
     if schedule:
         for pk in ids:
             logout_enqueue(grant_id=pk, countdown=0)

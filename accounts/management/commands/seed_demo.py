@@ -38,6 +38,16 @@ DEMO_ACCOUNT_TYPES = [
     ("SANDBOX-INTL", "Standard live", "live", "SANDBOX-STANDARD", False, "approval", 0),
 ]
 
+DEMO_BRAND = {
+    "name": "Northwind Markets (demo)",
+    "primary_color": "#0f6e5c",
+    "header_color": "#0d2b3e",
+    "support_email": "support@northwind.example",
+    "support_url": "https://northwind.example/help",
+    "legal_footer": "Northwind Markets is a made-up broker of the sandbox. "
+    "CFDs are complex instruments and come with a high risk of losing money rapidly due to leverage.",
+}
+
 
 class Command(BaseCommand):
     help = "Create demo jurisdictions, a demo trader and a staff superuser (development and sandbox only)."
@@ -65,6 +75,7 @@ class Command(BaseCommand):
             admin = self._user(ADMIN_USERNAME, ADMIN_PASSWORD, staff=True, reset=reset_passwords)
             ctid_note = self._demo_ctid(trader)
             self._account_types()
+        self._demo_brand()
 
         self.stdout.write(
             "\n".join(
@@ -103,6 +114,15 @@ class Command(BaseCommand):
                     "starting_balance": balance,
                 },
             )
+
+    @staticmethod
+    def _demo_brand() -> None:
+        """A made-up broker brand, so the sandbox shows what branding changes; staff edits are kept."""
+        from branding.models import Brand
+        from branding.services import brand_update
+
+        if not Brand.objects.filter(pk=1).exists():
+            brand_update(actor=None, fields=DEMO_BRAND)
 
     @staticmethod
     def _shown(user: Any, password: str) -> str:

@@ -1,0 +1,72 @@
+"""The brand in force: the staff-edited row over the BRAND_* settings.
+
+Read once per rendered page (one primary-key lookup), so an edit shows everywhere at once and every page costs
+the same number of queries, whatever ran before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.templatetags.static import static
+
+from branding.models import Brand
+
+
+@dataclass(frozen=True)
+class BrandView:
+    name: str
+    primary_color: str
+    header_color: str
+    support_email: str
+    support_url: str
+    legal_footer: str
+    logo_url: str
+    favicon_url: str
+    version: str
+
+
+def _build() -> BrandView:
+    row = Brand.objects.filter(pk=1).defer("logo").first()
+    name = (row and row.name) or settings.BRAND_NAME
+    primary = (row and row.primary_color) or settings.BRAND_PRIMARY_COLOR
+    header = (row and row.header_color) or settings.BRAND_HEADER_COLOR
+    email = (row and row.support_email) or settings.BRAND_SUPPORT_EMAIL
+    url = (row and row.support_url) or settings.BRAND_SUPPORT_URL
+    footer = (row and row.legal_footer) or settings.BRAND_LEGAL_FOOTER
+    stamp = row.updated_at.timestamp() if row else 0
+    has_logo = bool(row and row.logo_content_type)
+    version = hashlib.sha256(f"{primary}{header}{stamp}".encode()).hexdigest()[:12]
+    if has_logo:
+        from django.urls import reverse
+
+        logo_url = f"{reverse('brand-logo')}?v={version}"
+    elif settings.BRAND_LOGO:
+        logo_url = static(settings.BRAND_LOGO)
+    else:
+        logo_url = ""
+    return BrandView(
+        name=name,
+        primary_color=primary,
+        header_color=header,
+        support_email=email,
+        support_url=url,
+        legal_footer=footer,
+        logo_url=logo_url,
+        favicon_url=static(settings.BRAND_FAVICON),
+        version=version,
+    )
+
+
+def brand_current() -> BrandView:
+    """The brand to show now."""
+    return _build()
+
+
+def brand_logo() -> tuple[bytes, str] | None:
+    row = Brand.objects.filter(pk=1).only("logo", "logo_content_type").first()
+    if row is None or not row.logo or not row.logo_content_type:
+        return None
+    return bytes(row.logo), row.logo_content_type

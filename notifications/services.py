@@ -1,0 +1,66 @@
+"""Emails to traders: rendered in their language, branded, HTML and text, sent by Celery with retries."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.dateparse import parse_datetime
+
+from branding.selectors import brand_current
+from preferences.selectors import NOTIFICATION_KINDS, language_for_user, wants_notification
+
+logger = logging.getLogger(__name__)
+
+
+def notification_enqueue(*, kind: str, user_id: int, context: dict[str, Any] | None = None) -> None:
+    """Queue one email once the current transaction commits (ids and plain values only in the message)."""
+    if kind not in NOTIFICATION_KINDS:
+        raise ValueError(kind)
+    from notifications.tasks import send_notification
+
+    payload = dict(context or {})
+    transaction.on_commit(lambda: send_notification.delay(kind, user_id, payload))
+
+
+def notification_render(*, kind: str, user: Any, context: dict[str, Any]) -> EmailMultiAlternatives:
+    """The email, in the user's language (profile, else the default language)."""
+    language = language_for_user(user=user) or settings.LANGUAGE_CODE
+    if isinstance(context.get("when"), str):
+        context = {**context, "when": parse_datetime(context["when"])}
+    with translation.override(language):
+        values = {
+            **context,
+            "user": user,
+            "brand": brand_current(),
+            "site_url": settings.SITE_URL,
+            "settings_url": f"{settings.SITE_URL}/account/settings/",
+            "language": language,
+        }
+        subject = " ".join(render_to_string(f"notifications/{kind}_subject.txt", values).split())
+        text = render_to_string(f"notifications/{kind}.txt", values)
+        html = render_to_string(f"notifications/{kind}.html", values)
+    message = EmailMultiAlternatives(
+        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[user.email]
+    )
+    message.attach_alternative(html, "text/html")
+    message.extra_headers["Content-Language"] = language
+    return message
+
+
+def notification_send(*, kind: str, user_id: int, context: dict[str, Any]) -> str:
+    """Send now (the task calls this). Returns what happened; SMTP errors propagate for the task to retry."""
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None or not user.email:
+        return "no_address"
+    if not wants_notification(user=user, kind=kind):
+        return "turned_off"
+    notification_render(kind=kind, user=user, context=context).send()
+    logger.info("notification sent", extra={"kind": kind, "user_id": user_id})
+    return "sent"

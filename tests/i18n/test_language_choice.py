@@ -1,0 +1,109 @@
+"""The language: TradingView's `lang` for its flow, else the trader's profile, else the browser."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from preferences.models import Preference
+from preferences.services import preference_update
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def _authorize_url(lang: str) -> str:
+    from tradingview.services import oauth_client_ensure
+
+    oauth_client_ensure(
+        client_id="tv-lang",
+        client_secret="tv-lang-secret-value",
+        name="TradingView",
+        redirect_uri="https://tv.example/cb",
+    )
+    return "/tradingview/oauth/authorize?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": "tv-lang",
+            "redirect_uri": "https://tv.example/cb",
+            "state": "s",
+            "lang": lang,
+        }
+    )
+
+
+def test_the_browser_language_is_used_when_nothing_else_chooses(client: Client) -> None:
+    html = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9").content.decode()
+    assert '<html lang="de">' in html
+    assert "Passwort vergessen?" in html
+    html = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "¿Olvidó su contraseña?" in html
+
+
+def test_the_profile_language_beats_the_browser(trader) -> None:
+    preference_update(user=trader.user, language="es")
+    client = Client(HTTP_ACCEPT_LANGUAGE="de")
+    client.post(reverse("login"), {"username": trader.user.username, "password": PASSWORD})
+    html = client.get("/").content.decode()
+    assert '<html lang="es">' in html
+    assert "Sus cuentas de trading" in html
+
+
+def test_tradingview_lang_wins_for_its_flow_from_sign_in_to_consent(trader) -> None:
+    preference_update(user=trader.user, language="es")
+    url = _authorize_url("de")
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    to_login = client.get(url)
+    login_page = client.get(to_login["Location"]).content.decode()
+    assert "Passwort vergessen?" in login_page  # German, from `lang` carried in `next`
+    client.post(reverse("login"), {"username": trader.user.username, "password": PASSWORD, "next": url})
+    consent = client.get(url).content.decode()
+    assert '<html lang="de">' in consent
+    assert "Ihre Konten auf TradingView nutzen" in consent
+    # Outside the flow the profile's language is back.
+    assert "Sus cuentas de trading" in client.get("/").content.decode()
+
+
+def test_an_unknown_tradingview_lang_falls_back_to_the_profile(trader, trader_client: Client) -> None:
+    preference_update(user=trader.user, language="es")
+    session = trader_client.session
+    session["preferences.language"] = "es"
+    session.save()
+    html = trader_client.get(_authorize_url("ja")).content.decode()
+    assert '<html lang="es">' in html
+
+
+def test_the_trader_saves_a_language_in_the_settings_and_the_footer(trader, trader_client: Client) -> None:
+    trader_client.post(
+        reverse("settings"),
+        {"language": "de", "notify_ctid_reconnect": "on", "notify_tradingview_revoked": "on"},
+    )
+    assert Preference.objects.get(user=trader.user).language == "de"
+    assert "Ihre Handelskonten" in trader_client.get("/").content.decode()
+    trader_client.post(reverse("set_language"), {"language": "es", "next": "/"})
+    assert Preference.objects.get(user=trader.user).language == "es"
+    assert "Sus cuentas de trading" in trader_client.get("/").content.decode()
+    # An unsupported choice changes nothing.
+    trader_client.post(reverse("set_language"), {"language": "xx", "next": "/"})
+    assert Preference.objects.get(user=trader.user).language == "es"
+
+
+def test_money_and_dates_follow_the_language(trader, trader_client: Client) -> None:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from tests.factories import CtidFactory, TradingAccountFactory
+
+    ctid = CtidFactory(trader=trader)
+    TradingAccountFactory(
+        ctid=ctid, balance=Decimal("12500.5"), currency="EUR", last_synced_at=timezone.now()
+    )
+    preference_update(user=trader.user, language="de")
+    session = trader_client.session
+    session["preferences.language"] = "de"
+    session.save()
+    assert "12.500,50 EUR" in trader_client.get("/").content.decode()

@@ -1,0 +1,127 @@
+"""Two-step sign-in: an authenticator app (TOTP) and single-use recovery codes, through django-otp."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django_otp import devices_for_user, user_has_device
+from django_otp import verify_token as otp_verify_token
+from django_otp.models import Device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.services.audit import audit_event_record
+
+RECOVERY_CODE_COUNT = 10
+_APP = "authenticator app"
+_RECOVERY = "recovery codes"
+
+
+class CodeRefused(ValueError):
+    pass
+
+
+def two_factor_enabled(*, user: Any) -> bool:
+    return bool(user.is_authenticated and user_has_device(user, confirmed=True))
+
+
+def totp_device_pending(*, user: Any) -> TOTPDevice:
+    """The authenticator app being set up: an unconfirmed device, reused until confirmed."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=_APP, confirmed=False)
+    return device
+
+
+def _recovery_codes_issue(*, user: Any) -> list[str]:
+    device, _ = StaticDevice.objects.get_or_create(user=user, name=_RECOVERY, defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+def two_factor_enable(*, user: Any, code: str) -> tuple[TOTPDevice, list[str]]:
+    """Confirm the pending authenticator app with a code from it; returns the device and new recovery codes."""
+    with transaction.atomic():
+        device = (
+            TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("-pk").first()
+        )
+        if device is None or not device.verify_token(code.strip().replace(" ", "")):
+            raise CodeRefused(code)
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+        codes = _recovery_codes_issue(user=user)
+        audit_event_record(
+            category="security", action="two_factor_enable", outcome="ok", actor=user, trader=_trader(user)
+        )
+    return device, codes
+
+
+def recovery_codes_regenerate(*, user: Any) -> list[str]:
+    with transaction.atomic():
+        codes = _recovery_codes_issue(user=user)
+        audit_event_record(
+            category="security",
+            action="recovery_codes_regenerate",
+            outcome="ok",
+            actor=user,
+            trader=_trader(user),
+        )
+    return codes
+
+
+def two_factor_verify(*, user: Any, code: str) -> Device | None:
+    """The device that accepts ``code`` (a recovery code is used up), or None. django-otp throttles each device
+    after failures."""
+    code = code.strip().replace(" ", "")
+    if not code:
+        return None
+    for device in devices_for_user(user, confirmed=True):
+        verified = otp_verify_token(user, device.persistent_id, code)
+        if verified is not None:
+            return verified
+    return None
+
+
+def two_factor_disable(*, user: Any, code: str, actor: Any = None) -> None:
+    """Turn two-step sign-in off; the trader proves it with a current code (staff unlocking pass ``actor``)."""
+    if actor is None and two_factor_verify(user=user, code=code) is None:
+        raise CodeRefused(code)
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        StaticDevice.objects.filter(user=user).delete()
+        audit_event_record(
+            category="security",
+            action="two_factor_disable",
+            outcome="ok",
+            actor=actor or user,
+            trader=_trader(user),
+        )
+
+
+def recovery_codes_left(*, user: Any) -> int:
+    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+
+
+def _trader(user: Any) -> Any:
+    from accounts.models import Trader
+
+    return Trader.objects.filter(user_id=user.pk).first()
+
+
+def two_factor_reset(*, user: Any, reason: str) -> None:
+    """Staff turn two-step sign-in off for someone who lost both their phone and their recovery codes (after
+    checking who they are); recorded in the audit trail."""
+    with transaction.atomic():
+        TOTPDevice.objects.filter(user=user).delete()
+        StaticDevice.objects.filter(user=user).delete()
+        audit_event_record(
+            category="security",
+            action="two_factor_reset",
+            outcome="ok",
+            trader=_trader(user),
+            message=reason[:500],
+        )
