@@ -1,11 +1,12 @@
 """The brand in force: the staff-edited row over the BRAND_* settings.
 
-Read once per rendered page (one primary-key lookup), so an edit shows everywhere at once and every page costs
-the same number of queries, whatever ran before it.
+Kept in the shared cache and dropped by every edit (branding.services), so an edit shows everywhere at once and
+pages do not read the row each time; when the cache cannot answer, the row is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 
@@ -60,9 +61,32 @@ def _build() -> BrandView:
     )
 
 
+CACHE_KEY = "branding:current"
+CACHE_SECONDS = 300
+
+
 def brand_current() -> BrandView:
     """The brand to show now."""
-    return _build()
+    from django.core.cache import cache
+
+    try:
+        cached = cache.get(CACHE_KEY)
+    except Exception:  # the cache is down: read the row
+        return _build()
+    if isinstance(cached, BrandView):
+        return cached
+    view = _build()
+    with contextlib.suppress(Exception):  # not cached this time; the next page tries again
+        cache.set(CACHE_KEY, view, timeout=CACHE_SECONDS)
+    return view
+
+
+def brand_forget() -> None:
+    """Drop the cached brand (after an edit)."""
+    from django.core.cache import cache
+
+    with contextlib.suppress(Exception):  # the cache is down: the entry expires by itself (CACHE_SECONDS)
+        cache.delete(CACHE_KEY)
 
 
 def brand_logo() -> tuple[bytes, str] | None:

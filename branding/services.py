@@ -8,6 +8,7 @@ from django.db import transaction
 
 from accounts.services.audit import audit_event_record
 from branding.models import Brand
+from branding.selectors import brand_forget
 
 LOGO_TYPES = {"image/png", "image/jpeg", "image/webp", "image/svg+xml"}
 LOGO_MAX_BYTES = 256 * 1024
@@ -42,6 +43,7 @@ def brand_update(
             actor=actor,
             detail={"fields": sorted(fields), "logo": logo is not None},
         )
+        transaction.on_commit(brand_forget)
     return brand
 
 
@@ -49,3 +51,4 @@ def brand_remove_logo(*, actor: Any) -> None:
     with transaction.atomic():
         Brand.objects.filter(pk=1).update(logo=None, logo_content_type="")
         audit_event_record(category="admin", action="brand_logo_remove", outcome="ok", actor=actor)
+        transaction.on_commit(brand_forget)

@@ -55,6 +55,6 @@ def lockout_response(request: HttpRequest, credentials: dict[str, Any] | None = 
     return render(
         request,
         settings.AXES_LOCKOUT_TEMPLATE,
-        {"wait": wait_in_words(cool_off) if cool_off else ""},
+        {"wait": wait_in_words(cool_off) if cool_off else "", "cooloff_timedelta": cool_off},
         status=429,
     )

@@ -24,6 +24,7 @@ _READABLE = (
     "accounts.gatewayprocess",
     "accounts.accounttype",
     "accounts.accountopening",
+    "branding.brand",
     "tradingview.oauthclient",
     "tradingview.redirecturi",
     "tradingview.grant",

@@ -97,7 +97,7 @@ def test_suspended_trader_with_the_right_password_gets_the_wrong_password_messag
     suspended = _login(client, trader.user.username, PASSWORD)
     wrong = _login(Client(), trader.user.username, "not-the-password")
     assert suspended.status_code == wrong.status_code == 200
-    assert "correct username and password" in suspended.content.decode()
+    assert "This username and password do not match" in suspended.content.decode()
     assert "suspended" not in suspended.content.decode()
     assert suspended.context["form"].errors == wrong.context["form"].errors
     assert _signed_in_user_id(client) is None

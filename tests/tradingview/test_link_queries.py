@@ -163,7 +163,7 @@ def test_what_changed_since_the_page_is_checked_again(
         "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": [accounts[1].pk]}
     )
     assert refused.status_code == 400
-    assert b"no longer available" in refused.content
+    assert b"You no longer share this account with us." in refused.content
     TradingAccount.objects.filter(pk=accounts[1].pk).update(status="active")
 
     # The broker entity closed to TradingView since the page.
