@@ -169,18 +169,23 @@ def _run_connect(job: CtidJob) -> str:
             message=_("Your cTrader ID could not be connected. Please try again."),
         )
         return CtidJob.State.FAILED
-    verb = _("connected") if result.created else _("reconnected")
+    values = {"id": result.ctid.user_id}
     if result.sync is not None:
-        message = _("cTrader ID %(user_id)s %(verb)s: %(count)s trading account(s) found.") % {
-            "user_id": result.ctid.user_id,
-            "verb": verb,
-            "count": result.sync.active,
-        }
+        values["count"] = result.sync.active
+        text = (
+            _("cTrader ID %(id)s is connected: %(count)s trading account(s) found.")
+            if result.created
+            else _("cTrader ID %(id)s is reconnected: %(count)s trading account(s) found.")
+        )
+        message = text % values
     else:
-        message = _(
-            "cTrader ID %(user_id)s %(verb)s, but its accounts could not be read yet (%(error)s). "
-            "Use \u201cRefresh accounts\u201d in a moment."
-        ) % {"user_id": result.ctid.user_id, "verb": verb, "error": result.sync_error}
+        message = (
+            _(
+                "cTrader ID %(id)s is connected, but we could not read its accounts yet. "
+                "Use “Refresh accounts” in a minute."
+            )
+            % values
+        )
     _finish(job.pk, state=CtidJob.State.DONE, message=message, ctid_id=result.ctid.pk)
     return CtidJob.State.DONE
 
@@ -191,20 +196,20 @@ def _run_sync(job: CtidJob) -> str:
     try:
         result = ctid_sync_accounts(ctid_id=job.ctid.pk)
     except SyncNeedsReconnect:
-        message = _("cTrader ID %(user_id)s needs to be reconnected before its accounts can be read.") % {
-            "user_id": user_id
-        }
+        message = _(
+            "cTrader ID %(id)s needs to be reconnected before we can read its accounts. Use Reconnect above."
+        ) % {"id": user_id}
         _finish(job.pk, state=CtidJob.State.FAILED, message=message)
         return CtidJob.State.FAILED
     except SyncError as exc:
-        message = _("The accounts of cTrader ID %(user_id)s could not be refreshed: %(error)s") % {
-            "user_id": user_id,
-            "error": exc,
-        }
+        logger.warning("account refresh job failed", extra={"job_id": job.pk, "error": str(exc)})
+        message = _(
+            "We could not reach cTrader to refresh the accounts of cTrader ID %(id)s. Please try again later."
+        ) % {"id": user_id}
         _finish(job.pk, state=CtidJob.State.FAILED, message=message)
         return CtidJob.State.FAILED
-    message = _("Accounts of cTrader ID %(user_id)s refreshed: %(count)s active account(s).") % {
-        "user_id": user_id,
+    message = _("The accounts of cTrader ID %(id)s are up to date: %(count)s active account(s).") % {
+        "id": user_id,
         "count": result.active,
     }
     _finish(job.pk, state=CtidJob.State.DONE, message=message)

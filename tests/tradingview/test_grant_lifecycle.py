@@ -158,7 +158,7 @@ def test_a_consent_whose_code_is_never_exchanged_is_logged_out_once_the_code_exp
     assert logout.headers["authorization"] != f"Bearer {exchanged['access_token']}"
     assert Grant.objects.filter(state=Grant.State.ACTIVE).count() == 1
     page = browser_client.get("/tradingview/").content.decode()
-    assert page.count("Disconnect</button>") == 1
+    assert page.count('class="button danger" href="/tradingview/grants/') == 1
 
 
 # --- redirect URIs ----------------------------------------------------------------------------------------------
