@@ -23,7 +23,7 @@ from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, link_ctid
 from tests.helpers.gateway import GatewayRunner
 
 from .test_client import max_in_any_window
-from .test_gateway import LIVE, settled, wait_db
+from .test_gateway import DEMO, LIVE, settled, wait_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,6 +69,7 @@ def test_a_maintenance_window_that_passes_while_maintenance_goes_on_does_not_loo
         )
     start_gateway(reconnect_floor=1.0, reconnect_base=0.05, reconnect_spread=2.0)
     live_sim.wait_until(settled(live_sim, LIVE), timeout=20)
+    demo_sim.wait_until(settled(demo_sim, DEMO), timeout=20)
 
     for sim in (live_sim, demo_sim):
         attempts = [f.at for f in sim.received(PayloadType.APPLICATION_AUTH_REQ)]
