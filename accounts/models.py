@@ -615,6 +615,8 @@ class CtidJob(models.Model):
     ctid = models.ForeignKey(Ctid, on_delete=models.CASCADE, null=True, blank=True, related_name="jobs")
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
     message = models.CharField(max_length=500, blank=True)
+    # The language of the page that queued the job: its outcome is worded in it.
+    language = models.CharField(max_length=10, blank=True)
     requested_by = models.CharField(max_length=20, default="trader")  # trader, staff, system
     access_token = EncryptedTextField(null=True, blank=True)
     refresh_token = EncryptedTextField(null=True, blank=True)

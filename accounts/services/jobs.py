@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.ctrader.oauth import TokenPair
@@ -96,6 +96,7 @@ def ctid_job_connect_queue(*, trader: Trader, pair: TokenPair) -> CtidJob:
             kind=CtidJob.Kind.CONNECT,
             trader=trader,
             message=_("Connecting your cTrader ID…"),
+            language=translation.get_language() or "",
             access_token=pair.access_token,
             refresh_token=pair.refresh_token,
             expires_in=pair.expires_in,
@@ -118,6 +119,7 @@ def ctid_job_sync_queue(*, ctid: Ctid, requested_by: str = "trader") -> CtidJob:
             ctid=ctid,
             requested_by=requested_by,
             message=_("Refreshing the accounts of cTrader ID %(user_id)s…") % {"user_id": ctid.user_id},
+            language=translation.get_language() or "",
         )
         _dispatch(job.pk)
     return job
@@ -144,9 +146,11 @@ def ctid_job_run(*, job_id: int) -> str:
     if not claimed:
         return "skipped"
     job = CtidJob.objects.select_related("trader", "ctid").get(pk=job_id)
-    if job.kind == CtidJob.Kind.CONNECT:
-        return _run_connect(job)
-    return _run_sync(job)
+    # The outcome is shown to the trader later: word it in the language of the page that queued the job.
+    with translation.override(job.language or settings.LANGUAGE_CODE):
+        if job.kind == CtidJob.Kind.CONNECT:
+            return _run_connect(job)
+        return _run_sync(job)
 
 
 def _run_connect(job: CtidJob) -> str:

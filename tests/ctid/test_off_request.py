@@ -71,7 +71,9 @@ def _connect_then_refresh(peers, trader, trader_client: Client) -> None:
     assert "are up to date: 3 active account(s)" in progress(trader_client, sync)["message"]
     page = trader_client.get(reverse("dashboard")).content.decode()
     assert "are up to date: 3 active account(s)" in page
-    assert "are up to date: 3 active account(s)" not in trader_client.get(reverse("dashboard")).content.decode()
+    assert (
+        "are up to date: 3 active account(s)" not in trader_client.get(reverse("dashboard")).content.decode()
+    )
 
 
 def test_embedded_mode_runs_the_work_on_the_in_process_worker(peers, trader, trader_client) -> None:

@@ -136,7 +136,7 @@ def test_case_a_new_visitor_from_tradingview_to_a_linked_account(
     tab.get_by_label("Username").fill("tvnewcomer")
     tab.get_by_label("Email").fill("tvnewcomer@example.com")
     tab.get_by_label(re.compile(r"^Password:?$")).fill("a-long-and-unusual-passphrase")
-    tab.get_by_label("Password confirmation").fill("a-long-and-unusual-passphrase")
+    tab.get_by_label("Password again").fill("a-long-and-unusual-passphrase")
     tab.get_by_role("button", name="Create account").click()
     expect(tab.get_by_role("heading", name="Confirm your email address")).to_be_visible()
     confirm_email_from_the_mailbox(tab, sandbox, "tvnewcomer@example.com")
