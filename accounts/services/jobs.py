@@ -179,7 +179,7 @@ def _run_connect(job: CtidJob) -> str:
     else:
         message = _(
             "cTrader ID %(user_id)s %(verb)s, but its accounts could not be read yet (%(error)s). "
-            "Use \u201cRefresh accounts\u201d in a moment."
+            "Use “Refresh accounts” in a moment."
         ) % {"user_id": result.ctid.user_id, "verb": verb, "error": result.sync_error}
     _finish(job.pk, state=CtidJob.State.DONE, message=message, ctid_id=result.ctid.pk)
     return CtidJob.State.DONE
