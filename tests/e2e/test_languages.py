@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sandbox.control import Sandbox
+from tests.helpers.journeys import ALICE, DEMO_TRADER
 from tests.twofactor.totp import totp
 
-from .conftest import ALICE, DEMO_TRADER
 from .steps import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

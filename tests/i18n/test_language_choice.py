@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _authorize_url(lang: str) -> str:
-    from tradingview.services import oauth_client_ensure
+    from tradingview.services.clients import oauth_client_ensure
 
     oauth_client_ensure(
         client_id="tv-lang",

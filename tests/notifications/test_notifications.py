@@ -17,7 +17,7 @@ from accounts.signals import ctid_needs_reconnect
 from preferences.services import preference_update
 from tests.factories import PASSWORD, CtidFactory, JurisdictionFactory, TradingAccountFactory
 from tradingview.models import AccountRequest, Grant, OAuthClient
-from tradingview.services import account_request_decline, account_request_fulfil
+from tradingview.services.account_requests import account_request_decline, account_request_fulfil
 
 pytestmark = pytest.mark.django_db
 

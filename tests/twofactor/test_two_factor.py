@@ -151,7 +151,7 @@ def test_staff_must_enrol_before_the_admin_when_required(staff_user, staff_clien
 def test_a_tradingview_authorization_asks_a_trader_with_two_step_sign_in_for_the_code(
     trader, trader_client: Client
 ) -> None:
-    from tradingview.services import oauth_client_ensure
+    from tradingview.services.clients import oauth_client_ensure
 
     secret, _codes = _enrol(trader_client)
     oauth_client_ensure(
