@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.ctrader.oauth import TokenPair
@@ -43,23 +43,23 @@ def _in_process_worker() -> ThreadPoolExecutor:
     return _executor
 
 
-def _run_in_thread(job_id: int) -> None:
+def _run_in_thread(job_id: int, language: str) -> None:
     close_old_connections()
     try:
-        ctid_job_run(job_id=job_id)
+        ctid_job_run(job_id=job_id, language=language)
     except Exception:
         logger.exception("in-process job failed", extra={"job_id": job_id})
     finally:
         close_old_connections()
 
 
-def _start(job_id: int) -> None:
+def _start(job_id: int, language: str) -> None:
     from clientarea.celery import registered_task
 
     if registered_task("accounts.tasks.run_ctid_job").app.conf.task_always_eager:
-        _in_process_worker().submit(_run_in_thread, job_id)
+        _in_process_worker().submit(_run_in_thread, job_id, language)
     else:
-        registered_task("accounts.tasks.run_ctid_job").delay(job_id)
+        registered_task("accounts.tasks.run_ctid_job").delay(job_id, language)
 
 
 def task_queue(task: Any, *args: Any, **kwargs: Any) -> None:
@@ -84,8 +84,10 @@ def _apply_in_thread(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -
 
 
 def _dispatch(job_id: int) -> None:
-    """Start the job once the transaction that created it has committed."""
-    transaction.on_commit(lambda: _start(job_id))
+    """Start the job once the transaction that created it has committed; its outcome is written in the
+    language of the page that queued it."""
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    transaction.on_commit(lambda: _start(job_id, language))
 
 
 def ctid_job_connect_queue(*, trader: Trader, pair: TokenPair) -> CtidJob:
@@ -136,8 +138,14 @@ def _finish(job_id: int, *, state: str, message: str, ctid_id: int | None = None
     CtidJob.objects.filter(pk=job_id).update(**fields)
 
 
-def ctid_job_run(*, job_id: int) -> str:
-    """Run a queued job once; returns its final state ("skipped" when it was not queued any more)."""
+def ctid_job_run(*, job_id: int, language: str = "") -> str:
+    """Run a queued job once, its messages in ``language`` (the default language when empty); returns its
+    final state ("skipped" when it was not queued any more)."""
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _run(job_id)
+
+
+def _run(job_id: int) -> str:
     claimed = CtidJob.objects.filter(pk=job_id, state=CtidJob.State.QUEUED).update(
         state=CtidJob.State.RUNNING, started_at=timezone.now()
     )
