@@ -158,7 +158,8 @@ def sync_ctid_accounts(self: Task, ctid_id: int) -> str:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=120, time_limit=150)
 def run_ctid_job(job_id: int) -> str:
-    """A connect or an account sync queued by a web request (the trader's page follows the job)."""
+    """A connect or an account sync queued by a web request (the trader's page follows the job, in the
+    page's language)."""
     from accounts.services.jobs import ctid_job_run
 
     return ctid_job_run(job_id=job_id)

@@ -116,3 +116,15 @@ def test_the_brand_cannot_be_deleted_from_the_admin(staff_client: Client) -> Non
     page = staff_client.get("/admin/branding/brand/1/change/").content.decode()
     assert "deletelink" not in page
     assert staff_client.post("/admin/branding/brand/1/delete/").status_code == 403
+
+
+def test_the_sign_in_page_of_a_tradingview_authorization_shows_the_broker_name(
+    client: Client, settings
+) -> None:
+    settings.BRAND_NAME = "Northwind Markets"
+    html = client.get(
+        "/account/login/", {"next": "/tradingview/oauth/authorize?client_id=x"}
+    ).content.decode()
+    assert 'class="brand' in html
+    assert "clientarea" not in html
+    assert "Northwind Markets</span>" in html

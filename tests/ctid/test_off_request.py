@@ -125,3 +125,29 @@ def test_an_abandoned_connect_job_is_expired_by_the_sweep_and_its_pair_cleared(t
     assert job.refresh_token is None
     fresh.refresh_from_db()
     assert fresh.state == CtidJob.State.QUEUED
+
+
+def _connect_in_german(peers, trader) -> None:
+    client = Client(HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
+    client.force_login(trader.user)
+    callback(client, consent(start(client)))
+    job = CtidJob.objects.get(trader=trader, kind=CtidJob.Kind.CONNECT)
+    wait_for(lambda: progress(client, job)["finished"])
+    message = progress(client, job)["message"]
+    assert "Handelskonto/-konten gefunden" in message, message
+    ctid = Ctid.objects.get(user_id=9100001)
+    client.post(reverse("ctid-sync", args=[ctid.pk]))
+    sync = CtidJob.objects.get(ctid=ctid, kind=CtidJob.Kind.SYNC)
+    wait_for(lambda: progress(client, sync)["finished"])
+    message = progress(client, sync)["message"]
+    assert "aktualisiert: 3 aktive(s) Konto/Konten" in message, message
+
+
+def test_the_progress_speaks_the_language_of_the_page_that_queued_it(peers, trader) -> None:
+    _connect_in_german(peers, trader)
+
+
+def test_a_celery_worker_writes_the_progress_in_the_language_of_the_page(
+    peers, trader, celery_worker
+) -> None:
+    _connect_in_german(peers, trader)

@@ -91,10 +91,10 @@ def test_open_a_demo_account_from_the_dashboard(page: Page, opening_area: str, s
 
 def _link_new_account(page: Page, account: TradingAccount, sandbox: Sandbox) -> None:
     """On the consent page the new account is already ticked; linking returns to TradingView with it."""
-    expect(page.get_by_role("heading", name="Link accounts to TradingView")).to_be_visible(timeout=20_000)
+    expect(page.get_by_role("heading", name="Use your accounts on TradingView")).to_be_visible(timeout=20_000)
     box = page.get_by_role("checkbox", name=re.compile(rf"Account {account.login}\b"))
     expect(box).to_be_checked()
-    page.get_by_role("button", name="Link the chosen accounts").click()
+    page.get_by_role("button", name="Use the chosen accounts").click()
     expect(page).to_have_url(re.compile(r"/tradingview-sim/"))
     expect(page.locator("#links .accounts").first).to_contain_text(str(account.ctid_trader_account_id))
     generated = sandbox.adapter.calls_to("/generate/token")[-1].json
