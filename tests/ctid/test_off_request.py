@@ -140,7 +140,7 @@ def _connect_in_german(peers, trader) -> None:
     sync = CtidJob.objects.get(ctid=ctid, kind=CtidJob.Kind.SYNC)
     wait_for(lambda: progress(client, sync)["finished"])
     message = progress(client, sync)["message"]
-    assert "aktualisiert: 3 aktive(s) Konto/Konten" in message, message
+    assert "sind aktuell: 3 aktive(s) Konto/Konten" in message, message
 
 
 def test_the_progress_speaks_the_language_of_the_page_that_queued_it(peers, trader) -> None:
