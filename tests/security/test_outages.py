@@ -104,17 +104,27 @@ def test_readyz_answers_503_within_a_second_while_postgresql_is_black_holed(blac
 def broker_down(settings):
     """The Celery app publishing to a Redis that refuses connections, as a web process would.
 
-    Through Django's settings (which Celery reads), so the change ends with the test.
+    Set on the app itself (a session's real worker may have pinned the broker there) and put back exactly as it
+    was, so the change ends with the test.
     """
     from clientarea.celery import app
 
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{refusing_port()}/0"
+    url = f"redis://127.0.0.1:{refusing_port()}/0"
+    keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
+    before = {key: app.conf.changes[key] for key in keys if key in app.conf.changes}
+    settings.CELERY_BROKER_URL = url
     settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.update(CELERY_BROKER_URL=url, CELERY_TASK_ALWAYS_EAGER=False)
     app._pool = None
     app.amqp._producer_pool = None
-    assert app.conf.broker_url == settings.CELERY_BROKER_URL
+    assert app.conf.broker_url == url
     assert not app.conf.task_always_eager
     yield app
+    for key in keys:
+        if key in before:
+            app.conf.changes[key] = before[key]
+        else:
+            app.conf.changes.pop(key, None)
     app._pool = None
     app.amqp._producer_pool = None
 
