@@ -90,6 +90,14 @@ def follow_up_ctid_token_refresh(self: Task, ctid_id: int, seen_version: int) ->
     return result.outcome.value
 
 
+def _run_or_queue(task: Task, *args: object) -> None:
+    """Inline in the embedded mode (nothing would hold the message), queued otherwise."""
+    if embedded_mode():
+        task.apply(args=args)
+    else:
+        task.apply_async(args=args)
+
+
 def run_lost_refresh_follow_ups() -> int:
     """Follow up every lost refresh answer not followed up yet; returns how many were started.
 
@@ -97,12 +105,8 @@ def run_lost_refresh_follow_ups() -> int:
     follow-up message that never arrived).
     """
     lost = ctid_tokens_lost_refreshes(older_than_seconds=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
-    task = follow_up_ctid_token_refresh
     for ctid_id, version in lost:
-        if task.app.conf.task_always_eager:
-            task.apply(args=(ctid_id, version))
-        else:
-            task.apply_async(args=(ctid_id, version))
+        _run_or_queue(follow_up_ctid_token_refresh, ctid_id, version)
     if lost:
         logger.info("lost token refresh answers followed up", extra={"count": len(lost)})
     return len(lost)
@@ -129,12 +133,8 @@ def run_pending_consent_identification() -> int:
     from accounts.services.ctids import ctid_pending_consent_ids
 
     ids = ctid_pending_consent_ids()
-    task = identify_pending_ctid_consent
     for pending_id in ids:
-        if task.app.conf.task_always_eager:
-            task.apply(args=(pending_id,))
-        else:
-            task.apply_async(args=(pending_id,))
+        _run_or_queue(identify_pending_ctid_consent, pending_id)
     return len(ids)
 
 
@@ -190,7 +190,7 @@ def _enqueue_batches(
     A worker then fans each batch out into one task per id (``per_id_task``), so every refresh or sync keeps
     its own time limit; in embedded mode the ids run in-process one after the other.
     """
-    if batch_task.app.conf.task_always_eager:
+    if embedded_mode():
         return _enqueue(per_id_task, batches, **kwargs)
     count = 0
     with batch_task.app.producer_or_acquire() as producer:  # type: ignore[attr-defined]

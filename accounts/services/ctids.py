@@ -324,7 +324,7 @@ def _identify_later(pending_id: int) -> None:
     from clientarea.celery import registered_task
 
     task = registered_task("accounts.tasks.identify_pending_ctid_consent")
-    if not task.app.conf.task_always_eager:
+    if not embedded_mode():
         task.apply_async((pending_id,), countdown=settings.TASK_RETRY_BASE_SECONDS)
 
 

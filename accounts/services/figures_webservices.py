@@ -10,21 +10,19 @@ is matched to our accounts by login and environment, among accounts whose broker
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from accounts.ctrader.webservices import Trader, WebServicesClient, WebServicesError
 from accounts.models import AccountFigures
 from accounts.services.figures import FigureRows, StoreResult, account_figures_store
-from clientarea import http
+from accounts.services.opening import webservices_client as opening_webservices_client
+from accounts.services.opening import webservices_configured
 
 logger = logging.getLogger(__name__)
 
@@ -38,32 +36,12 @@ class FiguresWebServicesError(Exception):
     """The WebServices list could not be read; the message names the call, never a credential."""
 
 
-_clients: dict[tuple[str, ...], WebServicesClient] = {}
-_clients_lock = threading.Lock()
-
-
 def webservices_client(environment: str) -> WebServicesClient | None:
-    """The process's WebServices client of one environment, or None when its manager credentials are not
-    configured. Kept per process: its manager token is fetched once (a POST, and non-GET calls are rate
-    limited per hour), not at every refresh."""
-    upper = environment.upper()
-    url = getattr(settings, f"CTRADER_WEBSERVICES_{upper}_URL", "")
-    login = getattr(settings, f"CTRADER_MANAGER_{upper}_LOGIN", "")
-    password = getattr(settings, f"CTRADER_MANAGER_{upper}_PASSWORD", "")
-    if not (url and login and password):
+    """The process's WebServices client of one environment (the one account opening uses: its manager token is
+    fetched once, not at every refresh), or None when its manager credentials are not configured."""
+    if not webservices_configured(environment=environment):
         return None
-    key = (environment, url, str(login), hashlib.sha256(password.encode()).hexdigest())
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = _clients[key] = WebServicesClient(
-                base_url=url,
-                manager_login=int(login),
-                manager_password=password,
-                session=http.session(),
-                timeout=http.timeout(),
-            )
-        return client
+    return opening_webservices_client(environment=environment)
 
 
 def webservices_environments() -> list[str]:

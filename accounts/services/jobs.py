@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from accounts.ctrader.oauth import TokenPair
 from accounts.models import Ctid, CtidJob, Trader
 from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
+from clientarea.celery import embedded_mode
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def _run_in_thread(job_id: int) -> None:
 def _start(job_id: int) -> None:
     from clientarea.celery import registered_task
 
-    if registered_task("accounts.tasks.run_ctid_job").app.conf.task_always_eager:
+    if embedded_mode():
         _in_process_worker().submit(_run_in_thread, job_id)
     else:
         registered_task("accounts.tasks.run_ctid_job").delay(job_id)
@@ -67,7 +68,7 @@ def task_queue(task: Any, *args: Any, **kwargs: Any) -> None:
     in-process worker threads rather than eagerly in the calling (request) thread."""
 
     def start() -> None:
-        if task.app.conf.task_always_eager:
+        if embedded_mode():
             _in_process_worker().submit(_apply_in_thread, task, args, kwargs)
         else:
             task.apply_async(args=args, kwargs=kwargs)

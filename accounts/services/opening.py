@@ -89,7 +89,7 @@ def webservices_client(*, environment: str) -> ws.WebServicesClient:
         if client is None:
             client = ws.WebServicesClient(
                 base_url=url,
-                manager_login=login,
+                manager_login=int(login),
                 manager_password=password,
                 session=http.session(pool_maxsize=16),
                 timeout=http.timeout(),

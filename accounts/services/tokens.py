@@ -510,10 +510,10 @@ def _follow_up_later(*, ctid_id: int, seen_version: int) -> bool:
     Without a broker (embedded mode) nothing is queued: the periodic ``follow_up_lost_refreshes`` entry
     finds the token by its recorded outcome. It is also the safety net when a message is lost.
     """
-    from clientarea.celery import registered_task
+    from clientarea.celery import embedded_mode, registered_task
 
     task = registered_task("accounts.tasks.follow_up_ctid_token_refresh")
-    if task.app.conf.task_always_eager:
+    if embedded_mode():
         return False
     try:
         task.apply_async((ctid_id, seen_version), countdown=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
