@@ -50,6 +50,8 @@ def test_a_lost_answer_is_followed_up_and_the_trader_sees_the_reconnect_banner(
     ctid, issued = connect_in_world(world, trader=trader)
     world.next_refresh_failure = "drop"  # the endpoint rotates the token and the answer never arrives
     ask(staff_client, ctid)
+    # The admin action queues the refresh on the worker: wait for the token endpoint to have spent the token.
+    wait_for(lambda: issued["refreshToken"] in world.used_refresh_tokens)
     assert issued["refreshToken"] in world.used_refresh_tokens
 
     # No gateway, no sweep: only the queued follow-up can find out that the chain is dead.
