@@ -30,6 +30,18 @@ from tests.helpers.journeys import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _journey_log_attached(run_record: Run) -> None:
+    """Every journey is logged into the session's record, even if a test run before it (in random order) reset
+    the root logger's handlers or level."""
+    root = logging.getLogger()
+    if run_record.log not in root.handlers:
+        root.addHandler(run_record.log)
+    root.setLevel(logging.DEBUG)
+    for name in ("accounts", "tradingview", "clientarea", "sandbox"):
+        logging.getLogger(name).disabled = False
+
+
 @pytest.fixture(scope="session")
 def run_record() -> Iterator[Run]:
     record = Run()
