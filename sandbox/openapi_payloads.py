@@ -43,6 +43,18 @@ def trader(account: SimAccount) -> dict[str, Any]:
     }
 
 
+def deposit(account: SimAccount) -> dict[str, Any]:
+    """The fields of a ProtoOAExecutionEvent for a deposit that left the account's current balance."""
+    return {
+        "executionType": "DEPOSIT_WITHDRAW",
+        "depositWithdraw": {
+            "balance": account.balance,
+            "balanceVersion": account.balance_version,
+            "moneyDigits": account.money_digits,
+        },
+    }
+
+
 def assets(account: SimAccount) -> list[dict[str, Any]]:
     """The ProtoOAAsset list: the broker's currencies and the account's deposit asset."""
     return [

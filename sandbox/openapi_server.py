@@ -197,38 +197,31 @@ class OpenApiSimulator(SimulatorState):
 
     def trader_updated(self, ctid_trader_account_id: int) -> Any:
         """ProtoOATraderUpdatedEvent with the World's current balance."""
-
-        async def act() -> None:
-            account = self.world.account(ctid_trader_account_id)
-            if account is None:
-                return
-            for session in self._sessions_with([ctid_trader_account_id]):
-                await self._send(
-                    session,
-                    PayloadType.TRADER_UPDATED_EVENT,
-                    {"ctidTraderAccountId": ctid_trader_account_id, "trader": payloads.trader(account)},
-                )
-
-        return self._call(act)
+        return self._account_event(
+            ctid_trader_account_id,
+            PayloadType.TRADER_UPDATED_EVENT,
+            lambda account: {"trader": payloads.trader(account)},
+        )
 
     def execution_event(self, ctid_trader_account_id: int) -> Any:
         """ProtoOAExecutionEvent of a deposit carrying the World's current balance and balanceVersion."""
+        return self._account_event(ctid_trader_account_id, PayloadType.EXECUTION_EVENT, payloads.deposit)
+
+    def _account_event(
+        self,
+        ctid_trader_account_id: int,
+        payload_type: int,
+        fields: Callable[[SimAccount], dict[str, Any]],
+    ) -> Any:
+        """An event about one account of the World, on every connection where it has a session."""
 
         async def act() -> None:
             account = self.world.account(ctid_trader_account_id)
             if account is None:
                 return
-            payload = {
-                "ctidTraderAccountId": ctid_trader_account_id,
-                "executionType": "DEPOSIT_WITHDRAW",
-                "depositWithdraw": {
-                    "balance": account.balance,
-                    "balanceVersion": account.balance_version,
-                    "moneyDigits": account.money_digits,
-                },
-            }
+            payload = {"ctidTraderAccountId": ctid_trader_account_id, **fields(account)}
             for session in self._sessions_with([ctid_trader_account_id]):
-                await self._send(session, PayloadType.EXECUTION_EVENT, payload)
+                await self._send(session, payload_type, payload)
 
         return self._call(act)
 
