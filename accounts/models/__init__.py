@@ -10,7 +10,7 @@ from .figures import AccountFigures, AccountSnapshot
 from .gateway import GatewayAssignment, GatewayChange, GatewayProcess, GatewayStatus
 from .opening import AccountOpening, AccountType
 from .people import Jurisdiction, Trader
-from .trading_accounts import TradingAccount
+from .trading_accounts import BrokerEnvironment, TradingAccount
 
 __all__ = [
     "AccountFigures",
@@ -18,6 +18,7 @@ __all__ = [
     "AccountSnapshot",
     "AccountType",
     "AuditEvent",
+    "BrokerEnvironment",
     "Ctid",
     "CtidJob",
     "CtidPendingConsent",

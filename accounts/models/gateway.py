@@ -5,14 +5,13 @@ from __future__ import annotations
 from django.db import models
 
 from .ctids import Ctid
+from .trading_accounts import BrokerEnvironment
 
 
 class GatewayStatus(models.Model):
     """What the Open API gateway last reported about one environment's connection."""
 
-    class Environment(models.TextChoices):
-        LIVE = "live", "Live"
-        DEMO = "demo", "Demo"
+    Environment = BrokerEnvironment
 
     class State(models.TextChoices):
         STARTING = "starting", "Starting"

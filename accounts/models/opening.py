@@ -7,15 +7,13 @@ from django.db import models
 from django.db.models import Q
 
 from .people import Jurisdiction, Trader
-from .trading_accounts import TradingAccount
+from .trading_accounts import BrokerEnvironment, TradingAccount
 
 
 class AccountType(models.Model):
     """A kind of trading account traders of one jurisdiction may open through the broker WebServices API."""
 
-    class Environment(models.TextChoices):
-        LIVE = "live", "Live"
-        DEMO = "demo", "Demo"
+    Environment = BrokerEnvironment
 
     class Kind(models.TextChoices):
         HEDGED = "HEDGED", "Hedged"

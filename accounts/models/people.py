@@ -20,12 +20,9 @@ class Jurisdiction(models.Model):
         default=False, help_text="Accounts under this jurisdiction may be linked to TradingView."
     )
     margin_call_level = models.DecimalField(
-        max_digits=7,
-        decimal_places=2,
-        null=True,
-        blank=True,
+        max_digits=7, decimal_places=2, null=True, blank=True,
         help_text="Margin level (%) under which an account is flagged; empty: FIGURES_MARGIN_CALL_LEVEL.",
-    )
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

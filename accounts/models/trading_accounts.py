@@ -9,6 +9,13 @@ from .ctids import Ctid
 from .people import Jurisdiction
 
 
+class BrokerEnvironment(models.TextChoices):
+    """The broker's two environments, each with its own cTrader server and Open API host."""
+
+    LIVE = "live", "Live"
+    DEMO = "demo", "Demo"
+
+
 class TradingAccount(models.Model):
     """A cTrader trading account of a cTID, as the Open API reports it."""
 
