@@ -13,11 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-from django.template import Context, Engine
 
 from accounts.ctrader.openapi.messages import PayloadType
 from accounts.ctrader.webservices import md5_hex
@@ -40,8 +37,6 @@ SANDBOX_MANAGERS: dict[str, tuple[int, str]] = {
     "live": (30001, "sandbox-manager-live"),
     "demo": (30002, "sandbox-manager-demo"),
 }
-
-_ENGINE = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -360,8 +355,7 @@ class Sandbox:
             "mail_count": len(self.mailbox.mails()),
             "smtp": f"{self.mailbox.host}:{self.mailbox.port}",
         }
-        html = _ENGINE.get_template("sandbox/control.html").render(Context(context))
-        return Response.html(html)
+        return Response.page("sandbox/control.html", context)
 
     def control(self, request: Request) -> Response:
         # A page on another origin must not be able to flip the switches through the visitor's browser.

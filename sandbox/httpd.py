@@ -11,8 +11,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from django.template import Context, Engine
+
+_PAGES = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
 
 
 @dataclass
@@ -49,6 +54,11 @@ class Response:
     @classmethod
     def html(cls, text: str, status: int = 200) -> Response:
         return cls(status, text.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+    @classmethod
+    def page(cls, template: str, context: dict[str, Any]) -> Response:
+        """One of the sandbox's own pages (``templates/sandbox/``), rendered without the client area's settings."""
+        return cls.html(_PAGES.get_template(template).render(Context(context)))
 
     @classmethod
     def redirect(cls, location: str) -> Response:

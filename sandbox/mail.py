@@ -12,15 +12,11 @@ import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from django.template import Context, Engine
 
 from sandbox.httpd import Request, Response, Route
-
-_ENGINE = Engine(dirs=[str(Path(__file__).parent / "templates")], autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -121,10 +117,7 @@ class Mailbox:
             }
             for m in mails
         ]
-        html = _ENGINE.get_template("sandbox/mail.html").render(
-            Context({"mails": rows, "smtp": f"{self.host}:{self.port}"})
-        )
-        return Response.html(html)
+        return Response.page("sandbox/mail.html", {"mails": rows, "smtp": f"{self.host}:{self.port}"})
 
     def one(self, request: Request) -> Response:
         tail = request.path.rsplit("/", 1)[-1]

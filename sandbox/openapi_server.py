@@ -9,6 +9,10 @@ and it can be told to push each event, fail the next request of a type, drop a s
 Run it inside an asyncio loop (``await sim.start()``) or in a thread of its own (``sim.start_in_thread()``,
 ``sim.stop()``) for synchronous tests and the sandbox process. Control methods are safe to call from any
 thread: from another thread they wait until the simulator has acted.
+
+Each request type has one handler, listed in the simulator's dispatch table; the bookkeeping of connections,
+frames and planned failures is in ``openapi_state`` and the wire shapes of accounts and positions in
+``openapi_payloads``.
 """
 
 from __future__ import annotations
@@ -16,14 +20,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import itertools
-import json
 import logging
 import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, Literal
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -31,50 +31,20 @@ from websockets.exceptions import ConnectionClosed
 
 from accounts.ctrader.openapi.client import websockets_logger
 from accounts.ctrader.openapi.messages import EnvelopeError, PayloadType, decode, encode
+from sandbox import openapi_payloads as payloads
+from sandbox.openapi_state import Received, Session, SimulatorState
 from sandbox.world import SimAccount, World
 
 logger = logging.getLogger(__name__)
 
 Environment = Literal["live", "demo"]
 
-# Asset ids as the simulated broker numbers its deposit currencies.
-ASSET_IDS = {"EUR": 1, "GBP": 2, "JPY": 4, "CHF": 6, "AUD": 8, "CAD": 10, "USD": 15, "BTC": 22}
+
+# Answers one request: (the connection, the request's payload, its clientMsgId).
+_Handler = Callable[[Session, dict[str, Any], str | None], Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Received:
-    """One frame the simulator received."""
-
-    connection_id: int
-    at: float  # time.monotonic()
-    payload_type: int
-    client_msg_id: str | None
-    payload: dict[str, Any]
-
-
-@dataclass
-class _Failure:
-    error_code: str
-    description: str
-    retry_after: float | None
-    maintenance_end: float | None  # epoch seconds
-    common: bool  # ProtoErrorRes (50) instead of ProtoOAErrorRes (2142)
-
-
-@dataclass
-class _Session:
-    id: int
-    ws: ServerConnection
-    app_authorized: bool = False
-    accounts: dict[int, str] = field(default_factory=dict)  # ctidTraderAccountId -> access token used
-    silent: bool = False  # sends nothing at all (no answer, no heartbeat), the socket stays open
-
-
-def asset_id(name: str) -> int:
-    return ASSET_IDS.get(name, 1000 + sum(ord(c) for c in name))
-
-
-class OpenApiSimulator:
+class OpenApiSimulator(SimulatorState):
     def __init__(
         self,
         world: World,
@@ -86,28 +56,33 @@ class OpenApiSimulator:
     ) -> None:
         if environment not in ("live", "demo"):
             raise ValueError("environment must be 'live' or 'demo'")
+        super().__init__()
         self.world = world
         self.environment: Environment = environment
         self.client_id = client_id
         self.client_secret = client_secret
         self.heartbeat_interval = heartbeat_interval
         self.url = ""
-        self._lock = threading.Lock()
-        self._received: list[Received] = []
-        self._sessions: dict[int, _Session] = {}
-        self._ids = itertools.count(1)
-        self._failures: dict[int, deque[_Failure]] = defaultdict(deque)
-        self._refuse_app_auth = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
-        self.connections_opened = 0
-        # Every account auth that found the account already authorized on another connection:
-        # (ctidTraderAccountId, the other connection, this connection).
-        self.double_holds: list[tuple[int, int, int]] = []
         # While set, requests are recorded but not answered until release() (a slow Open API).
         self._held: asyncio.Event | None = None
         self.answers_sent = 0
+        # What answers each request type; anything else is UNSUPPORTED_MESSAGE.
+        self._handlers: dict[int, _Handler] = {
+            PayloadType.APPLICATION_AUTH_REQ: self._application_auth,
+            PayloadType.VERSION_REQ: self._version,
+            PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ: self._ctid_profile,
+            PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_REQ: self._account_list,
+            PayloadType.ACCOUNT_AUTH_REQ: self._account_auth,
+            PayloadType.ACCOUNT_LOGOUT_REQ: self._account_logout,
+            PayloadType.TRADER_REQ: self._trader_info,
+            PayloadType.ASSET_LIST_REQ: self._asset_list,
+            PayloadType.REFRESH_TOKEN_REQ: self._refresh_token,
+            PayloadType.RECONCILE_REQ: self._reconcile,
+            PayloadType.GET_POSITION_UNREALIZED_PNL_REQ: self._unrealized_pnl,
+        }
 
     # --- start and stop ---
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -166,34 +141,6 @@ class OpenApiSimulator:
         self._thread = None
 
     # --- what was received ---
-    def received(
-        self, payload_type: int | None = None, *, connection_id: int | None = None
-    ) -> list[Received]:
-        with self._lock:
-            return [
-                r
-                for r in self._received
-                if (payload_type is None or r.payload_type == payload_type)
-                and (connection_id is None or r.connection_id == connection_id)
-            ]
-
-    def clear_received(self) -> None:
-        with self._lock:
-            self._received.clear()
-
-    def connection_ids(self) -> list[int]:
-        with self._lock:
-            return sorted(self._sessions)
-
-    def authorized_accounts(self, connection_id: int | None = None) -> set[int]:
-        with self._lock:
-            return {
-                account_id
-                for session in self._sessions.values()
-                if connection_id is None or session.id == connection_id
-                for account_id in session.accounts
-            }
-
     def summary(self) -> dict[str, Any]:
         """A view for the sandbox control page, without any token."""
         with self._lock:
@@ -208,41 +155,7 @@ class OpenApiSimulator:
                 "refusing_app_auth": self._refuse_app_auth,
             }
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the simulator did not reach the expected state")
-            await asyncio.sleep(0.01)
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the simulator did not reach the expected state")
-            time.sleep(0.01)
-
     # --- control ---
-    def fail_next(
-        self,
-        payload_type: int,
-        error_code: str,
-        *,
-        description: str = "",
-        retry_after: float | None = None,
-        maintenance_end: float | None = None,
-        common: bool = False,
-        times: int = 1,
-    ) -> None:
-        """Answer the next ``times`` requests of ``payload_type`` with this error instead of serving them."""
-        failure = _Failure(error_code, description, retry_after, maintenance_end, common)
-        with self._lock:
-            self._failures[int(payload_type)].extend([failure] * times)
-
-    def refuse_app_auth(self, refuse: bool = True) -> None:
-        with self._lock:
-            self._refuse_app_auth = refuse
-
     def account_disconnect(self, ctid_trader_account_id: int) -> Any:
         """ProtoOAAccountDisconnectEvent on every connection where the account has a session."""
 
@@ -284,38 +197,31 @@ class OpenApiSimulator:
 
     def trader_updated(self, ctid_trader_account_id: int) -> Any:
         """ProtoOATraderUpdatedEvent with the World's current balance."""
-
-        async def act() -> None:
-            account = self.world.account(ctid_trader_account_id)
-            if account is None:
-                return
-            for session in self._sessions_with([ctid_trader_account_id]):
-                await self._send(
-                    session,
-                    PayloadType.TRADER_UPDATED_EVENT,
-                    {"ctidTraderAccountId": ctid_trader_account_id, "trader": self._trader(account)},
-                )
-
-        return self._call(act)
+        return self._account_event(
+            ctid_trader_account_id,
+            PayloadType.TRADER_UPDATED_EVENT,
+            lambda account: {"trader": payloads.trader(account)},
+        )
 
     def execution_event(self, ctid_trader_account_id: int) -> Any:
         """ProtoOAExecutionEvent of a deposit carrying the World's current balance and balanceVersion."""
+        return self._account_event(ctid_trader_account_id, PayloadType.EXECUTION_EVENT, payloads.deposit)
+
+    def _account_event(
+        self,
+        ctid_trader_account_id: int,
+        payload_type: int,
+        fields: Callable[[SimAccount], dict[str, Any]],
+    ) -> Any:
+        """An event about one account of the World, on every connection where it has a session."""
 
         async def act() -> None:
             account = self.world.account(ctid_trader_account_id)
             if account is None:
                 return
-            payload = {
-                "ctidTraderAccountId": ctid_trader_account_id,
-                "executionType": "DEPOSIT_WITHDRAW",
-                "depositWithdraw": {
-                    "balance": account.balance,
-                    "balanceVersion": account.balance_version,
-                    "moneyDigits": account.money_digits,
-                },
-            }
+            payload = {"ctidTraderAccountId": ctid_trader_account_id, **fields(account)}
             for session in self._sessions_with([ctid_trader_account_id]):
-                await self._send(session, PayloadType.EXECUTION_EVENT, payload)
+                await self._send(session, payload_type, payload)
 
         return self._call(act)
 
@@ -369,15 +275,6 @@ class OpenApiSimulator:
             return asyncio.ensure_future(act())
         return asyncio.run_coroutine_threadsafe(act(), loop).result(timeout=10)
 
-    def _sessions_matching(self, connection_id: int | None) -> list[_Session]:
-        with self._lock:
-            return [s for s in self._sessions.values() if connection_id is None or s.id == connection_id]
-
-    def _sessions_with(self, account_ids: Iterable[int]) -> list[_Session]:
-        wanted = set(account_ids)
-        with self._lock:
-            return [s for s in self._sessions.values() if wanted & set(s.accounts)]
-
     async def _invalidate(self, account_ids: list[int], reason: str) -> None:
         for session in self._sessions_with(account_ids):
             with self._lock:
@@ -405,10 +302,7 @@ class OpenApiSimulator:
 
     # --- the protocol ---
     async def _handle(self, ws: ServerConnection) -> None:
-        session = _Session(next(self._ids), ws)
-        with self._lock:
-            self._sessions[session.id] = session
-            self.connections_opened += 1
+        session = self._open_session(ws)
         heartbeat = asyncio.create_task(self._heartbeat(session)) if self.heartbeat_interval else None
         try:
             async for frame in ws:
@@ -418,12 +312,9 @@ class OpenApiSimulator:
                 except EnvelopeError as exc:
                     await self._error(session, None, "INVALID_REQUEST", str(exc), common=True)
                     continue
-                with self._lock:
-                    self._received.append(
-                        Received(
-                            session.id, at, envelope.payload_type, envelope.client_msg_id, envelope.payload
-                        )
-                    )
+                self._record(
+                    Received(session.id, at, envelope.payload_type, envelope.client_msg_id, envelope.payload)
+                )
                 held = self._held
                 if held is not None and envelope.payload_type != PayloadType.HEARTBEAT_EVENT:
                     await held.wait()
@@ -433,10 +324,9 @@ class OpenApiSimulator:
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
-            with self._lock:
-                self._sessions.pop(session.id, None)
+            self._close_session(session)
 
-    async def _heartbeat(self, session: _Session) -> None:
+    async def _heartbeat(self, session: Session) -> None:
         assert self.heartbeat_interval is not None
         with contextlib.suppress(ConnectionClosed):
             while True:
@@ -444,7 +334,7 @@ class OpenApiSimulator:
                 await self._send(session, PayloadType.HEARTBEAT_EVENT, {})
 
     async def _send(
-        self, session: _Session, payload_type: int, payload: dict[str, Any], client_msg_id: str | None = None
+        self, session: Session, payload_type: int, payload: dict[str, Any], client_msg_id: str | None = None
     ) -> None:
         if session.silent:
             return
@@ -455,7 +345,7 @@ class OpenApiSimulator:
 
     async def _error(
         self,
-        session: _Session,
+        session: Session,
         client_msg_id: str | None,
         error_code: str,
         description: str = "",
@@ -484,13 +374,11 @@ class OpenApiSimulator:
         await self._send(session, PayloadType.OA_ERROR_RES, payload, client_msg_id)
 
     async def _respond(
-        self, session: _Session, payload_type: int, payload: dict[str, Any], msg_id: str | None
+        self, session: Session, payload_type: int, payload: dict[str, Any], msg_id: str | None
     ) -> None:
         if payload_type == PayloadType.HEARTBEAT_EVENT:
             return
-        with self._lock:
-            queue = self._failures.get(payload_type)
-            failure = queue.popleft() if queue else None
+        failure = self._next_failure(payload_type)
         if failure is not None:
             await self._error(
                 session,
@@ -498,110 +386,49 @@ class OpenApiSimulator:
                 failure.error_code,
                 failure.description,
                 common=failure.common,
-                account_id=_account_id(payload),
+                account_id=payloads.account_id(payload),
                 retry_after=failure.retry_after,
                 maintenance_end=failure.maintenance_end,
             )
             return
-
-        if payload_type == PayloadType.APPLICATION_AUTH_REQ:
-            with self._lock:
-                refused = self._refuse_app_auth
-            if session.app_authorized:
-                await self._error(session, msg_id, "CH_CLIENT_ALREADY_AUTHENTICATED", "Already authenticated")
-            elif refused or (payload.get("clientId"), payload.get("clientSecret")) != (
-                self.client_id,
-                self.client_secret,
-            ):
-                await self._error(session, msg_id, "CH_CLIENT_AUTH_FAILURE", "Client authentication failure")
-            else:
-                session.app_authorized = True
-                await self._send(session, PayloadType.APPLICATION_AUTH_RES, {}, msg_id)
-            return
-        if not session.app_authorized:
+        if not session.app_authorized and payload_type != PayloadType.APPLICATION_AUTH_REQ:
             await self._error(session, msg_id, "CH_CLIENT_NOT_AUTHENTICATED", "Application is not authorized")
             return
-
-        if payload_type == PayloadType.VERSION_REQ:
-            await self._send(session, PayloadType.VERSION_RES, {"version": "sandbox"}, msg_id)
-        elif payload_type == PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ:
-            grant = self.world.grant_for_access_token(str(payload.get("accessToken") or ""))
-            if grant is None:
-                await self._error(session, msg_id, "CH_ACCESS_TOKEN_INVALID", "Invalid access token")
-            else:
-                await self._send(
-                    session,
-                    PayloadType.GET_CTID_PROFILE_BY_TOKEN_RES,
-                    {"profile": {"userId": grant.user_id}},
-                    msg_id,
-                )
-        elif payload_type == PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_REQ:
-            await self._account_list(session, payload, msg_id)
-        elif payload_type == PayloadType.ACCOUNT_AUTH_REQ:
-            await self._account_auth(session, payload, msg_id)
-        elif payload_type == PayloadType.ACCOUNT_LOGOUT_REQ:
-            account_id = _account_id(payload)
-            if account_id is None or account_id not in session.accounts:
-                await self._error(session, msg_id, "ACCOUNT_NOT_AUTHORIZED", account_id=account_id)
-                return
-            with self._lock:
-                session.accounts.pop(account_id, None)
-            await self._send(
-                session, PayloadType.ACCOUNT_LOGOUT_RES, {"ctidTraderAccountId": account_id}, msg_id
-            )
-            await self._send(
-                session, PayloadType.ACCOUNT_DISCONNECT_EVENT, {"ctidTraderAccountId": account_id}
-            )
-        elif payload_type in (PayloadType.TRADER_REQ, PayloadType.ASSET_LIST_REQ):
-            account_id = _account_id(payload)
-            account = self.world.account(account_id) if account_id is not None else None
-            if account is None or account_id not in session.accounts:
-                await self._error(
-                    session, msg_id, "ACCOUNT_NOT_AUTHORIZED", "Trading account is not authorized",
-                    account_id=account_id,
-                )  # fmt: skip
-            elif payload_type == PayloadType.TRADER_REQ:
-                await self._send(
-                    session,
-                    PayloadType.TRADER_RES,
-                    {"ctidTraderAccountId": account_id, "trader": self._trader(account)},
-                    msg_id,
-                )
-            else:
-                assets = [
-                    {"assetId": asset_id(name), "name": name, "displayName": name, "digits": 2}
-                    for name in sorted({*ASSET_IDS, account.deposit_asset})
-                ]
-                await self._send(
-                    session,
-                    PayloadType.ASSET_LIST_RES,
-                    {"ctidTraderAccountId": account_id, "asset": assets},
-                    msg_id,
-                )
-        elif payload_type == PayloadType.REFRESH_TOKEN_REQ:
-            issued = self.world.rotate(str(payload.get("refreshToken") or ""))
-            if issued is None:
-                await self._error(session, msg_id, "CH_ACCESS_TOKEN_INVALID", "Invalid refresh token")
-            else:
-                await self._send(
-                    session,
-                    PayloadType.REFRESH_TOKEN_RES,
-                    {
-                        "accessToken": issued["accessToken"],
-                        "refreshToken": issued["refreshToken"],
-                        "expiresIn": issued["expiresIn"],
-                        "tokenType": "bearer",
-                    },
-                    msg_id,
-                )
-        elif payload_type in (PayloadType.RECONCILE_REQ, PayloadType.GET_POSITION_UNREALIZED_PNL_REQ):
-            await self._positions_request(session, payload_type, payload, msg_id)
-        else:
+        handler = self._handlers.get(payload_type)
+        if handler is None:
             await self._error(
                 session, msg_id, "UNSUPPORTED_MESSAGE", f"payloadType {payload_type}", common=True
             )
+            return
+        await handler(session, payload, msg_id)
 
-    async def _account_list(self, session: _Session, payload: dict[str, Any], msg_id: str | None) -> None:
+    # --- one handler a request type ---
+    async def _application_auth(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        with self._lock:
+            refused = self._refuse_app_auth
+        if session.app_authorized:
+            await self._error(session, msg_id, "CH_CLIENT_ALREADY_AUTHENTICATED", "Already authenticated")
+        elif refused or (payload.get("clientId"), payload.get("clientSecret")) != (
+            self.client_id,
+            self.client_secret,
+        ):
+            await self._error(session, msg_id, "CH_CLIENT_AUTH_FAILURE", "Client authentication failure")
+        else:
+            session.app_authorized = True
+            await self._send(session, PayloadType.APPLICATION_AUTH_RES, {}, msg_id)
+
+    async def _version(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        await self._send(session, PayloadType.VERSION_RES, {"version": "sandbox"}, msg_id)
+
+    async def _ctid_profile(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        grant = self.world.grant_for_access_token(str(payload.get("accessToken") or ""))
+        if grant is None:
+            await self._error(session, msg_id, "CH_ACCESS_TOKEN_INVALID", "Invalid access token")
+            return
+        profile = {"profile": {"userId": grant.user_id}}
+        await self._send(session, PayloadType.GET_CTID_PROFILE_BY_TOKEN_RES, profile, msg_id)
+
+    async def _account_list(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
         access_token = str(payload.get("accessToken") or "")
         grant = self.world.grant_for_access_token(access_token)
         if grant is None:
@@ -609,31 +436,18 @@ class OpenApiSimulator:
             return
         with self.world.lock:
             ctid = self.world.ctids.get(grant.user_id)
-            accounts = [
+            listed = payloads.listed_accounts(
                 a for a in (ctid.accounts if ctid else []) if a.ctid_trader_account_id in grant.account_ids
-            ]
-            listed = [
-                {
-                    "ctidTraderAccountId": a.ctid_trader_account_id,
-                    "isLive": a.is_live,
-                    "traderLogin": a.trader_login,
-                    "brokerTitleShort": a.broker_title_short,
-                }
-                for a in accounts
-            ]
-        await self._send(
-            session,
-            PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_RES,
-            {
-                "accessToken": access_token,
-                "permissionScope": "SCOPE_TRADE" if grant.scope == "trading" else "SCOPE_VIEW",
-                "ctidTraderAccount": listed,
-            },
-            msg_id,
-        )
+            )
+        answer = {
+            "accessToken": access_token,
+            "permissionScope": "SCOPE_TRADE" if grant.scope == "trading" else "SCOPE_VIEW",
+            "ctidTraderAccount": listed,
+        }
+        await self._send(session, PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_RES, answer, msg_id)
 
-    async def _account_auth(self, session: _Session, payload: dict[str, Any], msg_id: str | None) -> None:
-        account_id = _account_id(payload)
+    async def _account_auth(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        account_id = payloads.account_id(payload)
         access_token = str(payload.get("accessToken") or "")
         grant = self.world.grant_for_access_token(access_token)
         account = self.world.account(account_id) if account_id is not None else None
@@ -669,99 +483,86 @@ class OpenApiSimulator:
                     if other is not session and account_id in other.accounts:
                         self.double_holds.append((account_id, other.id, session.id))
                 session.accounts[account_id] = access_token
-            await self._send(
-                session, PayloadType.ACCOUNT_AUTH_RES, {"ctidTraderAccountId": account_id}, msg_id
+            await self._answer(session, msg_id, PayloadType.ACCOUNT_AUTH_RES, account_id)
+
+    async def _account_logout(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        account_id = payloads.account_id(payload)
+        if account_id is None or account_id not in session.accounts:
+            await self._error(session, msg_id, "ACCOUNT_NOT_AUTHORIZED", account_id=account_id)
+            return
+        with self._lock:
+            session.accounts.pop(account_id, None)
+        await self._answer(session, msg_id, PayloadType.ACCOUNT_LOGOUT_RES, account_id)
+        await self._send(session, PayloadType.ACCOUNT_DISCONNECT_EVENT, {"ctidTraderAccountId": account_id})
+
+    async def _trader_info(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        if found := await self._authorized_account(session, payload, msg_id):
+            account_id, account = found
+            trader = payloads.trader(account)
+            await self._answer(session, msg_id, PayloadType.TRADER_RES, account_id, trader=trader)
+
+    async def _asset_list(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        if found := await self._authorized_account(session, payload, msg_id):
+            account_id, account = found
+            asset = payloads.assets(account)
+            await self._answer(session, msg_id, PayloadType.ASSET_LIST_RES, account_id, asset=asset)
+
+    async def _refresh_token(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        issued = self.world.rotate(str(payload.get("refreshToken") or ""))
+        if issued is None:
+            await self._error(session, msg_id, "CH_ACCESS_TOKEN_INVALID", "Invalid refresh token")
+            return
+        answer = {
+            "accessToken": issued["accessToken"],
+            "refreshToken": issued["refreshToken"],
+            "expiresIn": issued["expiresIn"],
+            "tokenType": "bearer",
+        }
+        await self._send(session, PayloadType.REFRESH_TOKEN_RES, answer, msg_id)
+
+    async def _reconcile(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        """ProtoOAReconcileReq on the World's open positions."""
+        if found := await self._authorized_account(session, payload, msg_id):
+            account_id, account = found
+            with self.world.lock:
+                position = payloads.open_positions(account, list(account.positions))
+            await self._answer(
+                session, msg_id, PayloadType.RECONCILE_RES, account_id, position=position, order=[]
             )
 
-    async def _positions_request(
-        self, session: _Session, payload_type: int, payload: dict[str, Any], msg_id: str | None
-    ) -> None:
-        """ProtoOAReconcileReq and ProtoOAGetPositionUnrealizedPnLReq on the World's open positions."""
-        account_id = _account_id(payload)
+    async def _unrealized_pnl(self, session: Session, payload: dict[str, Any], msg_id: str | None) -> None:
+        """ProtoOAGetPositionUnrealizedPnLReq on the World's open positions, at the World's clock."""
+        if found := await self._authorized_account(session, payload, msg_id):
+            account_id, account = found
+            now = self.world.clock()
+            with self.world.lock:
+                positions = list(account.positions)
+            await self._answer(
+                session,
+                msg_id,
+                PayloadType.GET_POSITION_UNREALIZED_PNL_RES,
+                account_id,
+                positionUnrealizedPnL=payloads.unrealized_pnls(positions, now),
+                moneyDigits=account.money_digits,
+            )
+
+    async def _authorized_account(
+        self, session: Session, payload: dict[str, Any], msg_id: str | None
+    ) -> tuple[int, SimAccount] | None:
+        """The account a request names if this connection has authorized it; else the error is sent."""
+        account_id = payloads.account_id(payload)
         account = self.world.account(account_id) if account_id is not None else None
         if account is None or account_id not in session.accounts:
             await self._error(
                 session, msg_id, "ACCOUNT_NOT_AUTHORIZED", "Trading account is not authorized",
                 account_id=account_id,
             )  # fmt: skip
-            return
-        now = self.world.clock()
-        with self.world.lock:
-            positions = list(account.positions)
-        if payload_type == PayloadType.RECONCILE_REQ:
-            listed = [
-                {
-                    "positionId": p.position_id,
-                    "tradeData": {
-                        "symbolId": p.symbol_id,
-                        "volume": p.volume,
-                        "tradeSide": p.trade_side,
-                        "openTimestamp": int(p.opened_at * 1000),
-                    },
-                    "positionStatus": "POSITION_STATUS_OPEN",
-                    "swap": p.swap,
-                    "commission": p.commission,
-                    "usedMargin": p.used_margin,
-                    "moneyDigits": account.money_digits,
-                }
-                for p in positions
-            ]
-            await self._send(
-                session,
-                PayloadType.RECONCILE_RES,
-                {"ctidTraderAccountId": account_id, "position": listed, "order": []},
-                msg_id,
-            )
-            return
-        pnls = []
-        for p in positions:
-            gross, net = p.pnl(now)
-            pnls.append({"positionId": p.position_id, "grossUnrealizedPnL": gross, "netUnrealizedPnL": net})
-        await self._send(
-            session,
-            PayloadType.GET_POSITION_UNREALIZED_PNL_RES,
-            {
-                "ctidTraderAccountId": account_id,
-                "positionUnrealizedPnL": pnls,
-                "moneyDigits": account.money_digits,
-            },
-            msg_id,
-        )
+            return None
+        assert account_id is not None
+        return account_id, account
 
-    @staticmethod
-    def _trader(account: SimAccount) -> dict[str, Any]:
-        return {
-            "ctidTraderAccountId": account.ctid_trader_account_id,
-            "balance": account.balance,
-            "balanceVersion": account.balance_version,
-            "moneyDigits": account.money_digits,
-            "depositAssetId": asset_id(account.deposit_asset),
-            "brokerName": account.broker_name,
-            "traderLogin": account.trader_login,
-            "accessRights": "FULL_ACCESS",
-            "accountType": "HEDGED",
-        }
-
-
-def _account_id(payload: dict[str, Any]) -> int | None:
-    value = payload.get("ctidTraderAccountId")
-    try:
-        return int(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def received_as_json(records: Iterable[Received]) -> str:
-    """The recorded frames as JSON lines with access tokens and secrets masked (for a control page)."""
-    masked = {"accessToken", "clientSecret", "refreshToken"}
-    return "\n".join(
-        json.dumps(
-            {
-                "connection": r.connection_id,
-                "payloadType": r.payload_type,
-                "clientMsgId": r.client_msg_id,
-                "payload": {k: ("***" if k in masked else v) for k, v in r.payload.items()},
-            }
-        )
-        for r in records
-    )
+    async def _answer(
+        self, session: Session, msg_id: str | None, payload_type: int, account_id: int, **fields: Any
+    ) -> None:
+        """A response about one account: its ``ctidTraderAccountId`` first, then ``fields``."""
+        await self._send(session, payload_type, {"ctidTraderAccountId": account_id, **fields}, msg_id)

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import AuditEvent, Ctid, Jurisdiction, Trader, TradingAccount
+from accounts.models import AuditEvent, BrokerEnvironment, Ctid, Jurisdiction, Trader, TradingAccount
 from clientarea.crypto import EncryptedTextField
 
 
@@ -190,9 +190,7 @@ class AccountRequest(models.Model):
         FULFILLED = "fulfilled", "Fulfilled"
         DECLINED = "declined", "Declined"
 
-    class Environment(models.TextChoices):
-        LIVE = "live", "Live"
-        DEMO = "demo", "Demo"
+    Environment = BrokerEnvironment
 
     trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="tradingview_account_requests")
     environment = models.CharField(max_length=10, choices=Environment.choices)

@@ -8,6 +8,9 @@ nobody waits for) goes to the ``on_event`` callback, in order, from a task of it
 itself send requests on the connection.
 
 Tokens and the client secret are never logged: log lines carry payload types and clientMsgIds only.
+
+The typed requests and their answers' records are in ``calls.py``, the errors in ``errors.py``, the rate
+pacing and queue priorities in ``pacing.py``; every name is importable from here as well.
 """
 
 from __future__ import annotations
@@ -18,28 +21,54 @@ import itertools
 import logging
 import ssl
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .messages import (
-    ERROR_PAYLOAD_TYPES,
-    Envelope,
-    EnvelopeError,
-    PayloadType,
-    decode,
-    encode,
-    int64,
-    maintenance_end,
+from .calls import (
+    AccountInfo,
+    OpenApiCalls,
+    PositionInfo,
+    PositionPnl,
+    RequestOptions,
+    TraderInfo,
+    execution_balance,
+    position_info,
+    trader_info,
+    unrealized_pnls,
 )
+from .errors import OpenApiError, OpenApiErrorResponse, OpenApiRequestTimeout, OpenApiTransportError
+from .messages import ERROR_PAYLOAD_TYPES, Envelope, EnvelopeError, PayloadType, decode, encode
+from .pacing import PRIORITY_BULK, PRIORITY_CONTROL, PRIORITY_DEFAULT, RatePacer
+
+# The names callers import from here: the connection, its errors, its pacing and its answers' records.
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "PRIORITY_BULK",
+    "PRIORITY_CONTROL",
+    "PRIORITY_DEFAULT",
+    "AccountInfo",
+    "EventCallback",
+    "OpenApiConnection",
+    "OpenApiError",
+    "OpenApiErrorResponse",
+    "OpenApiRequestTimeout",
+    "OpenApiTransportError",
+    "PositionInfo",
+    "PositionPnl",
+    "RatePacer",
+    "TraderInfo",
+    "execution_balance",
+    "position_info",
+    "trader_info",
+    "unrealized_pnls",
+    "websockets_logger",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,242 +95,6 @@ def websockets_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-
     return _NoFrameLogs(logging.getLogger(name), {})
 
 
-class OpenApiError(Exception):
-    """Base of every error this client raises."""
-
-
-class OpenApiTransportError(OpenApiError):
-    """Connecting failed, the socket closed, or a response did not come in time. Transient: reconnect."""
-
-
-class OpenApiRequestTimeout(OpenApiTransportError):
-    """No response to a request within its timeout."""
-
-
-class OpenApiErrorResponse(OpenApiError):
-    """The server answered with ProtoOAErrorRes (2142) or ProtoErrorRes (50)."""
-
-    def __init__(
-        self,
-        error_code: str,
-        description: str = "",
-        *,
-        payload_type: int = PayloadType.OA_ERROR_RES,
-        ctid_trader_account_id: int | None = None,
-        maintenance_end: datetime | None = None,
-        retry_after: float | None = None,
-        seq: int = 0,
-    ) -> None:
-        self.error_code = error_code
-        self.seq = seq
-        self.description = description
-        self.payload_type = payload_type
-        self.ctid_trader_account_id = ctid_trader_account_id
-        self.maintenance_end = maintenance_end
-        self.retry_after = retry_after
-        super().__init__(f"{error_code}: {description}" if description else error_code)
-
-    @classmethod
-    def from_envelope(cls, envelope: Envelope) -> OpenApiErrorResponse:
-        payload = envelope.payload
-        account_id = payload.get("ctidTraderAccountId")
-        retry_after = payload.get("retryAfter")
-        return cls(
-            str(payload.get("errorCode") or "UNKNOWN_ERROR"),
-            str(payload.get("description") or ""),
-            payload_type=envelope.payload_type,
-            ctid_trader_account_id=int64(account_id) if account_id not in (None, "") else None,
-            maintenance_end=maintenance_end(payload),
-            retry_after=float(retry_after) if retry_after is not None and retry_after != "" else None,
-            seq=envelope.seq,
-        )
-
-
-@dataclass(frozen=True)
-class AccountInfo:
-    ctid_trader_account_id: int
-    is_live: bool
-    trader_login: int
-    broker_title_short: str
-
-
-@dataclass(frozen=True)
-class TraderInfo:
-    ctid_trader_account_id: int
-    balance: Decimal
-    money_digits: int
-    deposit_asset_id: int
-    broker_name: str
-    trader_login: int | None
-    # ProtoOATrader.balanceVersion: a later balance has a higher one; None when the server did not send it.
-    balance_version: int | None = None
-
-
-def _optional_int64(value: Any) -> int | None:
-    return int64(value) if value not in (None, "") else None
-
-
-def trader_info(payload: dict[str, Any]) -> TraderInfo:
-    """A TraderInfo from the payload of ProtoOATraderRes or ProtoOATraderUpdatedEvent."""
-    trader = payload.get("trader") or {}
-    money_digits = int(trader.get("moneyDigits") or 0)
-    login = trader.get("traderLogin")
-    return TraderInfo(
-        ctid_trader_account_id=int64(trader.get("ctidTraderAccountId") or payload["ctidTraderAccountId"]),
-        balance=Decimal(int64(trader.get("balance") or 0)).scaleb(-money_digits),
-        money_digits=money_digits,
-        deposit_asset_id=int64(trader.get("depositAssetId") or 0),
-        broker_name=str(trader.get("brokerName") or ""),
-        trader_login=int64(login) if login not in (None, "") else None,
-        balance_version=_optional_int64(trader.get("balanceVersion")),
-    )
-
-
-def execution_balance(payload: dict[str, Any]) -> TraderInfo | None:
-    """The new balance a ProtoOAExecutionEvent carries, if any.
-
-    A closing deal carries it in ``deal.closePositionDetail`` and a deposit or withdrawal in
-    ``depositWithdraw``, each with ``balance``, ``balanceVersion`` and ``moneyDigits``. The result has no
-    broker name nor deposit asset: only the balance and its version are known.
-    """
-    deal = payload.get("deal") or {}
-    for source in (deal.get("closePositionDetail"), payload.get("depositWithdraw")):
-        if not isinstance(source, dict) or source.get("balance") in (None, ""):
-            continue
-        digits = int(source.get("moneyDigits") or deal.get("moneyDigits") or 0)
-        return TraderInfo(
-            ctid_trader_account_id=int64(payload["ctidTraderAccountId"]),
-            balance=Decimal(int64(source["balance"])).scaleb(-digits),
-            money_digits=digits,
-            deposit_asset_id=0,
-            broker_name="",
-            trader_login=None,
-            balance_version=_optional_int64(source.get("balanceVersion")),
-        )
-    return None
-
-
-@dataclass(frozen=True)
-class PositionInfo:
-    """One open position of ProtoOAReconcileRes; money already scaled by the position's ``moneyDigits``."""
-
-    position_id: int
-    symbol_id: int
-    volume: int  # in cents of units, as on the wire
-    trade_side: str
-    used_margin: Decimal
-    swap: Decimal
-    commission: Decimal
-
-
-@dataclass(frozen=True)
-class PositionPnl:
-    position_id: int
-    gross: Decimal
-    net: Decimal
-
-
-def _side(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return {1: "BUY", 2: "SELL"}.get(value, str(value))
-    return str(value or "")
-
-
-def position_info(item: dict[str, Any]) -> PositionInfo:
-    digits = int(item.get("moneyDigits") or 0)
-    trade = item.get("tradeData") or {}
-    return PositionInfo(
-        position_id=int64(item["positionId"]),
-        symbol_id=int64(trade.get("symbolId") or 0),
-        volume=int64(trade.get("volume") or 0),
-        trade_side=_side(trade.get("tradeSide")),
-        used_margin=Decimal(int64(item.get("usedMargin") or 0)).scaleb(-digits),
-        swap=Decimal(int64(item.get("swap") or 0)).scaleb(-digits),
-        commission=Decimal(int64(item.get("commission") or 0)).scaleb(-digits),
-    )
-
-
-def unrealized_pnls(payload: dict[str, Any]) -> dict[int, PositionPnl]:
-    digits = int(payload.get("moneyDigits") or 0)
-    result = {}
-    for item in payload.get("positionUnrealizedPnL") or []:
-        position_id = int64(item["positionId"])
-        result[position_id] = PositionPnl(
-            position_id,
-            Decimal(int64(item.get("grossUnrealizedPnL") or 0)).scaleb(-digits),
-            Decimal(int64(item.get("netUnrealizedPnL") or 0)).scaleb(-digits),
-        )
-    return result
-
-
-class RatePacer:
-    """Spaces sends so that no window of ``window`` seconds carries more than ``limit`` of them.
-
-    Two rules: a hard sliding window over the last ``limit`` send times (the guarantee), and an even
-    spacing of ``window / limit`` with a little catch-up allowance (so a backlog leaves as a steady stream
-    rather than as bursts at each window edge). The window is 5% longer than one second so that
-    scheduling and network jitter (up to 50 ms) does not push a server-side one-second window over the limit.
-    ``margin`` aims that fraction below the server's limit (10% by default): a burst of queued frames then
-    never reaches REQUEST_FREQUENCY_EXCEEDED even when the server counts a little differently.
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        *,
-        margin: float = 0.1,
-        window: float = 1.05,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        if limit < 1:
-            raise ValueError("the rate limit must be at least 1 per second")
-        if not 0 <= margin < 1:
-            raise ValueError("the pacer margin must be a fraction between 0 and 1")
-        self.server_limit = limit
-        limit = max(1, int(limit * (1 - margin)))
-        self.limit = limit
-        self.window = window
-        self.interval = window / limit
-        self.tolerance = self.interval * 2
-        self._clock = clock
-        self._sent: deque[float] = deque(maxlen=limit)
-        self._tat = 0.0  # theoretical arrival time of the next send (GCRA)
-
-    def delay(self) -> float:
-        now = self._clock()
-        wait = self._tat - self.tolerance - now
-        if len(self._sent) == self.limit:
-            wait = max(wait, self._sent[0] + self.window - now)
-        return max(wait, 0.0)
-
-    def record(self) -> None:
-        now = self._clock()
-        self._sent.append(now)
-        self._tat = max(self._tat, now) + self.interval
-
-    def hold(self, seconds: float) -> None:
-        """Send nothing for ``seconds`` (the server asked to slow down)."""
-        self._tat = max(self._tat, self._clock() + seconds + self.tolerance)
-
-    def slow_down(self, factor: float = 0.8) -> None:
-        """Lower the rate for the rest of this connection, down to a floor of one per second."""
-        self.limit = max(1, int(self.limit * factor))
-        self.interval = self.window / self.limit
-        self.tolerance = self.interval * 2
-        self._sent = deque(list(self._sent)[-self.limit :], maxlen=self.limit)
-
-    async def acquire(self) -> None:
-        while (wait := self.delay()) > 0:
-            await asyncio.sleep(wait)
-        self.record()
-
-
-# Priorities of the outgoing queue: lower goes first, FIFO within one priority.
-PRIORITY_CONTROL = 0  # application auth, heartbeats
-PRIORITY_DEFAULT = 1  # account auth and everything else
-PRIORITY_BULK = 2  # reads that can wait behind a re-authorization wave (trader info, assets)
-
-
 @dataclass(order=True)
 class _Outgoing:
     priority: int
@@ -319,7 +112,7 @@ def _quiet_future() -> asyncio.Future[Any]:
     return future
 
 
-class OpenApiConnection:
+class OpenApiConnection(OpenApiCalls):
     def __init__(
         self,
         ws: ClientConnection,
@@ -485,21 +278,14 @@ class OpenApiConnection:
         return item
 
     async def request(
-        self,
-        payload_type: int,
-        payload: dict[str, Any],
-        *,
-        timeout: float | None = None,
-        priority: int = PRIORITY_DEFAULT,
+        self, payload_type: int, payload: dict[str, Any], **options: Unpack[RequestOptions]
     ) -> dict[str, Any]:
         """Send one request and return the payload of its response.
 
         The timeout runs from the moment the frame is written, not while it waits for its turn under the
         rate limit, so a long paced backlog does not time out.
         """
-        return (
-            await self.request_envelope(payload_type, payload, timeout=timeout, priority=priority)
-        ).payload
+        return (await self.request_envelope(payload_type, payload, **options)).payload
 
     async def request_envelope(
         self,
@@ -533,76 +319,6 @@ class OpenApiConnection:
     def send_event(self, payload_type: int, payload: dict[str, Any] | None = None) -> None:
         """Queue a frame that has no response (heartbeat), ahead of queued requests."""
         self._enqueue(payload_type, payload or {}, track=False, priority=PRIORITY_CONTROL)
-
-    async def get_ctid_user_id(self, access_token: str) -> int:
-        payload = await self.request(PayloadType.GET_CTID_PROFILE_BY_TOKEN_REQ, {"accessToken": access_token})
-        return int64(payload["profile"]["userId"])
-
-    async def get_accounts(self, access_token: str) -> tuple[str, list[AccountInfo]]:
-        payload = await self.request(
-            PayloadType.GET_ACCOUNTS_BY_ACCESS_TOKEN_REQ, {"accessToken": access_token}
-        )
-        scope = payload.get("permissionScope", "SCOPE_VIEW")
-        if isinstance(scope, int):
-            scope = {0: "SCOPE_VIEW", 1: "SCOPE_TRADE"}.get(scope, str(scope))
-        accounts = [
-            AccountInfo(
-                ctid_trader_account_id=int64(item["ctidTraderAccountId"]),
-                is_live=bool(item.get("isLive", False)),
-                trader_login=int64(item.get("traderLogin") or 0),
-                broker_title_short=str(item.get("brokerTitleShort") or ""),
-            )
-            for item in payload.get("ctidTraderAccount") or []
-        ]
-        return str(scope), accounts
-
-    async def authorize_account(self, ctid_trader_account_id: int, access_token: str) -> None:
-        await self.request(
-            PayloadType.ACCOUNT_AUTH_REQ,
-            {"ctidTraderAccountId": ctid_trader_account_id, "accessToken": access_token},
-        )
-
-    async def logout_account(self, ctid_trader_account_id: int) -> None:
-        await self.request(PayloadType.ACCOUNT_LOGOUT_REQ, {"ctidTraderAccountId": ctid_trader_account_id})
-
-    async def get_trader(
-        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
-    ) -> TraderInfo:
-        payload = await self.request(
-            PayloadType.TRADER_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
-        )
-        return trader_info(payload)
-
-    async def get_asset_names(
-        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
-    ) -> dict[int, str]:
-        payload = await self.request(
-            PayloadType.ASSET_LIST_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
-        )
-        return {
-            int64(asset["assetId"]): str(asset.get("name") or asset.get("displayName") or "")
-            for asset in payload.get("asset") or []
-        }
-
-    async def reconcile(
-        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
-    ) -> list[PositionInfo]:
-        """The account's open positions (ProtoOAReconcileReq), each with its used margin, swap and commission."""
-        payload = await self.request(
-            PayloadType.RECONCILE_REQ, {"ctidTraderAccountId": ctid_trader_account_id}, priority=priority
-        )
-        return [position_info(item) for item in payload.get("position") or []]
-
-    async def unrealized_pnl(
-        self, ctid_trader_account_id: int, *, priority: int = PRIORITY_DEFAULT
-    ) -> dict[int, PositionPnl]:
-        """Gross and net unrealized P/L per open position (ProtoOAGetPositionUnrealizedPnLReq), by position id."""
-        payload = await self.request(
-            PayloadType.GET_POSITION_UNREALIZED_PNL_REQ,
-            {"ctidTraderAccountId": ctid_trader_account_id},
-            priority=priority,
-        )
-        return unrealized_pnls(payload)
 
     # --- tasks ---
     async def _writer(self) -> None:

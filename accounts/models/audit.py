@@ -1,0 +1,31 @@
+"""The audit trail of both apps."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .people import Trader
+
+
+class AuditEvent(models.Model):
+    """An append-only record of something that matters to security or support."""
+
+    trader = models.ForeignKey(
+        Trader, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    category = models.CharField(max_length=30, db_index=True)
+    action = models.CharField(max_length=60, db_index=True)
+    outcome = models.CharField(max_length=30, db_index=True)
+    message = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.category}.{self.action}: {self.outcome}"
