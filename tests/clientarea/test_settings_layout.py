@@ -62,9 +62,12 @@ def test_no_setting_is_patched_after_its_definition(statements):
             for target in targets:
                 if not isinstance(target, ast.Name) and (_root_name(target) or "").isupper():
                     patched.append(ast.unparse(node))
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            if (_root_name(node.value) or "").isupper():
-                patched.append(ast.unparse(node))
+        elif (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and (_root_name(node.value) or "").isupper()
+        ):
+            patched.append(ast.unparse(node))
     assert patched == []
 
 
