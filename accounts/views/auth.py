@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.urls import reverse, reverse_lazy
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
@@ -33,7 +35,6 @@ SIGN_UP_NONCE = "accounts.signup.nonce"
 class SignUpView(FormView):
     template_name = "registration/signup.html"
     form_class = SignUpForm
-    success_url = reverse_lazy("dashboard")
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.user.is_authenticated:
@@ -53,9 +54,6 @@ class SignUpView(FormView):
         context["next"] = self._next_url()
         return context
 
-    def get_success_url(self) -> str:
-        return self._next_url() or str(super().get_success_url())
-
     def form_valid(self, form: SignUpForm) -> HttpResponse:
         # The same answer whether or not the address has an account; only the mail sent to it differs.
         nonce = self.request.session.get(SIGN_UP_NONCE) or sign_up.sign_up_nonce()
@@ -74,8 +72,6 @@ class SignUpView(FormView):
 @never_cache
 @require_GET
 def sign_up_sent(request: HttpRequest) -> HttpResponse:
-    from django.conf import settings
-
     hours = settings.EMAIL_VERIFICATION_TTL_SECONDS // 3600
     return render(request, "registration/signup_sent.html", {"hours": hours})
 
@@ -103,8 +99,6 @@ def sign_up_confirm(request: HttpRequest, token: str) -> HttpResponse:
     messages.success(request, _("Your account is ready. Sign in to continue."))
     login_url = reverse("login")
     if next_url:
-        from urllib.parse import urlencode
-
         login_url += "?" + urlencode({"next": next_url})
     return HttpResponseRedirect(login_url)
 
