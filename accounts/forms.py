@@ -48,12 +48,9 @@ class SignUpForm(UserCreationForm):
         self.fields["password2"].help_text = _("Type the same password again, to be sure.")
 
     def clean_email(self) -> str:
-        email = get_user_model().objects.normalize_email(self.cleaned_data["email"]).strip()
-        if get_user_model().objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(
-                _("An account with this email address already exists. Sign in, or reset your password.")
-            )
-        return email
+        # Whether the address already has an account is not checked here: the answer must not tell (the mail
+        # sent to the address does).
+        return get_user_model().objects.normalize_email(self.cleaned_data["email"]).strip()
 
 
 class SignInForm(AuthenticationForm):

@@ -1,4 +1,8 @@
-"""Two-step sign-in: an authenticator app (TOTP) and single-use recovery codes, through django-otp."""
+"""Two-step sign-in: an authenticator app (TOTP) and single-use recovery codes, through django-otp.
+
+The devices are our own (twofactor.models): the key is encrypted at rest and recovery codes are kept as digests,
+so each code is shown once, when it is made.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,15 @@ from django.db import transaction
 from django_otp import devices_for_user, user_has_device
 from django_otp import verify_token as otp_verify_token
 from django_otp.models import Device
-from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.services.audit import audit_event_record
+from twofactor.models import (
+    AuthenticatorDevice,
+    RecoveryCode,
+    RecoveryCodeDevice,
+    recovery_code_digests,
+    recovery_code_new,
+)
 
 RECOVERY_CODE_COUNT = 10
 _APP = "authenticator app"
@@ -26,33 +35,40 @@ def two_factor_enabled(*, user: Any) -> bool:
     return bool(user.is_authenticated and user_has_device(user, confirmed=True))
 
 
-def totp_device_pending(*, user: Any) -> TOTPDevice:
+def totp_device_pending(*, user: Any) -> AuthenticatorDevice:
     """The authenticator app being set up: an unconfirmed device, reused until confirmed."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=_APP, confirmed=False)
+        device = AuthenticatorDevice.objects.create(user=user, name=_APP, confirmed=False)
     return device
 
 
 def _recovery_codes_issue(*, user: Any) -> list[str]:
-    device, _ = StaticDevice.objects.get_or_create(user=user, name=_RECOVERY, defaults={"confirmed": True})
-    device.token_set.all().delete()
-    codes = [StaticToken.random_token() for _ in range(RECOVERY_CODE_COUNT)]
-    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    device, _ = RecoveryCodeDevice.objects.get_or_create(
+        user=user, name=_RECOVERY, defaults={"confirmed": True}
+    )
+    device.codes.all().delete()
+    codes = [recovery_code_new() for _ in range(RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(device=device, digest=recovery_code_digests(code)[0]) for code in codes]
+    )
     return codes
 
 
-def two_factor_enable(*, user: Any, code: str) -> tuple[TOTPDevice, list[str]]:
+def two_factor_enable(*, user: Any, code: str) -> tuple[AuthenticatorDevice, list[str]]:
     """Confirm the pending authenticator app with a code from it; returns the device and new recovery codes."""
     with transaction.atomic():
         device = (
-            TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("-pk").first()
+            AuthenticatorDevice.objects.select_for_update()
+            .filter(user=user, confirmed=False)
+            .order_by("-pk")
+            .first()
         )
         if device is None or not device.verify_token(code.strip().replace(" ", "")):
             raise CodeRefused(code)
         device.confirmed = True
         device.save(update_fields=["confirmed"])
-        TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+        AuthenticatorDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         codes = _recovery_codes_issue(user=user)
         audit_event_record(
             category="security", action="two_factor_enable", outcome="ok", actor=user, trader=_trader(user)
@@ -90,20 +106,11 @@ def two_factor_disable(*, user: Any, code: str, actor: Any = None) -> None:
     """Turn two-step sign-in off; the trader proves it with a current code (staff unlocking pass ``actor``)."""
     if actor is None and two_factor_verify(user=user, code=code) is None:
         raise CodeRefused(code)
-    with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
-        StaticDevice.objects.filter(user=user).delete()
-        audit_event_record(
-            category="security",
-            action="two_factor_disable",
-            outcome="ok",
-            actor=actor or user,
-            trader=_trader(user),
-        )
+    _devices_delete(user=user, action="two_factor_disable", actor=actor or user)
 
 
 def recovery_codes_left(*, user: Any) -> int:
-    return StaticToken.objects.filter(device__user=user, device__confirmed=True).count()
+    return RecoveryCode.objects.filter(device__user=user, device__confirmed=True).count()
 
 
 def _trader(user: Any) -> Any:
@@ -115,13 +122,19 @@ def _trader(user: Any) -> Any:
 def two_factor_reset(*, user: Any, reason: str) -> None:
     """Staff turn two-step sign-in off for someone who lost both their phone and their recovery codes (after
     checking who they are); recorded in the audit trail."""
+    _devices_delete(user=user, action="two_factor_reset", message=reason[:500])
+
+
+def _devices_delete(*, user: Any, action: str, actor: Any = None, message: str = "") -> None:
+    """Remove every second factor of ``user`` and record why, in one transaction."""
     with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
-        StaticDevice.objects.filter(user=user).delete()
+        AuthenticatorDevice.objects.filter(user=user).delete()
+        RecoveryCodeDevice.objects.filter(user=user).delete()
         audit_event_record(
             category="security",
-            action="two_factor_reset",
+            action=action,
             outcome="ok",
+            actor=actor,
             trader=_trader(user),
-            message=reason[:500],
+            message=message,
         )

@@ -22,7 +22,7 @@ class TraderError(Exception):
     """A trader operation that cannot be done as asked (the message is safe to show)."""
 
 
-def trader_sign_up(*, username: str, email: str, password: str) -> Trader:
+def trader_sign_up(*, username: str, email: str, password: str | None) -> Trader:
     """Create a user and its Trader profile. Input is validated by the caller's form."""
     with transaction.atomic():
         user = get_user_model().objects.create_user(username=username, email=email, password=password)

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, SetPasswordForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
-from django.shortcuts import redirect
-from django.urls import reverse, reverse_lazy
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET
 from django.views.generic import FormView
 
 from accounts.forms import ChangePasswordForm, NewPasswordForm, SignInForm, SignUpForm
-from accounts.services.traders import trader_change_password, trader_sign_up
+from accounts.services import sign_up
+from accounts.services.traders import trader_change_password
 
 BACKEND = "accounts.backends.TraderModelBackend"
+# The browser that asked for a sign-up link; opening the link in it signs in straight away.
+SIGN_UP_NONCE = "accounts.signup.nonce"
 
 
 @method_decorator(sensitive_post_parameters("password1", "password2"), name="dispatch")
 class SignUpView(FormView):
     template_name = "registration/signup.html"
     form_class = SignUpForm
-    success_url = reverse_lazy("dashboard")
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if request.user.is_authenticated:
@@ -47,21 +54,53 @@ class SignUpView(FormView):
         context["next"] = self._next_url()
         return context
 
-    def get_success_url(self) -> str:
-        return self._next_url() or str(super().get_success_url())
-
     def form_valid(self, form: SignUpForm) -> HttpResponse:
-        trader = trader_sign_up(
+        # The same answer whether or not the address has an account; only the mail sent to it differs.
+        nonce = self.request.session.get(SIGN_UP_NONCE) or sign_up.sign_up_nonce()
+        self.request.session[SIGN_UP_NONCE] = nonce
+        sign_up.sign_up_request(
             username=form.cleaned_data["username"],
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
+            next_url=self._next_url(),
+            nonce=nonce,
+            language=get_language() or "",
         )
-        login(self.request, trader.user, backend=BACKEND)
+        return redirect("signup-sent")
+
+
+@never_cache
+@require_GET
+def sign_up_sent(request: HttpRequest) -> HttpResponse:
+    hours = settings.EMAIL_VERIFICATION_TTL_SECONDS // 3600
+    return render(request, "registration/signup_sent.html", {"hours": hours})
+
+
+@never_cache
+@require_GET
+def sign_up_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the sign-up mail: create the account, then sign in (at once in the browser that asked)."""
+    try:
+        trader, asked = sign_up.sign_up_confirm(token=token)
+    except sign_up.SignUpFailed as failure:
+        messages.error(request, failure.message)
+        return redirect("signup")
+    next_url = str(asked.get("n") or "")
+    same_browser = bool(asked.get("b")) and request.session.get(SIGN_UP_NONCE) == asked.get("b")
+    if trader is not None and same_browser and not request.user.is_authenticated:
+        request.session.pop(SIGN_UP_NONCE, None)
+        login(request, trader.user, backend=BACKEND)
         messages.success(
-            self.request,
+            request,
             _("Welcome! Your account is ready. Connect your cTrader ID to see your trading accounts."),
         )
-        return HttpResponseRedirect(self.get_success_url())
+        return HttpResponseRedirect(next_url or reverse("dashboard"))
+    # Opened elsewhere (another browser, a mail scanner, a second click): the password proves who it is.
+    messages.success(request, _("Your account is ready. Sign in to continue."))
+    login_url = reverse("login")
+    if next_url:
+        login_url += "?" + urlencode({"next": next_url})
+    return HttpResponseRedirect(login_url)
 
 
 class SignInView(auth_views.LoginView):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import Page, expect
 
@@ -15,6 +16,17 @@ def sign_in(page: Page, base: str, username: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def confirm_sign_up_from_the_mail(page: Page, email: str) -> None:
+    """Open the link of the sign-up mail in the same tab: the browser that signed up is signed in by it."""
+    from django.core import mail
+
+    deadline = time.monotonic() + 10
+    while not (sent := [m for m in mail.outbox if email in m.to]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sent, f"no sign-up mail to {email}"
+    page.goto(re.search(r"https?://\S+/account/signup/confirm/\S+", sent[-1].body).group(0))
 
 
 def sign_out(page: Page) -> None:

@@ -13,6 +13,7 @@ from tests.helpers.journeys import ALICE, DEMO_TRADER, STAFF
 from tradingview.models import Grant
 
 from .steps import (
+    confirm_sign_up_from_the_mail,
     connect_ctid,
     consent_on_ctrader_id,
     press_control,
@@ -31,6 +32,8 @@ def test_sign_up_sign_out_and_sign_in_again(page: Page, clientarea: str):
     page.get_by_label(re.compile(r"^Password:?$")).fill("a-long-and-unusual-passphrase")
     page.get_by_label("Password again").fill("a-long-and-unusual-passphrase")
     page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+    confirm_sign_up_from_the_mail(page, "newtrader@example.com")
     expect(page.get_by_role("heading", name="Your trading accounts")).to_be_visible()
     expect(page.get_by_role("heading", name="No cTrader ID connected yet")).to_be_visible()
 

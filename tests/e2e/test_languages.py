@@ -14,7 +14,7 @@ from sandbox.control import Sandbox
 from tests.helpers.journeys import ALICE, DEMO_TRADER
 from tests.twofactor.totp import totp
 
-from .steps import sign_in
+from .steps import confirm_sign_up_from_the_mail, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -116,6 +116,12 @@ def test_a_spanish_trader_signs_up_and_connects_in_spanish(
         page.get_by_label(re.compile(r"^Contraseña:?$")).fill("una-frase-larga-y-rara-2026")
         page.get_by_label("Repita la contraseña").fill("una-frase-larga-y-rara-2026")
         page.get_by_role("button", name="Crear cuenta").click()
+        expect(page.get_by_role("heading", name="Revise su bandeja de entrada")).to_be_visible()
+        _assert_all_translated(page, "es")
+        confirm_sign_up_from_the_mail(page, "trader_es@example.com")
+        from django.core import mail
+
+        assert mail.outbox[-1].subject.startswith("Termine de crear su cuenta")  # in the page's language
         expect(page.get_by_role("heading", name="Sus cuentas de trading")).to_be_visible()
         _assert_all_translated(page, "es")
         page.get_by_role("link", name="Configuración").click()

@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -263,7 +264,9 @@ def test_sandbox_client_is_registered_idempotently(db, settings):
     ]
 
 
-def test_case_a_registration_keeps_the_authorization_request(tv_client, jurisdiction):
+def test_case_a_registration_keeps_the_authorization_request(
+    tv_client, jurisdiction, django_capture_on_commit_callbacks
+):
     browser = Client()
     start = browser.get("/tradingview/oauth/authorize", authorize_params(tv_client))
     login_page = browser.get(start["Location"])
@@ -274,16 +277,21 @@ def test_case_a_registration_keeps_the_authorization_request(tv_client, jurisdic
     next_value = next_value.replace("&amp;", "&")
     assert next_value.startswith("/tradingview/oauth/authorize?")
 
-    done = browser.post(
-        "/account/signup/",
-        {
-            "username": "newtrader",
-            "email": "newtrader@example.com",
-            "password1": "Quite-Long-Passphrase-42",
-            "password2": "Quite-Long-Passphrase-42",
-            "next": next_value,
-        },
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = browser.post(
+            "/account/signup/",
+            {
+                "username": "newtrader",
+                "email": "newtrader@example.com",
+                "password1": "Quite-Long-Passphrase-42",
+                "password2": "Quite-Long-Passphrase-42",
+                "next": next_value,
+            },
+        )
+    assert sent["Location"] == "/account/signup/sent/"
+    # The link in the confirmation mail, opened in the same browser, goes back to the authorization.
+    link = re.search(r"http\S+(/account/signup/confirm/\S+)", mail.outbox[-1].body).group(1)
+    done = browser.get(link)
     assert done.status_code == 302
     assert done["Location"] == next_value
     page = browser.get(done["Location"])
