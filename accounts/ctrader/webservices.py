@@ -200,9 +200,9 @@ class WebServicesClient(transport.Endpoint):
                 body = self._request(
                     "POST",
                     "/v2/webserv/managers/token",
-                    call="manager_token",
-                    json_body={"login": self.manager_login, "hashedPassword": self._manager_hash},
-                    with_token=False,
+                    "manager_token",
+                    {"login": self.manager_login, "hashedPassword": self._manager_hash},
+                    {},
                 )
                 token = body.get("webservToken") if isinstance(body, dict) else None
                 if not isinstance(token, str) or not token:
@@ -359,31 +359,19 @@ class WebServicesClient(transport.Endpoint):
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        token = self.manager_token()
+        def with_token(token: str) -> Any:
+            return self._request(method, path, call, json_body, {**(params or {}), "token": token})
+
         try:
-            return self._request(method, path, call=call, json_body=json_body, params=params, token=token)
+            return with_token(self.manager_token())
         except WebServicesPermanent as exc:
             if exc.error_code != "NOT_ENOUGH_RIGHTS":
                 raise
         # Refused for rights: the manager token may have been revoked; a refused call changed nothing.
         logger.info("webservices manager token renewed after a refusal", extra={"call": call})
-        token = self.manager_token(renew=True)
-        return self._request(method, path, call=call, json_body=json_body, params=params, token=token)
+        return with_token(self.manager_token(renew=True))
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        call: str,
-        json_body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        token: str = "",
-        with_token: bool = True,
-    ) -> Any:
-        query = dict(params or {})
-        if with_token:
-            query["token"] = token
+    def _request(self, method: str, path: str, call: str, json_body: Any, query: dict[str, str]) -> Any:
         is_write = method != "GET"
 
         def failure(exc: requests.RequestException, not_sent: bool) -> WebServicesError:
