@@ -122,29 +122,18 @@ class CtraderOAuth(transport.Endpoint):
 
     # --- token endpoint ---
     def exchange_code(self, *, code: str) -> TokenPair:
-        return self._call(
-            "authorization_code",
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": self.redirect_uri,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
-        )
+        return self._call("authorization_code", code=code, redirect_uri=self.redirect_uri)
 
     def refresh(self, *, refresh_token: str) -> TokenPair:
-        return self._call(
-            "refresh_token",
-            {
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
-        )
+        return self._call("refresh_token", refresh_token=refresh_token)
 
-    def _call(self, grant: str, params: dict[str, str]) -> TokenPair:
+    def _call(self, grant: str, **grant_params: str) -> TokenPair:
+        params = {
+            "grant_type": grant,
+            **grant_params,
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
         response = self._get_token(grant, params)
         status = response.status_code
         try:
