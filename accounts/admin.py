@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
@@ -208,6 +208,22 @@ class SuspendForm(forms.Form):
     )
 
 
+def _act_on_each(
+    request: HttpRequest,
+    act: Callable[[Any], object],
+    items: Iterable[Any],
+    done: str,
+    *,
+    level: int = messages.SUCCESS,
+) -> None:
+    """An admin action: ``act`` on each selected item, then tell staff how many (``done`` follows the count)."""
+    count = 0
+    for item in items:
+        act(item)
+        count += 1
+    messages.add_message(request, level, f"{count} {done}")
+
+
 class TraderActions:
     """Admin actions on traders, shared by the Trader and the User admin."""
 
@@ -216,25 +232,37 @@ class TraderActions:
             return list(queryset.select_related("user"))
         return list(Trader.objects.filter(user__in=queryset).select_related("user"))
 
+    def _change_each(
+        self,
+        request: HttpRequest,
+        traders: list[Trader],
+        change: Callable[..., Trader],
+        done: str,
+        **options: Any,
+    ) -> None:
+        _act_on_each(
+            request,
+            lambda trader: change(trader=trader, actor=request.user, **options),
+            traders,
+            f"trader(s) {done}.",
+        )
+
     def has_trader_change_permission(self, request: HttpRequest) -> bool:
         """The same permission from the Trader list and from the User list: changing traders."""
         return model_permission(request, Trader, "change")
 
     @admin.action(description="Mark KYC verified", permissions=["trader_change"])
     def mark_kyc_verified(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        traders = self._traders(queryset)
-        for trader in traders:
-            trader_mark_kyc_verified(trader=trader, actor=request.user)
-        messages.success(request, f"{len(traders)} trader(s) marked KYC verified.")
+        self._change_each(request, self._traders(queryset), trader_mark_kyc_verified, "marked KYC verified")
 
     @admin.action(description="Suspend", permissions=["trader_change"])
     def suspend(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         traders = self._traders(queryset)
         form = SuspendForm(request.POST if "apply" in request.POST else None)
         if "apply" in request.POST and form.is_valid():
-            for trader in traders:
-                trader_suspend(trader=trader, actor=request.user, reason=form.cleaned_data["reason"])
-            messages.success(request, f"{len(traders)} trader(s) suspended.")
+            self._change_each(
+                request, traders, trader_suspend, "suspended", reason=form.cleaned_data["reason"]
+            )
             return None
         return TemplateResponse(
             request,
@@ -252,10 +280,7 @@ class TraderActions:
 
     @admin.action(description="Unsuspend", permissions=["trader_change"])
     def unsuspend(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        traders = self._traders(queryset)
-        for trader in traders:
-            trader_unsuspend(trader=trader, actor=request.user)
-        messages.success(request, f"{len(traders)} trader(s) unsuspended.")
+        self._change_each(request, self._traders(queryset), trader_unsuspend, "unsuspended")
 
 
 @admin.register(Trader)
@@ -745,21 +770,25 @@ class AccountOpeningAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def approve(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts.services.opening import account_opening_approve
 
-        done = 0
-        for opening in queryset.filter(state=AccountOpening.State.AWAITING_APPROVAL):
-            account_opening_approve(opening=opening, actor=request.user)
-            done += 1
-        messages.info(request, f"{done} opening(s) approved.")
+        self._decide(request, queryset, account_opening_approve, "approved")
 
     @admin.action(description="Decline", permissions=["approve"])
     def decline(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         from accounts.services.opening import account_opening_decline
 
-        done = 0
-        for opening in queryset.filter(state=AccountOpening.State.AWAITING_APPROVAL):
-            account_opening_decline(opening=opening, actor=request.user)
-            done += 1
-        messages.info(request, f"{done} opening(s) declined.")
+        self._decide(request, queryset, account_opening_decline, "declined")
+
+    def _decide(
+        self, request: HttpRequest, queryset: QuerySet[Any], decide: Callable[..., AccountOpening], done: str
+    ) -> None:
+        """Approve or decline each selected opening still awaiting approval; the others stay as they are."""
+        _act_on_each(
+            request,
+            lambda opening: decide(opening=opening, actor=request.user),
+            queryset.filter(state=AccountOpening.State.AWAITING_APPROVAL),
+            f"opening(s) {done}.",
+            level=messages.INFO,
+        )
 
     def has_approve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("accounts.approve_accountopening")

@@ -7,7 +7,7 @@ mode) tasks run eagerly and the run command's loop calls ``run_token_sweep`` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -98,6 +98,13 @@ def _run_or_queue(task: Task, *args: object) -> None:
         task.apply_async(args=args)
 
 
+def _run_or_queue_each(task: Task, calls: Sequence[Sequence[object]]) -> int:
+    """``_run_or_queue`` once per argument list; returns how many."""
+    for args in calls:
+        _run_or_queue(task, *args)
+    return len(calls)
+
+
 def run_lost_refresh_follow_ups() -> int:
     """Follow up every lost refresh answer not followed up yet; returns how many were started.
 
@@ -105,11 +112,10 @@ def run_lost_refresh_follow_ups() -> int:
     follow-up message that never arrived).
     """
     lost = ctid_tokens_lost_refreshes(older_than_seconds=settings.TOKEN_REFRESH_FOLLOW_UP_SECONDS)
-    for ctid_id, version in lost:
-        _run_or_queue(follow_up_ctid_token_refresh, ctid_id, version)
-    if lost:
-        logger.info("lost token refresh answers followed up", extra={"count": len(lost)})
-    return len(lost)
+    count = _run_or_queue_each(follow_up_ctid_token_refresh, lost)
+    if count:
+        logger.info("lost token refresh answers followed up", extra={"count": count})
+    return count
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)
@@ -132,10 +138,7 @@ def run_pending_consent_identification() -> int:
     """Identify every kept consent (inline in the embedded mode, queued otherwise); returns how many."""
     from accounts.services.ctids import ctid_pending_consent_ids
 
-    ids = ctid_pending_consent_ids()
-    for pending_id in ids:
-        _run_or_queue(identify_pending_ctid_consent, pending_id)
-    return len(ids)
+    return _run_or_queue_each(identify_pending_ctid_consent, [(i,) for i in ctid_pending_consent_ids()])
 
 
 @shared_task(acks_late=True, soft_time_limit=240, time_limit=300)

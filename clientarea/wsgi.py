@@ -1,10 +1,7 @@
-"""
-WSGI config for clientarea project.
+"""The web process's entry point (``gunicorn clientarea.wsgi``): the WSGI ``application``.
 
-It exposes the WSGI callable as a module-level variable named ``application``.
-
-For more information on this file, see
-https://docs.djangoproject.com/en/5.2/howto/deployment/wsgi/
+The project is served through WSGI only: this module also marks the process as the web process, which gives
+its database connections the web statement timeout.
 """
 
 import os

@@ -70,22 +70,14 @@ def two_factor_enable(*, user: Any, code: str) -> tuple[AuthenticatorDevice, lis
         device.save(update_fields=["confirmed"])
         AuthenticatorDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
         codes = _recovery_codes_issue(user=user)
-        audit_event_record(
-            category="security", action="two_factor_enable", outcome="ok", actor=user, trader=_trader(user)
-        )
+        _audit(user, "two_factor_enable", actor=user)
     return device, codes
 
 
 def recovery_codes_regenerate(*, user: Any) -> list[str]:
     with transaction.atomic():
         codes = _recovery_codes_issue(user=user)
-        audit_event_record(
-            category="security",
-            action="recovery_codes_regenerate",
-            outcome="ok",
-            actor=user,
-            trader=_trader(user),
-        )
+        _audit(user, "recovery_codes_regenerate", actor=user)
     return codes
 
 
@@ -106,35 +98,32 @@ def two_factor_disable(*, user: Any, code: str, actor: Any = None) -> None:
     """Turn two-step sign-in off; the trader proves it with a current code (staff unlocking pass ``actor``)."""
     if actor is None and two_factor_verify(user=user, code=code) is None:
         raise CodeRefused(code)
-    _devices_delete(user=user, action="two_factor_disable", actor=actor or user)
+    _devices_remove(user, "two_factor_disable", actor=actor or user)
 
 
 def recovery_codes_left(*, user: Any) -> int:
     return RecoveryCode.objects.filter(device__user=user, device__confirmed=True).count()
 
 
-def _trader(user: Any) -> Any:
+def _audit(user: Any, action: str, *, actor: Any = None, message: str = "") -> None:
+    """Record a change to ``user``'s two-step sign-in, on their trader profile when they have one."""
     from accounts.models import Trader
 
-    return Trader.objects.filter(user_id=user.pk).first()
+    trader = Trader.objects.filter(user_id=user.pk).first()
+    audit_event_record(
+        category="security", action=action, outcome="ok", actor=actor, trader=trader, message=message
+    )
+
+
+def _devices_remove(user: Any, action: str, *, actor: Any = None, message: str = "") -> None:
+    """Two-step sign-in off: every device of ``user`` (the app and the recovery codes) gone, and recorded."""
+    with transaction.atomic():
+        AuthenticatorDevice.objects.filter(user=user).delete()
+        RecoveryCodeDevice.objects.filter(user=user).delete()
+        _audit(user, action, actor=actor, message=message)
 
 
 def two_factor_reset(*, user: Any, reason: str) -> None:
     """Staff turn two-step sign-in off for someone who lost both their phone and their recovery codes (after
     checking who they are); recorded in the audit trail."""
-    _devices_delete(user=user, action="two_factor_reset", message=reason[:500])
-
-
-def _devices_delete(*, user: Any, action: str, actor: Any = None, message: str = "") -> None:
-    """Remove every second factor of ``user`` and record why, in one transaction."""
-    with transaction.atomic():
-        AuthenticatorDevice.objects.filter(user=user).delete()
-        RecoveryCodeDevice.objects.filter(user=user).delete()
-        audit_event_record(
-            category="security",
-            action=action,
-            outcome="ok",
-            actor=actor,
-            trader=_trader(user),
-            message=message,
-        )
+    _devices_remove(user, "two_factor_reset", message=reason[:500])

@@ -9,14 +9,13 @@ only the HTTP status, the ``errorCode``/``description`` and the class name of th
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from accounts.ctrader import transport
 
 logger = logging.getLogger(__name__)
 
@@ -76,39 +75,13 @@ def _field(data: dict[str, Any], camel: str, snake: str) -> Any:
     return value
 
 
-def _not_sent(exc: BaseException) -> bool:
-    """True when the request certainly never left: DNS failure, connection refused, connect timeout."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(
-            current, NewConnectionError | ConnectTimeoutError | NameResolutionError | requests.ConnectTimeout
-        ):
-            return True
-        if getattr(current, "request_sent", None) is False:
-            # An overall deadline that ran out before the request was written.
-            return True
-        stack.append(getattr(current, "reason", None))
-        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        stack.append(current.__cause__)
-        stack.append(current.__context__)
-    return False
-
-
-class CtraderOAuth:
+class CtraderOAuth(transport.Endpoint):
     """One configured cTrader ID application.
 
-    ``session`` is a ``requests.Session`` (normally ``clientarea.http.session()``). The token URL gets its own
-    adapter without urllib3 retries, because urllib3 logs the full URL, query string included, at WARNING
-    before each retry; connect failures (nothing sent) are retried here instead, quietly.
-
-    ``deadline``: the overall limit in seconds of one token call, connect retries included. It needs a
-    session whose ``request`` takes a ``deadline`` argument (``clientarea.http.Session``); each attempt gets
-    what is left of it.
+    ``options``: how the token endpoint is reached (``transport.EndpointOptions``); ``deadline`` bounds one
+    token call, connect retries included. The token URL gets its own adapter without urllib3 retries,
+    because urllib3 logs the full URL, query string included, at WARNING before each retry; connect failures
+    (nothing sent) are retried quietly instead.
     """
 
     def __init__(
@@ -120,28 +93,15 @@ class CtraderOAuth:
         client_secret: str,
         redirect_uri: str,
         scope: str,
-        session: requests.Session,
-        timeout: tuple[float, float] = (5.0, 15.0),
-        connect_attempts: int = 3,
-        deadline: float | None = None,
+        **options: Unpack[transport.EndpointOptions],
     ) -> None:
+        super().__init__(token_url, **options)
         self.auth_url = auth_url
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
         self.redirect_uri = redirect_uri
         self.scope = scope
-        self.timeout = timeout
-        self.connect_attempts = max(1, connect_attempts)
-        self.deadline = deadline
-        parts = urlsplit(token_url)
-        self._session = session
-        # The same kind of adapter the session already uses (it may carry the deadline machinery), retries off.
-        kind = type(session.get_adapter(token_url))
-        self._session.mount(
-            f"{parts.scheme}://{parts.netloc}",
-            (kind if issubclass(kind, HTTPAdapter) else HTTPAdapter)(max_retries=0),
-        )
 
     def __repr__(self) -> str:
         return f"CtraderOAuth(client_id={self.client_id!r}, token_host={urlsplit(self.token_url).netloc!r})"
@@ -162,30 +122,19 @@ class CtraderOAuth:
 
     # --- token endpoint ---
     def exchange_code(self, *, code: str) -> TokenPair:
-        return self._call(
-            "authorization_code",
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": self.redirect_uri,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
-        )
+        return self._call("authorization_code", code=code, redirect_uri=self.redirect_uri)
 
     def refresh(self, *, refresh_token: str) -> TokenPair:
-        return self._call(
-            "refresh_token",
-            {
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-                "client_id": self.client_id,
-                "client_secret": self._client_secret,
-            },
-        )
+        return self._call("refresh_token", refresh_token=refresh_token)
 
-    def _call(self, grant: str, params: dict[str, str]) -> TokenPair:
-        response = self._send(grant, params)
+    def _call(self, grant: str, **grant_params: str) -> TokenPair:
+        params = {
+            "grant_type": grant,
+            **grant_params,
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
+        response = self._get_token(grant, params)
         status = response.status_code
         try:
             data = response.json()
@@ -232,39 +181,15 @@ class CtraderOAuth:
         logger.debug("ctrader token endpoint: %s ok", grant, extra={"grant_type": grant})
         return TokenPair(access, refresh, max(expires, 0), str(token_type))
 
-    def _send(self, grant: str, params: dict[str, str]) -> requests.Response:
-        attempt = 0
-        end = None if self.deadline is None else time.monotonic() + self.deadline
-        while True:
-            attempt += 1
-            extra: dict[str, Any] = {}
-            if end is not None:
-                extra["deadline"] = end - time.monotonic()
-            try:
-                return self._session.get(
-                    self.token_url,
-                    params=params,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                    headers={"Accept": "application/json"},
-                    **extra,
-                )
-            except requests.RequestException as exc:
-                not_sent = _not_sent(exc)
-                pause = 0.2 * attempt
-                if (
-                    not_sent
-                    and attempt < self.connect_attempts
-                    and (end is None or time.monotonic() + pause < end)
-                ):
-                    time.sleep(pause)
-                    continue
-                kind = "connect failure" if not_sent else type(exc).__name__
-                if isinstance(exc, requests.ReadTimeout):
-                    kind = "read timeout"
-                elif getattr(exc, "request_sent", None) is not None:
-                    kind = "deadline exceeded"
-                # ``from None``: the requests exception's text contains the URL with its query string.
-                raise TokenTransientError(
-                    f"token endpoint unreachable during {grant}: {kind}", may_have_been_sent=not not_sent
-                ) from None
+    def _get_token(self, grant: str, params: dict[str, str]) -> requests.Response:
+        def failure(exc: requests.RequestException, not_sent: bool) -> TokenTransientError:
+            kind = "connect failure" if not_sent else type(exc).__name__
+            if isinstance(exc, requests.ReadTimeout):
+                kind = "read timeout"
+            elif getattr(exc, "request_sent", None) is not None:
+                kind = "deadline exceeded"
+            return TokenTransientError(
+                f"token endpoint unreachable during {grant}: {kind}", may_have_been_sent=not not_sent
+            )
+
+        return self._send("GET", self.token_url, params=params, failure=failure)

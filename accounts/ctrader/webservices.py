@@ -22,16 +22,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from accounts.ctrader import transport
 
 logger = logging.getLogger(__name__)
 
@@ -127,26 +126,6 @@ class LinkedAccount:
     ctid_trader_account_id: int
 
 
-def _not_sent(exc: BaseException) -> bool:
-    """True when the request certainly never left: DNS failure, connection refused, connect timeout."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(
-            current, NewConnectionError | ConnectTimeoutError | NameResolutionError | requests.ConnectTimeout
-        ):
-            return True
-        stack.append(getattr(current, "reason", None))
-        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        stack.append(current.__cause__)
-        stack.append(current.__context__)
-    return False
-
-
 def _int(data: dict[str, Any], key: str, default: int | None = None) -> int:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -187,7 +166,7 @@ def format_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"
 
 
-class WebServicesClient:
+class WebServicesClient(transport.Endpoint):
     """One environment's WebServices host with its manager credentials.
 
     Safe to share between threads: the manager token is fetched once under a lock and kept in memory only.
@@ -199,23 +178,14 @@ class WebServicesClient:
         base_url: str,
         manager_login: int,
         manager_password: str,
-        session: requests.Session,
-        timeout: tuple[float, float] = (5.0, 15.0),
-        connect_attempts: int = 3,
-        sleep: Callable[[float], None] = time.sleep,
+        **options: Unpack[transport.EndpointOptions],
     ) -> None:
+        super().__init__(base_url, pool_maxsize=16, **options)
         self.base_url = base_url.rstrip("/")
         self.manager_login = int(manager_login)
         self._manager_hash = md5_hex(manager_password)
-        self.timeout = timeout
-        self.connect_attempts = max(1, connect_attempts)
-        self._sleep = sleep
         self._token: str | None = None
         self._token_lock = threading.Lock()
-        self._session = session
-        # urllib3 retries log the full URL (token included) at WARNING: connect failures are retried here.
-        parts = urlsplit(self.base_url)
-        self._session.mount(f"{parts.scheme}://{parts.netloc}", HTTPAdapter(max_retries=0, pool_maxsize=16))
 
     def __repr__(self) -> str:
         return (
@@ -230,9 +200,9 @@ class WebServicesClient:
                 body = self._request(
                     "POST",
                     "/v2/webserv/managers/token",
-                    call="manager_token",
-                    json_body={"login": self.manager_login, "hashedPassword": self._manager_hash},
-                    with_token=False,
+                    "manager_token",
+                    {"login": self.manager_login, "hashedPassword": self._manager_hash},
+                    {},
                 )
                 token = body.get("webservToken") if isinstance(body, dict) else None
                 if not isinstance(token, str) or not token:
@@ -389,60 +359,32 @@ class WebServicesClient:
         json_body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        token = self.manager_token()
+        def with_token(token: str) -> Any:
+            return self._request(method, path, call, json_body, {**(params or {}), "token": token})
+
         try:
-            return self._request(method, path, call=call, json_body=json_body, params=params, token=token)
+            return with_token(self.manager_token())
         except WebServicesPermanent as exc:
             if exc.error_code != "NOT_ENOUGH_RIGHTS":
                 raise
         # Refused for rights: the manager token may have been revoked; a refused call changed nothing.
         logger.info("webservices manager token renewed after a refusal", extra={"call": call})
-        token = self.manager_token(renew=True)
-        return self._request(method, path, call=call, json_body=json_body, params=params, token=token)
+        return with_token(self.manager_token(renew=True))
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        call: str,
-        json_body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        token: str = "",
-        with_token: bool = True,
-    ) -> Any:
-        query = dict(params or {})
-        if with_token:
-            query["token"] = token
+    def _request(self, method: str, path: str, call: str, json_body: Any, query: dict[str, str]) -> Any:
         is_write = method != "GET"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._session.request(
-                    method,
-                    f"{self.base_url}{path}",
-                    params=query,
-                    json=json_body,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                    headers={"Accept": "application/json"},
-                )
-                break
-            except requests.RequestException as exc:
-                not_sent = _not_sent(exc)
-                if not_sent and attempt < self.connect_attempts:
-                    self._sleep(0.2 * attempt)
-                    continue
-                kind = "could not be reached" if not_sent else "did not answer"
-                if isinstance(exc, requests.ReadTimeout):
-                    kind = "did not answer in time"
-                cls: type[WebServicesError] = (
-                    WebServicesAmbiguous if is_write and not not_sent else WebServicesTransient
-                )
-                code = "UNREACHABLE" if not_sent else "TIMEOUT" if "time" in kind else "NO_ANSWER"
-                # ``from None``: the requests exception's text holds the URL, token included.
-                raise cls(f"WebServices {call} {kind}.", call=call, error_code=code) from None
+
+        def failure(exc: requests.RequestException, not_sent: bool) -> WebServicesError:
+            kind = "could not be reached" if not_sent else "did not answer"
+            if isinstance(exc, requests.ReadTimeout):
+                kind = "did not answer in time"
+            cls = WebServicesAmbiguous if is_write and not not_sent else WebServicesTransient
+            code = "UNREACHABLE" if not_sent else "TIMEOUT" if "time" in kind else "NO_ANSWER"
+            return cls(f"WebServices {call} {kind}.", call=call, error_code=code)
+
+        response = self._send(
+            method, f"{self.base_url}{path}", params=query, json_body=json_body, failure=failure
+        )
         status = response.status_code
         try:
             body = response.json() if response.content else None

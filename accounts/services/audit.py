@@ -6,57 +6,43 @@ peer or a background task records none.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 
 from accounts.models import AuditEvent, Trader
 
 
-def audit_event_new(
-    *,
-    category: str,
-    action: str,
-    outcome: str,
-    trader: Trader | None = None,
-    trader_id: int | None = None,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
-    message: str = "",
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
+class AuditFields(TypedDict, total=False):
+    """What one audit event says; ``category``, ``action`` and ``outcome`` are required."""
+
+    category: Required[str]
+    action: Required[str]
+    outcome: Required[str]
+    trader: Trader | None
+    trader_id: int | None  # the trader by id, when no ``Trader`` is at hand
+    actor: AbstractBaseUser | AnonymousUser | None
+    message: str
+    detail: dict[str, Any] | None  # never carries a secret
+
+
+def audit_event_new(**fields: Unpack[AuditFields]) -> AuditEvent:
     """The audit event ``audit_event_record`` stores, not yet saved (for a write that stores it with others)."""
+    trader = fields.get("trader")
+    actor = fields.get("actor")
     return AuditEvent(
-        category=category,
-        action=action,
-        outcome=outcome,
-        trader_id=trader.pk if trader is not None else trader_id,
+        category=fields["category"],
+        action=fields["action"],
+        outcome=fields["outcome"],
+        trader_id=trader.pk if trader is not None else fields.get("trader_id"),
         actor=actor if isinstance(actor, User) else None,
-        message=message[:500],
-        detail=detail or {},
+        message=fields.get("message", "")[:500],
+        detail=fields.get("detail") or {},
     )
 
 
-def audit_event_record(
-    *,
-    category: str,
-    action: str,
-    outcome: str,
-    trader: Trader | None = None,
-    trader_id: int | None = None,
-    actor: AbstractBaseUser | AnonymousUser | None = None,
-    message: str = "",
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one audit event about ``trader`` (or the trader ``trader_id``). ``detail`` never carries a secret."""
-    event = audit_event_new(
-        category=category,
-        action=action,
-        outcome=outcome,
-        trader=trader,
-        trader_id=trader_id,
-        actor=actor,
-        message=message,
-        detail=detail,
-    )
+def audit_event_record(**fields: Unpack[AuditFields]) -> AuditEvent:
+    """Append one audit event about ``trader`` (or the trader ``trader_id``)."""
+    event = audit_event_new(**fields)
     event.save(force_insert=True)
     return event

@@ -226,14 +226,9 @@ def _assign(*, trader: Trader, user_id: int, pair: TokenPair) -> tuple[Ctid, boo
     existing = Ctid.objects.select_for_update().filter(user_id=user_id).first()
     now = timezone.now()
     if existing is not None and existing.trader_id != trader.pk:
-        audit_event_record(
-            trader=trader,
-            actor=trader.user,
-            category="ctid",
-            action="connect",
-            outcome="refused_other_owner",
-            message=f"cTID {user_id} is already linked to another trader; the connection was refused.",
-            detail={"user_id": user_id, "owner_trader_id": existing.trader_id},
+        refused = "is already linked to another trader; the connection was refused."
+        _audit_by_trader(
+            trader, user_id, "connect", "refused_other_owner", refused, owner_trader_id=existing.trader_id
         )
         _store_for_owner(ctid=existing, pair=pair, consenting_trader=trader, now=now)
         return existing, False, True
@@ -252,16 +247,24 @@ def _assign(*, trader: Trader, user_id: int, pair: TokenPair) -> tuple[Ctid, boo
     # The same path as every token write: the version moves, so a refresh of the old chain in flight
     # loses cleanly.
     ctid_token_store(ctid=ctid, pair=pair, scope=settings.CTRADER_SCOPE)
+    outcome = "connected" if created else "reconnected"
+    _audit_by_trader(trader, user_id, "connect", outcome, f"{outcome}.", ctid_id=ctid.pk)
+    return ctid, created, False
+
+
+def _audit_by_trader(
+    trader: Trader, user_id: int, action: str, outcome: str, said: str, **detail: int
+) -> None:
+    """Record what the trader did to the cTID ``user_id``; the message is "cTID <user_id> <said>"."""
     audit_event_record(
         trader=trader,
         actor=trader.user,
         category="ctid",
-        action="connect",
-        outcome="connected" if created else "reconnected",
-        message=f"cTID {user_id} {'connected' if created else 'reconnected'}.",
-        detail={"user_id": user_id, "ctid_id": ctid.pk},
+        action=action,
+        outcome=outcome,
+        message=f"cTID {user_id} {said}",
+        detail={"user_id": user_id, **detail},
     )
-    return ctid, created, False
 
 
 def _store_for_owner(*, ctid: Ctid, pair: TokenPair, consenting_trader: Trader, now: datetime) -> None:
@@ -421,14 +424,6 @@ def ctid_disconnect(*, trader: Trader, ctid_id: int) -> Ctid:
         ctid.state_reason = "Disconnected by the trader."
         ctid.state_changed_at = timezone.now()
         ctid.save(update_fields=["state", "state_reason", "state_changed_at"])
-        audit_event_record(
-            trader=trader,
-            actor=trader.user,
-            category="ctid",
-            action="disconnect",
-            outcome="ok",
-            message=f"cTID {ctid.user_id} disconnected by the trader.",
-            detail={"user_id": ctid.user_id},
-        )
+        _audit_by_trader(trader, ctid.user_id, "disconnect", "ok", "disconnected by the trader.")
         ctid_disconnected.send(sender=Ctid, ctid=ctid)
     return ctid

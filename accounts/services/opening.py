@@ -243,15 +243,9 @@ def account_opening_provide_password(
 
 def account_opening_approve(*, opening: AccountOpening, actor: Any) -> AccountOpening:
     """Staff approved: the trader is asked (by email and on the page) to choose the trading password."""
-    updated = AccountOpening.objects.filter(
-        pk=opening.pk, state=AccountOpening.State.AWAITING_APPROVAL
-    ).update(state=AccountOpening.State.NEEDS_PASSWORD, approved_by=actor, updated_at=timezone.now())
-    opening.refresh_from_db()
-    if updated:
-        audit_event_record(
-            category="opening", action="approve", outcome="approved", trader=opening.trader, actor=actor,
-            message=f"Opening {opening.public_id} approved.", detail={"opening": str(opening.public_id)},
-        )  # fmt: skip
+    if _decide(
+        opening, actor, "approve", "approved", state=AccountOpening.State.NEEDS_PASSWORD, approved_by=actor
+    ):
         trader_mail_queue(
             trader=opening.trader,
             subject=_("Your account request was approved"),
@@ -264,21 +258,31 @@ def account_opening_approve(*, opening: AccountOpening, actor: Any) -> AccountOp
 
 
 def account_opening_decline(*, opening: AccountOpening, actor: Any, reason: str = "") -> AccountOpening:
-    updated = AccountOpening.objects.filter(
-        pk=opening.pk, state=AccountOpening.State.AWAITING_APPROVAL
-    ).update(
+    _decide(
+        opening,
+        actor,
+        "decline",
+        "declined",
         state=AccountOpening.State.DECLINED,
         error=(reason or _("Your request was declined."))[:500],
         finished_at=timezone.now(),
-        updated_at=timezone.now(),
     )
-    opening.refresh_from_db()
-    if updated:
-        audit_event_record(
-            category="opening", action="decline", outcome="declined", trader=opening.trader, actor=actor,
-            message=f"Opening {opening.public_id} declined.", detail={"opening": str(opening.public_id)},
-        )  # fmt: skip
     return opening
+
+
+def _decide(opening: AccountOpening, actor: Any, action: str, outcome: str, **changes: Any) -> bool:
+    """Apply staff's decision to an opening that still awaits approval, and record it; False (nothing done)
+    when it no longer awaits approval (decided by someone else meanwhile). ``opening`` is read again."""
+    decided = AccountOpening.objects.filter(
+        pk=opening.pk, state=AccountOpening.State.AWAITING_APPROVAL
+    ).update(**changes, updated_at=timezone.now())
+    opening.refresh_from_db()
+    if decided:
+        audit_event_record(
+            category="opening", action=action, outcome=outcome, trader=opening.trader, actor=actor,
+            message=f"Opening {opening.public_id} {outcome}.", detail={"opening": str(opening.public_id)},
+        )  # fmt: skip
+    return bool(decided)
 
 
 def _status_path(opening: AccountOpening) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -40,16 +41,30 @@ def trader_get_or_create_for_user(*, user: User) -> Trader:
     return trader
 
 
-def trader_mark_kyc_verified(*, trader: Trader, actor: Actor = None) -> Trader:
-    """Mark the trader KYC-verified. Idempotent: the first verification time is kept."""
+def _trader_flag_set(
+    trader: Trader, actor: Actor, action: str, fields: dict[str, Any], message: str = ""
+) -> tuple[Trader, bool]:
+    """Set ``fields`` on the locked trader and record ``action``, unless the first field (the flag) already
+    has its value; returns the trader as locked and whether it changed."""
     with transaction.atomic():
         locked = Trader.objects.select_for_update().get(pk=trader.pk)
-        if locked.kyc_verified:
-            return locked
-        locked.kyc_verified = True
-        locked.kyc_verified_at = timezone.now()
-        locked.save(update_fields=["kyc_verified", "kyc_verified_at"])
-        audit_event_record(category="trader", action="kyc_verified", outcome="ok", trader=locked, actor=actor)
+        flag, value = next(iter(fields.items()))
+        if getattr(locked, flag) == value:
+            return locked, False
+        for name, new in fields.items():
+            setattr(locked, name, new)
+        locked.save(update_fields=list(fields))
+        audit_event_record(
+            category="trader", action=action, outcome="ok", trader=locked, actor=actor, message=message
+        )
+    return locked, True
+
+
+def trader_mark_kyc_verified(*, trader: Trader, actor: Actor = None) -> Trader:
+    """Mark the trader KYC-verified. Idempotent: the first verification time is kept."""
+    locked, _ = _trader_flag_set(
+        trader, actor, "kyc_verified", {"kyc_verified": True, "kyc_verified_at": timezone.now()}
+    )
     return locked
 
 
@@ -60,22 +75,10 @@ def trader_suspend(*, trader: Trader, actor: Actor = None, reason: str = "") -> 
     The signal is sent after the suspension is saved, outside the write transaction, because its
     receivers call peers over HTTP.
     """
-    with transaction.atomic():
-        locked = Trader.objects.select_for_update().get(pk=trader.pk)
-        if locked.suspended:
-            return locked
-        locked.suspended = True
-        locked.suspended_at = timezone.now()
-        locked.suspended_reason = reason[:500]
-        locked.save(update_fields=["suspended", "suspended_at", "suspended_reason"])
-        audit_event_record(
-            category="trader",
-            action="suspended",
-            outcome="ok",
-            trader=locked,
-            actor=actor,
-            message=reason,
-        )
+    fields = {"suspended": True, "suspended_at": timezone.now(), "suspended_reason": reason[:500]}
+    locked, changed = _trader_flag_set(trader, actor, "suspended", fields, message=reason)
+    if not changed:
+        return locked
     logger.info("trader suspended", extra={"trader_id": locked.pk})
     trader_suspended.send(sender=Trader, trader=locked, actor=actor, reason=reason)
     return locked
@@ -83,15 +86,10 @@ def trader_suspend(*, trader: Trader, actor: Actor = None, reason: str = "") -> 
 
 def trader_unsuspend(*, trader: Trader, actor: Actor = None) -> Trader:
     """Lift a suspension. Whatever was revoked on suspension stays revoked."""
-    with transaction.atomic():
-        locked = Trader.objects.select_for_update().get(pk=trader.pk)
-        if not locked.suspended:
-            return locked
-        locked.suspended = False
-        locked.suspended_at = None
-        locked.suspended_reason = ""
-        locked.save(update_fields=["suspended", "suspended_at", "suspended_reason"])
-        audit_event_record(category="trader", action="unsuspended", outcome="ok", trader=locked, actor=actor)
+    fields = {"suspended": False, "suspended_at": None, "suspended_reason": ""}
+    locked, changed = _trader_flag_set(trader, actor, "unsuspended", fields)
+    if not changed:
+        return locked
     logger.info("trader unsuspended", extra={"trader_id": locked.pk})
     return locked
 

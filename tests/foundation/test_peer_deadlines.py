@@ -78,6 +78,26 @@ def test_a_token_refresh_ends_at_its_deadline_and_keeps_the_stored_pair(settings
     assert stored.lease_owner == ""
 
 
+def test_a_webservices_call_ends_at_its_deadline(settings):
+    from accounts.ctrader.webservices import WebServicesAmbiguous, WebServicesClient
+
+    with trickling_server(interval=INTERVAL) as url:
+        client = WebServicesClient(
+            base_url=url,
+            manager_login=1,
+            manager_password="manager-pass",
+            session=http.session(deadline=1.0),
+            timeout=(2.0, 2.0),
+        )
+        started = time.monotonic()
+        # The manager sign-in is a POST that reached the peer: it may have been acted on.
+        with pytest.raises(WebServicesAmbiguous) as info:
+            client.manager_token()
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.0 + MARGIN
+    assert url not in str(info.value)
+
+
 def test_the_token_deadline_stays_well_below_the_refresh_lease(settings):
     from django.conf import settings as live
 
