@@ -247,6 +247,9 @@ AXES_LOCKOUT_CALLABLE = "clientarea.signin.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "new_password1", "new_password2"]
+# Sign-up mails: at most so many sign-ups per client address (a 429 page past it), and mails to one address.
+SIGN_UP_CLIENT_RATE = env.str("SIGN_UP_CLIENT_RATE", default="10/h")
+SIGN_UP_EMAIL_RATE = env.str("SIGN_UP_EMAIL_RATE", default="3/h")
 # Two-step sign-in (django-otp): staff reach the admin only after it (on by default in production).
 TWO_FACTOR_REQUIRED_FOR_STAFF = env.bool("TWO_FACTOR_REQUIRED_FOR_STAFF", default=not DEBUG)
 OTP_TOTP_ISSUER = None
@@ -377,8 +380,7 @@ TRADINGVIEW_LOGOUT_RETRY_CAP_SECONDS = env.float("TRADINGVIEW_LOGOUT_RETRY_CAP_S
 TRADINGVIEW_REFRESH_REUSE_SECONDS = env.int("TRADINGVIEW_REFRESH_REUSE_SECONDS", default=60)
 # Retry-After of the 503 answered when the adapter is down and the current adapter token has run out.
 TRADINGVIEW_RETRY_AFTER_SECONDS = env.int("TRADINGVIEW_RETRY_AFTER_SECONDS", default=30)
-# The sweep also revokes grants whose accounts are no longer eligible and consents never exchanged: keep it at
-# a minute or less.
+# The sweep also revokes ineligible grants and consents never exchanged: keep it at a minute or less.
 TRADINGVIEW_REVOCATION_SWEEP_SECONDS = env.float("TRADINGVIEW_REVOCATION_SWEEP_SECONDS", default=60.0)
 # Failed client authentications at the token endpoint allowed per client and address, and per address, within
 # the window (seconds), before that address waits (429 with Retry-After).
@@ -387,8 +389,7 @@ TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_CLIENT_FAILU
 TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT = env.int("TRADINGVIEW_TOKEN_ADDRESS_FAILURE_LIMIT", default=30)
 
 # --- Open API gateway (manage.py openapi_gateway, one or several processes) ---
-# Heartbeat interval, per-connection request limit, reconnect backoff cap and how often the gateway looks for
-# new accounts and tokens in the database.
+# Heartbeat, per-connection request limit, reconnect backoff cap, how often the database is polled.
 OPENAPI_HEARTBEAT_SECONDS = env.float("OPENAPI_HEARTBEAT_SECONDS", default=10.0)
 OPENAPI_MAX_REQUESTS_PER_SECOND = env.int("OPENAPI_MAX_REQUESTS_PER_SECOND", default=50)
 OPENAPI_RECONNECT_MAX_SECONDS = env.float("OPENAPI_RECONNECT_MAX_SECONDS", default=60.0)
@@ -420,8 +421,7 @@ OPENAPI_GATEWAY_LISTEN = env.bool("OPENAPI_GATEWAY_LISTEN", default=True)
 OPENAPI_GATEWAY_FULL_RELOAD_SECONDS = env.float("OPENAPI_GATEWAY_FULL_RELOAD_SECONDS", default=600.0)
 
 # --- Account figures (equity, margin, open P/L) and their history ---
-# How often the periodic job refreshes every account's figures: from the broker's WebServices list in pages
-# when manager credentials are configured, otherwise over the Open API, one task per cTID.
+# How often every account's figures are read: WebServices pages with manager credentials, else Open API.
 FIGURES_REFRESH_SECONDS = env.int("FIGURES_REFRESH_SECONDS", default=60)
 # Figures read longer ago than this are shown as stale, never as current.
 FIGURES_STALE_SECONDS = env.int("FIGURES_STALE_SECONDS", default=300)
@@ -507,8 +507,7 @@ TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=8)
 # Embedded mode (no REDIS_URL): threads of the web process that run the work a request queues (connect,
 # "Refresh accounts", the admin's sync and refresh), so no request waits on the Open API.
 EMBEDDED_WORKER_THREADS = env.int("EMBEDDED_WORKER_THREADS", default=2)
-# The embedded mode's periodic loop (manage.py run_periodic) applies this same schedule in-process, looking
-# for due tasks this often.
+# How often the embedded mode's periodic loop (manage.py run_periodic) looks for due entries of the schedule.
 PERIODIC_TICK_SECONDS = env.float("PERIODIC_TICK_SECONDS", default=5.0)
 _pending_consents = env.float("CTID_PENDING_CONSENT_SWEEP_SECONDS", default=300.0)
 _lost_refreshes = env.float("TOKEN_REFRESH_FOLLOW_UP_SWEEP_SECONDS", default=300.0)

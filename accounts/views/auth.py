@@ -21,10 +21,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET
 from django.views.generic import FormView
+from django_ratelimit.core import is_ratelimited
 
 from accounts.forms import ChangePasswordForm, NewPasswordForm, SignInForm, SignUpForm
 from accounts.services import sign_up
 from accounts.services.traders import trader_change_password
+from clientarea.client_ip import client_ip
 
 BACKEND = "accounts.backends.TraderModelBackend"
 # The browser that asked for a sign-up link; opening the link in it signs in straight away.
@@ -55,6 +57,26 @@ class SignUpView(FormView):
         return context
 
     def form_valid(self, form: SignUpForm) -> HttpResponse:
+        # Every valid sign-up sends a mail: past SIGN_UP_CLIENT_RATE from one client address the page says to
+        # wait, and past SIGN_UP_EMAIL_RATE for one address nothing more is sent to it (the answer is the same,
+        # so the limit says nothing about the address).
+        if is_ratelimited(
+            self.request,
+            group="sign-up-client",
+            key=lambda _group, request: client_ip(request) or "",
+            rate=settings.SIGN_UP_CLIENT_RATE,
+            increment=True,
+        ):
+            return render(self.request, "registration/signup_limited.html", status=429)
+        email = form.cleaned_data["email"].strip().lower()
+        if is_ratelimited(
+            self.request,
+            group="sign-up-email",
+            key=lambda _group, _request: email,
+            rate=settings.SIGN_UP_EMAIL_RATE,
+            increment=True,
+        ):
+            return redirect("signup-sent")
         # The same answer whether or not the address has an account; only the mail sent to it differs.
         nonce = self.request.session.get(SIGN_UP_NONCE) or sign_up.sign_up_nonce()
         self.request.session[SIGN_UP_NONCE] = nonce

@@ -148,3 +148,42 @@ def test_the_form_still_refuses_a_weak_or_mismatched_password(
         assert "password2" in response.context["form"].errors
         assert "email" not in response.context["form"].errors
     assert smtp.messages == []
+
+
+def _post_sign_up(captured, username: str, email: str, address: str):
+    data = {"username": username, "email": email, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    with captured(execute=True):
+        return Client(REMOTE_ADDR=address).post(reverse("signup"), data)
+
+
+def test_sign_ups_from_one_network_are_limited(smtp, settings, django_capture_on_commit_callbacks) -> None:
+    settings.SIGN_UP_CLIENT_RATE = "2/h"
+    answers = [
+        _post_sign_up(
+            django_capture_on_commit_callbacks, f"flood{n}", f"flood{n}@example.test", "203.0.113.9"
+        )
+        for n in range(3)
+    ]
+    assert [a.status_code for a in answers] == [302, 302, 429]
+    page = answers[2].content.decode()
+    assert "Too many sign-ups" in page
+    assert "flood2@example.test" not in page
+    assert [m["To"] for m in smtp.messages] == ["flood0@example.test", "flood1@example.test"]
+    # Another network is not held back by the first one's sign-ups.
+    other = _post_sign_up(django_capture_on_commit_callbacks, "calm", "calm@example.test", "198.51.100.7")
+    assert other.status_code == 302
+    assert len(smtp.messages) == 3
+
+
+def test_mails_to_one_address_are_limited_without_saying_so(
+    smtp, trader, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.SIGN_UP_EMAIL_RATE = "1/h"
+    owner = trader.user.email
+    answers = [
+        _post_sign_up(django_capture_on_commit_callbacks, f"again{n}", email, f"192.0.2.{n}")
+        for n, email in enumerate(["target@example.test", "TARGET@example.test", owner, owner.upper()])
+    ]
+    # Every sign-up gets the same answer; only the first to each address is mailed.
+    assert {(a.status_code, a["Location"]) for a in answers} == {(302, reverse("signup-sent"))}
+    assert [m["To"].lower() for m in smtp.messages] == ["target@example.test", owner.lower()]
