@@ -28,13 +28,25 @@ def _fixtures(path: Path) -> set[str]:
     return names
 
 
+def _fixture_modules() -> list[Path]:
+    """The conftests and the fixture plugins the root conftest loads for every folder."""
+    return sorted(TESTS.rglob("conftest.py")) + sorted((TESTS / "helpers").glob("fixtures_*.py"))
+
+
 def test_every_fixture_is_defined_in_one_conftest():
     where: dict[str, list[str]] = defaultdict(list)
-    for conftest in sorted(TESTS.rglob("conftest.py")):
-        for name in _fixtures(conftest) - KNOBS:
-            where[name].append(str(conftest.relative_to(TESTS)))
+    for module in _fixture_modules():
+        for name in _fixtures(module) - KNOBS:
+            where[name].append(str(module.relative_to(TESTS)))
     twice = {name: paths for name, paths in where.items() if len(paths) > 1}
     assert twice == {}
+
+
+def test_the_root_conftest_loads_every_fixture_plugin():
+    from tests import conftest
+
+    plugins = {f"tests.helpers.{path.stem}" for path in (TESTS / "helpers").glob("fixtures_*.py")}
+    assert sorted(conftest.pytest_plugins) == sorted(plugins)
 
 
 def test_the_shared_fixtures_live_in_the_root_conftest():

@@ -1,6 +1,6 @@
 """Fixtures for the cTID area: the Open API simulators on loopback, on the shared simulated world.
 
-``world`` (Alice and Bob) and ``ctrader_id`` come from tests/conftest.py.
+``world`` and ``ctrader_id`` come from tests/conftest.py.
 """
 
 from __future__ import annotations
