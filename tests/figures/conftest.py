@@ -1,6 +1,0 @@
-import pytest
-
-
-@pytest.fixture
-def world_people() -> str:
-    return "figures"
