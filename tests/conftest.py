@@ -8,6 +8,10 @@ factory's keyword arguments), not ``trader``. ``trader_client`` is a Django test
 ``world`` is a fresh simulated cTrader world (``make_world``, the factory, builds more) holding the people
 ``world_people`` names; ``ctrader_id`` is the simulated cTrader ID (consent page and token endpoint) on that
 world, wired into the settings. Functions and constants tests import are in tests/helpers/.
+
+The fixtures of the simulated peers that tests of several folders use (the cTID area's Open API simulators,
+the figures' simulators, the WebServices and SMTP servers of account opening) are in
+tests/helpers/fixtures_*.py, loaded below for the whole suite; none of them is autouse.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from sandbox.httpd import serve
 from sandbox.world import World
 from tests.factories import StaffUserFactory, TraderFactory
 from tests.helpers import ctrader
+
+pytest_plugins = [
+    "tests.helpers.fixtures_ctid",
+    "tests.helpers.fixtures_figures",
+    "tests.helpers.fixtures_webservices",
+]
 
 
 @pytest.fixture

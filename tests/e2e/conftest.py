@@ -1,7 +1,8 @@
 """Browser journeys: headless Chromium against a live server and the sandbox simulators on loopback.
 
-Every test gets a fresh ``Sandbox`` (cTrader ID, Open API live and demo, the TradingView adapter and
-TradingView) on free ports, the client area's settings pointed at it, and a fresh browser context. Every log
+Every journey gets a fresh ``Sandbox`` (cTrader ID, Open API live and demo, the TradingView adapter and
+TradingView) on free ports, the client area's settings pointed at it, and a fresh browser context (but
+test_tradingview_journey.py, which brings its own peers). Every log
 record written during the journeys is kept unscrubbed, together with every secret the run used, for the
 final scan (test_logs_have_no_secrets.py and the end of ``run_record``).
 """
@@ -31,9 +32,16 @@ from tests.helpers.journeys import (
 
 
 @pytest.fixture(autouse=True)
-def _journey_log_attached(run_record: Run) -> None:
-    """Every journey is logged into the session's record, even if a test run before it (in random order) reset
-    the root logger's handlers or level."""
+def _journey_log_attached(request: pytest.FixtureRequest) -> None:
+    """Every journey on the sandbox is logged into the session's record, even if a test run before it (in
+    random order) reset the root logger's handlers or level.
+
+    A journey with peers of its own (test_tradingview_journey.py) is left out: the record scans the logs for
+    the secrets of the sandboxes, which it does not use.
+    """
+    if "sandbox" not in request.fixturenames:
+        return
+    run_record: Run = request.getfixturevalue("run_record")
     root = logging.getLogger()
     if run_record.log not in root.handlers:
         root.addHandler(run_record.log)

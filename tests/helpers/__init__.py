@@ -1,1 +1,2 @@
-"""Functions and constants the tests import; fixtures live in the conftest files."""
+"""Functions and constants the tests import, and in fixtures_*.py the fixtures the root conftest loads for
+every folder; a folder's own fixtures live in its conftest."""

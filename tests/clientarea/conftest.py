@@ -1,4 +1,4 @@
-"""Real Redis and a real Celery worker for the operations tests."""
+"""Real Redis and a real Celery worker (loading worker_tasks.py) for the operations tests of this folder."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def worker_process(redis_url: str) -> Iterator[Worker]:
             "--without-mingle",
             "--without-gossip",
             "-I",
-            "tests.ops.worker_tasks",
+            "tests.clientarea.worker_tasks",
             "-n",
             f"ops-test-{os.getpid()}@%h",
         ],

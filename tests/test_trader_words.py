@@ -12,7 +12,7 @@ from django.urls import reverse
 from accounts.models import AuditEvent, Ctid, CtidToken
 from tests.factories import CtidFactory, CtidTokenFactory
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # Staff pages (the admin) and the simulators are not the trader's.
 STAFF_ONLY = ("templates/admin/",)
 INTERNAL = re.compile(r"\b(adapter|tokens?|grants?|granted|sync\w*)\b", re.I)

@@ -16,7 +16,7 @@ from sandbox.openapi_server import OpenApiSimulator
 from sandbox.world import World
 from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET, link_ctid
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[4]
 
 
 @pytest.mark.django_db(transaction=True)

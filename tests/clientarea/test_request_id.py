@@ -30,7 +30,7 @@ class Capture(logging.Handler):
 @pytest.fixture
 def captured():
     handler = Capture()
-    logger = logging.getLogger("tests.ops")
+    logger = logging.getLogger("tests.clientarea")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
@@ -40,7 +40,7 @@ def captured():
 
 
 def _logging_view(request: HttpRequest) -> HttpResponse:
-    logging.getLogger("tests.ops.view").info("inside the view")
+    logging.getLogger("tests.clientarea.view").info("inside the view")
     return HttpResponse("ok")
 
 
@@ -66,7 +66,7 @@ def test_a_sane_incoming_id_is_kept_and_a_hostile_one_replaced(captured):
 
 
 def test_log_lines_outside_a_request_say_so(captured):
-    logging.getLogger("tests.ops.idle").info("no request here")
+    logging.getLogger("tests.clientarea.idle").info("no request here")
     assert captured.lines[-1]["request_id"] == "-"
 
 
@@ -77,7 +77,7 @@ def test_the_full_stack_returns_the_id_header(client):
 
 
 def test_an_eager_task_runs_under_the_callers_id():
-    from tests.ops.worker_tasks import probe
+    from tests.clientarea.worker_tasks import probe
 
     token = request_id.bind("eager-caller-0001")
     try:
@@ -88,7 +88,7 @@ def test_an_eager_task_runs_under_the_callers_id():
 
 
 def test_a_task_without_a_caller_gets_its_own_id():
-    from tests.ops.worker_tasks import probe
+    from tests.clientarea.worker_tasks import probe
 
     result = probe.apply(args=["scheduled"], task_id="beat-task-00000001")
     assert result.get() == "beat-task-00000001"
@@ -101,7 +101,7 @@ def test_a_task_on_a_real_worker_logs_under_the_publishers_id(worker_process, re
     marker = f"m{time.monotonic_ns()}"
     token = request_id.bind("web-request-00042")
     try:
-        publisher.send_task("tests.ops.probe", args=[marker])
+        publisher.send_task("tests.clientarea.probe", args=[marker])
     finally:
         request_id.unbind(token)
 

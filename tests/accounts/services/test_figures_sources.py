@@ -18,6 +18,12 @@ from tests.helpers.figures import DEMO_USD8, LIVE_EUR, LIVE_USD, NOW, OTHER_BROK
 pytestmark = pytest.mark.django_db
 
 
+# The figures tests' World: one cTID whose open positions have known P/L (tests.helpers.figures).
+@pytest.fixture
+def world_people() -> str:
+    return "figures"
+
+
 def figures(account_id: int) -> AccountFigures:
     return AccountFigures.objects.get(account__ctid_trader_account_id=account_id)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[3]
 
 
 class BlackHole:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -10,7 +12,7 @@ from accounts.models import Ctid, Jurisdiction, Trader
 from sandbox import adapter as adapter_module
 from sandbox import tradingview as tradingview_module
 from sandbox.httpd import serve
-from tests.browser import ARTIFACTS, launch_chromium
+from tests.browser import ARTIFACTS
 from tests.helpers.tradingview import BROKER_BEARER, make_account
 from tradingview.models import Grant
 from tradingview.services.clients import oauth_client_ensure
@@ -45,7 +47,7 @@ def peers(settings, live_server):
 
 @pytest.mark.e2e
 @pytest.mark.django_db(transaction=True)
-def test_tradingview_links_accounts_through_sign_in_and_consent(peers, monkeypatch, request):
+def test_tradingview_links_accounts_through_sign_in_and_consent(peers, browser, request):
     sim, tv_url = peers
     user = get_user_model().objects.create_user("bob", "bob@example.com", "correct-horse-battery")
     trader = Trader.objects.create(user=user, kyc_verified=True, kyc_verified_at=timezone.now())
@@ -55,13 +57,11 @@ def test_tradingview_links_accounts_through_sign_in_and_consent(peers, monkeypat
     )
     live = make_account(ctid, 137780091, live=True, jurisdiction=jurisdiction, is_tradingview=True)
 
-    # Playwright's sync API runs an event loop in this thread; the ORM calls below stay synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page()
+    # The folder's Chromium (conftest.py): a second Playwright could not start in this thread while it runs.
+    with closing(browser.new_context()) as context:
+        page = context.new_page()
         try:
             page.goto(f"{tv_url}/tradingview-sim/")
             page.get_by_role("link", name="Connect broker accounts").click()
@@ -88,8 +88,6 @@ def test_tradingview_links_accounts_through_sign_in_and_consent(peers, monkeypat
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
             raise
-        finally:
-            browser.close()
 
     grant = Grant.objects.get()
     assert grant.state == Grant.State.ACTIVE

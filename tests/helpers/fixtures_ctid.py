@@ -1,6 +1,6 @@
 """Fixtures for the cTID area: the Open API simulators on loopback, on the shared simulated world.
 
-``world`` (Alice and Bob) and ``ctrader_id`` come from tests/conftest.py.
+``world`` and ``ctrader_id`` come from tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def openapi(world: World, settings) -> Iterator[dict[str, OpenApiSimulator]]:
 def jobs_run_inline(monkeypatch):
     """Run queued cTID work at once in the test's thread and transaction, for tests of what the work does.
 
-    The tests of where and when it runs (off the request, in a worker) are in test_off_request.py and do not
-    use this.
+    The tests of where and when it runs (off the request, in a worker), in
+    tests/accounts/services/test_off_request.py, do not use this.
     """
     from accounts.services import jobs
 

@@ -27,7 +27,7 @@ from .test_gateway import DEMO, LIVE, settled, wait_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def known_secrets(settings):
 
 
 def _record(message: str, *args: object, exc_info=None) -> logging.LogRecord:
-    return logging.LogRecord("tests.ops", logging.ERROR, __file__, 1, message, args, exc_info)
+    return logging.LogRecord("tests.clientarea", logging.ERROR, __file__, 1, message, args, exc_info)
 
 
 def test_known_secret_values_are_blanked_in_message_and_arguments():

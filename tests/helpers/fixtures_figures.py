@@ -1,5 +1,8 @@
-"""Fixtures for account figures: the Open API and WebServices simulators on loopback, on one World whose open
-positions have known P/L, and traders linked to its cTIDs in the real database."""
+"""Fixtures for account figures: the Open API and WebServices simulators on loopback, on ``world``.
+
+A module of figures tests sets ``world_people`` to ``"figures"`` so that the World's open positions have known
+P/L (tests.helpers.figures).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +18,6 @@ from sandbox.webservices_server import WebServicesSim
 from sandbox.world import World
 from tests.helpers.ctrader import CLIENT_ID, CLIENT_SECRET
 from tests.helpers.figures import MANAGER_LOGIN, MANAGER_PASSWORD
-
-
-@pytest.fixture
-def world_people() -> str:
-    return "figures"
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from .test_gateway import wait_db
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BASE_DIR = Path(__file__).resolve().parents[2]
+BASE_DIR = Path(__file__).resolve().parents[4]
 CTIDS = 24
 LEASE_SECONDS = 3.0
 

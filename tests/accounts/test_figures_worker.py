@@ -12,6 +12,12 @@ from accounts.models import AccountFigures
 from tests.helpers.figures import LIVE_USD, link
 
 
+# The figures tests' World: one cTID whose open positions have known P/L (tests.helpers.figures).
+@pytest.fixture
+def world_people() -> str:
+    return "figures"
+
+
 def _wait_for(predicate, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

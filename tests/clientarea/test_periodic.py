@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
-import tests.ops.worker_tasks  # noqa: F401  (registers tests.ops.probe)
+import tests.clientarea.worker_tasks  # noqa: F401  (registers tests.clientarea.probe)
 from clientarea.periodic import run_entry, run_forever, schedule_entries
 
 
@@ -17,7 +17,7 @@ def _task_modules_imported():
     schedule_entries({})
 
 
-SCHEDULE = {"probe-every-minute": {"task": "tests.ops.probe", "schedule": 60.0, "args": ["periodic"]}}
+SCHEDULE = {"probe-every-minute": {"task": "tests.clientarea.probe", "schedule": 60.0, "args": ["periodic"]}}
 
 
 def test_every_entry_is_due_at_start_and_not_again_before_its_interval():
@@ -41,7 +41,7 @@ def test_an_unknown_task_in_the_schedule_is_refused():
 
 
 def test_a_failing_task_is_reported_and_the_loop_goes_on(caplog):
-    schedule = {"fails": {"task": "tests.ops.probe", "schedule": 60.0, "args": []}}  # missing argument
+    schedule = {"fails": {"task": "tests.clientarea.probe", "schedule": 60.0, "args": []}}  # missing argument
     (entry,) = schedule_entries(schedule)
     assert run_entry(entry) is False
     assert any(r.getMessage() == "periodic task failed" for r in caplog.records)

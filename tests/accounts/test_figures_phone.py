@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.browser import launch_chromium
 from tests.factories import PASSWORD
 
-from .test_pages_and_api import _snapshots, accounts_of, give_figures
+from .test_figures_pages_and_api import _snapshots, accounts_of, give_figures
 
 PHONE = {"width": 375, "height": 740}
 
