@@ -13,6 +13,7 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -168,9 +169,25 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
+class AccountPagination(PageNumberPagination):
+    """Pages of ``PAGE_SIZE`` (100) accounts; ``page_size`` asks for up to 200, a large trader's whole list."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    page_size_query_description = f"Accounts per page, 1 to {max_page_size} (default 100)."
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
 @extend_schema(summary="The signed-in trader's trading accounts")
 class AccountListView(generics.ListAPIView):
     serializer_class = TradingAccountSerializer
+    pagination_class = AccountPagination
 
     def get_queryset(self) -> QuerySet[TradingAccount]:
         return accounts_for_user(user=self.request.user)

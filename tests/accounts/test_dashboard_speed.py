@@ -1,6 +1,6 @@
 """The dashboard and the account list API for a trader with many accounts: the page prints the same figures,
-dates, badges and escaping in English and German whatever way it is built, and both make the same number of
-statements for 20 accounts as for 200."""
+dates, badges and escaping in English and German whatever way it is built, one page of the account list holds up to
+200 accounts, and both make the same number of statements for 20 accounts as for 200."""
 
 from __future__ import annotations
 
@@ -493,3 +493,23 @@ def test_statements_are_the_same_for_20_and_200_accounts(trader, trader_client, 
     assert _statements(trader_client, url) == statements
     _accounts_with_figures(trader, 180)
     assert _statements(trader_client, url) == statements
+
+
+def test_one_page_of_the_account_list_holds_up_to_200_accounts(trader, trader_client):
+    _accounts_with_figures(trader, 201)
+
+    default = trader_client.get("/api/v1/accounts/").json()
+    assert (default["count"], len(default["results"])) == (201, 100)
+    page = trader_client.get("/api/v1/accounts/?page_size=200").json()
+    assert len(page["results"]) == 200
+    assert page["next"].endswith("?page=2&page_size=200")
+    assert len(trader_client.get(page["next"]).json()["results"]) == 1
+    assert len(trader_client.get("/api/v1/accounts/?page_size=1000").json()["results"]) == 200
+    assert len(trader_client.get("/api/v1/accounts/?page_size=nonsense").json()["results"]) == 100
+
+
+def test_the_page_size_and_its_maximum_are_in_the_schema(staff_client):
+    schema = staff_client.get("/api/v1/schema/?format=json").json()
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/accounts/"]["get"]["parameters"]}
+    assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 200}
+    assert "200" in parameters["page_size"]["description"]
