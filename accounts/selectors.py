@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import F, Prefetch, QuerySet, Window
+from django.db.models import CharField, F, Func, Prefetch, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -74,7 +74,6 @@ class DashboardAccount(NamedTuple):
     broker_title: str
     balance: Decimal | None
     currency: str
-    balance_updated_at: datetime | None
     broker_display_name: str | None  # None: no jurisdiction
     margin_call_level: Decimal | None  # the jurisdiction's own, if any
     figures_currency: str | None
@@ -84,6 +83,7 @@ class DashboardAccount(NamedTuple):
     figures_free_margin: Decimal | None
     figures_unrealized_pnl: Decimal | None
     figures_margin_level: Decimal | None
+    balance_updated_at: datetime | None
     read_at: datetime | None
 
 
@@ -97,7 +97,6 @@ _DASHBOARD_COLUMNS = (
     "broker_title",
     "balance",
     "currency",
-    "balance_updated_at",
     "jurisdiction__display_name",
     "jurisdiction__margin_call_level",
     "figures__currency",
@@ -107,15 +106,41 @@ _DASHBOARD_COLUMNS = (
     "figures__free_margin",
     "figures__unrealized_pnl",
     "figures__margin_level",
-    "figures__read_at",
 )
+
+
+class _UtcText(Func):
+    """A ``timestamptz`` as UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``, whatever the session's DateStyle.
+
+    Django reads ``timestamptz`` through a loader of its own that runs in Python (some 9 µs a value, the
+    largest part of reading 200 accounts); as text, parsed once per distinct value, the times cost little.
+    """
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    output_field = CharField()
+
+
+def _utc_times() -> Callable[[str | None], datetime | None]:
+    """A parser of ``_UtcText`` values that parses each distinct text once (figures read in one refresh share
+    their time)."""
+    parsed: dict[str, datetime] = {}
+
+    def parse(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        value = parsed.get(text)
+        if value is None:
+            value = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return value
+
+    return parse
 
 
 def dashboard_ctids(*, user: Any) -> list[tuple[Ctid, list[DashboardAccount]]]:
     """The user's cTIDs, oldest first, each with its trading accounts (live first, then by login).
 
     Two queries whatever the number of accounts, reading only the columns the dashboard prints: for 200
-    accounts, values instead of 600 model instances and their unused columns take half the time.
+    accounts, plain values instead of 600 model instances with all their columns take a quarter of the time.
     """
     ctids = list(
         Ctid.objects.filter(trader__user=user)
@@ -125,12 +150,13 @@ def dashboard_ctids(*, user: Any) -> list[tuple[Ctid, list[DashboardAccount]]]:
     accounts: dict[int, list[DashboardAccount]] = {ctid.pk: [] for ctid in ctids}
     if ctids:
         rows = (
-            TradingAccount.objects.filter(ctid__trader__user=user)
+            TradingAccount.objects.filter(ctid_id__in=list(accounts))
             .order_by("-is_live", "login")
-            .values_list(*_DASHBOARD_COLUMNS)
+            .values_list(*_DASHBOARD_COLUMNS, _UtcText("balance_updated_at"), _UtcText("figures__read_at"))
         )
-        for row in rows:
-            account = DashboardAccount._make(row)
+        time = _utc_times()
+        for *values, updated_at, read_at in rows:
+            account = DashboardAccount._make((*values, time(updated_at), time(read_at)))
             accounts[account.ctid_id].append(account)
     return [(ctid, accounts[ctid.pk]) for ctid in ctids]
 
