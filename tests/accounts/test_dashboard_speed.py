@@ -1,9 +1,11 @@
 """The dashboard and the account list API for a trader with many accounts: the page prints the same figures,
-dates, badges and escaping in English and German whatever way it is built, one page of the account list holds up to
-200 accounts, and both make the same number of statements for 20 accounts as for 200."""
+dates, badges and escaping in English and German whatever way it is built, the account list gives the same
+bytes as its serializer, one page holds up to 200 accounts, and both make the same number of statements for
+20 accounts as for 200."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -12,8 +14,11 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.renderers import JSONRenderer
 
+from accounts.api import TradingAccountSerializer
 from accounts.models import AccountFigures, Ctid, Jurisdiction, Trader, TradingAccount
+from accounts.selectors import accounts_for_user
 from tests.factories import CtidFactory, JurisdictionFactory, TradingAccountFactory
 
 pytestmark = pytest.mark.django_db
@@ -513,3 +518,30 @@ def test_the_page_size_and_its_maximum_are_in_the_schema(staff_client):
     parameters = {p["name"]: p for p in schema["paths"]["/api/v1/accounts/"]["get"]["parameters"]}
     assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 200}
     assert "200" in parameters["page_size"]["description"]
+
+
+def test_the_account_list_gives_the_same_bytes_as_the_account_serializer(many_kinds, trader_client):
+    """The list is built without a serializer per account; each item is what ``TradingAccountSerializer``
+    (which the account detail and the schema keep) makes of the same account."""
+    odd = TradingAccount.objects.get(login=880001)
+    AccountFigures.objects.filter(account=odd).update(
+        positions_count=3, positions_volume=Decimal("12.50"), source=AccountFigures.Source.OPENAPI
+    )
+    zero = TradingAccount.objects.get(login=880009)
+    AccountFigures.objects.filter(account=zero).update(balance=0, equity=0, free_margin=0, unrealized_pnl=0)
+    TradingAccount.objects.filter(login=880003).update(last_synced_at=datetime(2026, 3, 4, 5, 6, 7, 891, UTC))
+    accounts = accounts_for_user(user=many_kinds.user)
+
+    for language in ("en", "de"):
+        body = trader_client.get("/api/v1/accounts/?page_size=200", HTTP_ACCEPT_LANGUAGE=language).content
+        expected = {"count": 9, "next": None, "previous": None}
+        expected["results"] = TradingAccountSerializer(accounts, many=True).data
+        assert body == JSONRenderer().render(expected)
+
+    page = trader_client.get("/api/v1/accounts/?page=2&page_size=4").json()
+    assert page["count"] == 9
+    assert page["next"].endswith("?page=3&page_size=4")
+    assert page["previous"].endswith("?page_size=4")
+    assert page["results"] == json.loads(
+        JSONRenderer().render(TradingAccountSerializer(accounts[4:8], many=True).data)
+    )
