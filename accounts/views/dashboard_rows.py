@@ -88,6 +88,8 @@ class AccountRows:
         self.margin_calls: list[MarginCall] = []
         self._times: dict[datetime, str] = {}
         self._balances: dict[Decimal, str] = {}
+        self._escaped: dict[str, str] = {}
+        self._default_level = call_level(None)
         # Numbers print digits, signs and the language's separators: escaped only where a separator needs it.
         number = self.number
         separators = number.decimal + number.thousands + "-"
@@ -128,6 +130,13 @@ class AccountRows:
             self._times[value] = text
         return text
 
+    def escape(self, text: str) -> str:
+        """``text`` escaped, once per distinct text (brokers and currencies recur on every row)."""
+        escaped = self._escaped.get(text)
+        if escaped is None:
+            escaped = self._escaped[text] = escape(text)
+        return escaped
+
     def balance(self, value: Decimal) -> str:
         """A balance known without figures, as ``floatformat:"2g"`` printed it."""
         text = self._balances.get(value)
@@ -135,11 +144,15 @@ class AccountRows:
             text = self._balances[value] = str(floatformat(value, "2g"))
         return text
 
-    def row(self, account: DashboardAccount) -> SafeString:
+    def table(self, accounts: list[DashboardAccount]) -> SafeString:
+        """The rows of one table, one line each."""
+        return mark_safe("\n".join([self.row(account) for account in accounts]))  # noqa: S308 - escaped rows
+
+    def row(self, account: DashboardAccount) -> str:
         if account.broker_display_name is not None:
-            broker: str = escape(account.broker_display_name)
+            broker = self.escape(account.broker_display_name)
         elif account.broker_title:
-            broker = escape(account.broker_title)
+            broker = self.escape(account.broker_title)
         else:
             broker = self.unknown
         status = account.status
@@ -150,28 +163,29 @@ class AccountRows:
             cells = self._no_figures.format(
                 balance=self.not_known_muted
                 if account.balance is None
-                else f"{self.balance(account.balance)} {escape(account.currency)}",
+                else f"{self.balance(account.balance)} {self.escape(account.currency)}",
                 not_known=self.not_known,
                 updated_at=self.time(account.balance_updated_at)
                 if account.balance_updated_at
                 else self.never,
             )
-        return mark_safe(  # noqa: S308 - every value above is escaped or formatted from numbers
-            self._row.format(
-                inactive="" if active else ' class="inactive"',
-                id=account.ctid_trader_account_id,
-                login=account.login,
-                status="" if active else self.gone if status == TradingAccount.Status.GONE else self.disabled,
-                kind=self.live if account.is_live else self.demo,
-                tradingview=self.tradingview if account.is_tradingview else "",
-                broker=broker,
-                figures=cells,
-            )
+        # Every value is escaped, or formatted from numbers in separators that need no escaping.
+        return self._row.format(
+            inactive="" if active else ' class="inactive"',
+            id=account.ctid_trader_account_id,
+            login=account.login,
+            status="" if active else self.gone if status == TradingAccount.Status.GONE else self.disabled,
+            kind=self.live if account.is_live else self.demo,
+            tradingview=self.tradingview if account.is_tradingview else "",
+            broker=broker,
+            figures=cells,
         )
 
     def _figures_cells(self, account: DashboardAccount, read_at: datetime) -> str:
         number = self.money
-        level = call_level(account.margin_call_level)
+        level = account.margin_call_level
+        if level is None:
+            level = self._default_level
         margin_level = account.figures_margin_level
         under = margin_level is not None and margin_level < level
         level_text = number(margin_level)
@@ -187,7 +201,7 @@ class AccountRows:
         pnl = account.figures_unrealized_pnl
         return self._figures.format(
             balance=number(account.figures_balance),
-            currency=escape(account.figures_currency or account.currency),
+            currency=self.escape(account.figures_currency or account.currency),
             equity=number(account.figures_equity),
             used_margin=number(account.figures_used_margin),
             free_margin=number(account.figures_free_margin),
