@@ -136,29 +136,47 @@ def utc_times() -> Callable[[str | None], datetime | None]:
     return parse
 
 
-def dashboard_ctids(*, user: Any) -> list[tuple[Ctid, list[DashboardAccount]]]:
+class DashboardCtid(NamedTuple):
+    """A cTID as the dashboard shows it."""
+
+    pk: int
+    user_id: int
+    state: str
+    last_sync_error: str
+    last_synced_at: datetime | None
+
+
+def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAccount]]]:
     """The user's cTIDs, oldest first, each with its trading accounts (live first, then by login).
 
-    Two queries whatever the number of accounts, reading only the columns the dashboard prints: for 200
-    accounts, plain values instead of 600 model instances with all their columns take a quarter of the time.
+    One query whatever the number of accounts (the cTIDs joined to their accounts), reading only the columns
+    the dashboard prints: for 200 accounts, plain values instead of 600 model instances with all their
+    columns take a quarter of the time.
     """
-    ctids = list(
+    rows = (
         Ctid.objects.filter(trader__user=user)
-        .order_by("created_at")
-        .only("id", "user_id", "state", "last_synced_at", "last_sync_error")
-    )
-    accounts: dict[int, list[DashboardAccount]] = {ctid.pk: [] for ctid in ctids}
-    if ctids:
-        rows = (
-            TradingAccount.objects.filter(ctid_id__in=list(accounts))
-            .order_by("-is_live", "login")
-            .values_list(*_DASHBOARD_COLUMNS, UtcText("balance_updated_at"), UtcText("figures__read_at"))
+        .order_by("created_at", "pk", "-accounts__is_live", "accounts__login")
+        .values_list(
+            "pk",
+            "user_id",
+            "state",
+            "last_sync_error",
+            UtcText("last_synced_at"),
+            *(f"accounts__{column}" for column in _DASHBOARD_COLUMNS),
+            UtcText("accounts__balance_updated_at"),
+            UtcText("accounts__figures__read_at"),
         )
-        time = utc_times()
-        for *values, updated_at, read_at in rows:
-            account = DashboardAccount._make((*values, time(updated_at), time(read_at)))
-            accounts[account.ctid_id].append(account)
-    return [(ctid, accounts[ctid.pk]) for ctid in ctids]
+    )
+    time = utc_times()
+    ctids: dict[int, tuple[DashboardCtid, list[DashboardAccount]]] = {}
+    for pk, user_id, state, error, synced_at, *values, updated_at, read_at in rows:
+        listed = ctids.get(pk)
+        if listed is None:
+            listed = ctids[pk] = (DashboardCtid(pk, user_id, state, error, time(synced_at)), [])
+        account = DashboardAccount._make((*values, time(updated_at), time(read_at)))
+        if account.ctid_trader_account_id is not None:  # else a cTID without accounts, joined to nothing
+            listed[1].append(account)
+    return list(ctids.values())
 
 
 def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
