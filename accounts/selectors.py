@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import CharField, F, Func, Prefetch, QuerySet, Window
+from django.db.models import CharField, F, Func, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -46,19 +46,8 @@ def trader_for_user_or_404(*, user: Any) -> Trader:
 
 
 def ctids_for_user(*, user: Any) -> QuerySet[Ctid]:
-    """The user's cTIDs, each with its trading accounts (and their jurisdictions) prefetched."""
-    return (
-        Ctid.objects.filter(trader__user=user)
-        .order_by("created_at")
-        .prefetch_related(
-            Prefetch(
-                "accounts",
-                queryset=TradingAccount.objects.select_related("jurisdiction", "figures").order_by(
-                    "-is_live", "login"
-                ),
-            )
-        )
-    )
+    """The user's cTIDs, oldest first (their accounts: ``dashboard_ctids``, ``accounts_for_user``)."""
+    return Ctid.objects.filter(trader__user=user).order_by("created_at")
 
 
 class DashboardAccount(NamedTuple):
