@@ -36,7 +36,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     accounts = [account for _ctid, accounts in listed for account in accounts]
     now = timezone.now()
     rows = AccountRows(now=now)
-    sections = [(ctid, rows.table(accounts)) for ctid, accounts in listed]
+    sections = [(ctid, rows.table(own)) for ctid, own in listed]
     return render(
         request,
         "accounts/dashboard.html",
