@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.figures_display import NumberFormat, call_level, is_stale
 from accounts.models import TradingAccount
@@ -46,17 +46,18 @@ _NO_FIGURES = (
     '<td colspan="5" class="muted" data-label="{equity_label}">{not_known}</td>'
     '<td data-label="{as_of_label}">{updated_at}</td>'
 )
+# Marked for the catalogues here, translated when a page is built.
 _LABELS = {
-    "login_label": "Login",
-    "type_label": "Type",
-    "broker_label": "Broker",
-    "balance_label": "Balance",
-    "equity_label": "Equity",
-    "used_label": "Used margin",
-    "free_label": "Free margin",
-    "level_label": "Margin level",
-    "pnl_label": "Open P/L",
-    "as_of_label": "As of",
+    "login_label": gettext_noop("Login"),
+    "type_label": gettext_noop("Type"),
+    "broker_label": gettext_noop("Broker"),
+    "balance_label": gettext_noop("Balance"),
+    "equity_label": gettext_noop("Equity"),
+    "used_label": gettext_noop("Used margin"),
+    "free_label": gettext_noop("Free margin"),
+    "level_label": gettext_noop("Margin level"),
+    "pnl_label": gettext_noop("Open P/L"),
+    "as_of_label": gettext_noop("As of"),
 }
 # An account id no URL of the page contains, standing in for each row's id when the prefix is reversed.
 _ID_MARK = 918273645
@@ -103,23 +104,23 @@ class AccountRows:
         )
 
         def badge(kind: str, text: str) -> str:
-            return f'<span class="badge{kind}">{escape(gettext(text))}</span>'
+            return f'<span class="badge{kind}">{escape(text)}</span>'
 
         def muted(text: str) -> str:
-            return f'<span class="muted">{escape(gettext(text))}</span>'
+            return f'<span class="muted">{escape(text)}</span>'
 
-        self.gone = " " + badge("", "No longer shared")
-        self.disabled = " " + badge("", "Disabled")
-        self.live = badge(" live", "Live")
-        self.demo = badge(" demo", "Demo")
+        self.gone = " " + badge("", gettext("No longer shared"))
+        self.disabled = " " + badge("", gettext("Disabled"))
+        self.live = badge(" live", gettext("Live"))
+        self.demo = badge(" demo", gettext("Demo"))
         self.tradingview = ' <span class="badge">TradingView</span>'
-        self.unknown = muted("Unknown")
-        self.no_margin = muted("No margin used")
-        self.margin_call = " " + badge(" danger", "Margin call")
-        self.stale = " " + badge(" warn", "Out of date")
+        self.unknown = muted(gettext("Unknown"))
+        self.no_margin = muted(gettext("No margin used"))
+        self.margin_call = " " + badge(" danger", gettext("Margin call"))
+        self.stale = " " + badge(" warn", gettext("Out of date"))
         self.not_known = escape(gettext("Not known yet"))
-        self.not_known_muted = muted("Not known yet")
-        self.never = muted("Never")
+        self.not_known_muted = muted(gettext("Not known yet"))
+        self.never = muted(gettext("Never"))
 
     def time(self, value: datetime) -> str:
         """``<time>`` as the template's ``date`` filters printed it, in the current time zone."""
