@@ -4,8 +4,8 @@ A trader with 200 accounts gets some 2,000 table cells. Left to the template eng
 translations and URL reversals cost several times the rest of the page (some 50 ms for 200 rows); here the
 words are translated, the URL prefix reversed and the markup's fixed parts escaped once per page, and each
 row is one string format of values formatted once (a date that recurs, as figures read in one refresh do, is
-formatted once). The markup is the one the template printed, in every language:
-``tests/accounts/test_dashboard_speed.py`` pins it.
+formatted once). The words, numbers and dates are those Django's ``translate``, ``date`` and ``floatformat``
+give in the active language; ``tests/accounts/test_dashboard_speed.py`` pins the rows in English and German.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from accounts.figures_display import NumberFormat, call_level, is_stale
 from accounts.models import TradingAccount
 from accounts.selectors import DashboardAccount
 
-# What the template printed, with its labels and words as format fields (filled once per page) and the
-# row's values as the remaining fields (filled per row, escaped).
+# A row's markup, with its labels and the URL prefix as format fields (filled once per page) and the row's
+# values as the remaining fields (filled per row, escaped).
 _ROW = (
     '<tr{inactive}><td data-label="{login_label}"><a href="{detail}{id}{after_id}">{login}</a>{status}</td>'
     '<td data-label="{type_label}">{kind}{tradingview}</td>'
@@ -123,7 +123,7 @@ class AccountRows:
         self.never = muted(gettext("Never"))
 
     def time(self, value: datetime) -> str:
-        """``<time>`` as the template's ``date`` filters printed it, in the current time zone."""
+        """``<time>`` with the ``date`` filter's ``c`` and ``j M, H:i``, in the current time zone."""
         text = self._times.get(value)
         if text is None:
             local = timezone.localtime(value)
@@ -139,7 +139,7 @@ class AccountRows:
         return escaped
 
     def balance(self, value: Decimal) -> str:
-        """A balance known without figures, as ``floatformat:"2g"`` printed it."""
+        """A balance known without figures, as ``floatformat:"2g"`` gives it."""
         text = self._balances.get(value)
         if text is None:
             text = self._balances[value] = str(floatformat(value, "2g"))

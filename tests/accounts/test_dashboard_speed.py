@@ -114,7 +114,7 @@ def _page(trader: Trader, language: str) -> str:
     return re.sub(r"\s*(</?(?:tr|td|th|tbody|thead|table|ul|li)\b[^>]*>)\s*", r"\1", main)
 
 
-# The old rendering of the accounts of many_kinds (whitespace normalised as _page does).
+# The rows, totals and banner of many_kinds as the page prints them (whitespace normalised as _page does).
 EXPECTED = {
     "en": {
         "rows": {
