@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -13,15 +13,19 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.figures_display import is_stale, margin_call_level
+from accounts.figures_display import call_level, is_stale, margin_call_level
 from accounts.models import AccountFigures, Ctid, Jurisdiction, TradingAccount
 from accounts.selectors import (
     HISTORY_RESOLUTIONS,
+    AccountValues,
     account_history,
+    account_list_for_user,
+    account_values,
     accounts_for_user,
     auto_resolution,
     ctids_for_user,
@@ -82,11 +86,34 @@ class FiguresSerializer(serializers.Serializer):
 
 
 _AT = serializers.DateTimeField()
+_BALANCE = serializers.DecimalField(max_digits=30, decimal_places=10, coerce_to_string=True)
 _LEVEL_PLACES = Decimal("0.01")
 
 
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _figures_data(
+    figures: AccountFigures | _FiguresValues, *, currency: str, level: Decimal, read_at: str, stale: bool
+) -> dict[str, Any]:
+    """The shape of ``FiguresSerializer``; ``read_at`` already in the serializer's format."""
+    return {
+        "currency": currency,
+        "balance": _text(figures.balance),
+        "equity": _text(figures.equity),
+        "used_margin": _text(figures.used_margin),
+        "free_margin": _text(figures.free_margin),
+        "unrealized_pnl": _text(figures.unrealized_pnl),
+        "margin_level": _text(figures.margin_level),
+        "margin_call": figures.margin_level is not None and figures.margin_level < level,
+        "margin_call_level": str(level.quantize(_LEVEL_PLACES)),
+        "positions_count": figures.positions_count,
+        "positions_volume": _text(figures.positions_volume),
+        "read_at": read_at,
+        "stale": stale,
+        "source": figures.source,
+    }
 
 
 @extend_schema_field(FiguresSerializer(allow_null=True))
@@ -102,23 +129,13 @@ class FiguresField(serializers.Field):
             figures = account.figures
         except AccountFigures.DoesNotExist:
             return None
-        level = margin_call_level(account)
-        return {
-            "currency": figures.currency or account.currency,
-            "balance": _text(figures.balance),
-            "equity": _text(figures.equity),
-            "used_margin": _text(figures.used_margin),
-            "free_margin": _text(figures.free_margin),
-            "unrealized_pnl": _text(figures.unrealized_pnl),
-            "margin_level": _text(figures.margin_level),
-            "margin_call": figures.margin_level is not None and figures.margin_level < level,
-            "margin_call_level": str(level.quantize(_LEVEL_PLACES)),
-            "positions_count": figures.positions_count,
-            "positions_volume": _text(figures.positions_volume),
-            "read_at": _AT.to_representation(figures.read_at),
-            "stale": is_stale(figures.read_at),
-            "source": figures.source,
-        }
+        return _figures_data(
+            figures,
+            currency=figures.currency or account.currency,
+            level=margin_call_level(account),
+            read_at=_AT.to_representation(figures.read_at),
+            stale=is_stale(figures.read_at),
+        )
 
 
 class TradingAccountSerializer(serializers.ModelSerializer):
@@ -168,12 +185,113 @@ class MeView(APIView):
         return Response(MeSerializer(data).data)
 
 
+class AccountPagination(PageNumberPagination):
+    """Pages of ``PAGE_SIZE`` (100) accounts; ``page_size`` asks for up to 200, a large trader's whole list."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 200
+    page_size_query_description = f"Accounts per page, 1 to {max_page_size} (default 100)."
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
+
+class _FiguresValues(NamedTuple):
+    """An account's figures out of ``AccountValues``, under ``AccountFigures``' names."""
+
+    balance: Decimal | None
+    equity: Decimal | None
+    used_margin: Decimal | None
+    free_margin: Decimal | None
+    unrealized_pnl: Decimal | None
+    margin_level: Decimal | None
+    positions_count: int | None
+    positions_volume: Decimal | None
+    source: str | None
+
+
+def account_items(accounts: list[AccountValues]) -> list[dict[str, Any]]:
+    """What ``TradingAccountSerializer`` makes of each account (the same keys, values and formats, pinned by
+    ``tests/accounts/test_dashboard_speed.py``), built from plain values: for a page of 200 accounts, a
+    serializer per account and per jurisdiction would cost several times the rest of the request. A time or
+    a jurisdiction that recurs is formatted once."""
+    now = timezone.now()
+    times: dict[datetime, str] = {}
+    jurisdictions: dict[int | None, dict[str, Any] | None] = {None: None}
+
+    def at(value: datetime) -> str:
+        text = times.get(value)
+        if text is None:
+            text = times[value] = _AT.to_representation(value)
+        return text
+
+    items = []
+    for a in accounts:
+        if a.jurisdiction_id not in jurisdictions:
+            jurisdictions[a.jurisdiction_id] = {
+                "broker_name": a.jurisdiction_broker_name,
+                "display_name": a.jurisdiction_display_name,
+                "tradingview_enabled": a.jurisdiction_tradingview_enabled,
+            }
+        figures = None
+        read_at = a.read_at
+        if read_at is not None:
+            figures = _figures_data(
+                _FiguresValues(
+                    a.figures_balance,
+                    a.figures_equity,
+                    a.figures_used_margin,
+                    a.figures_free_margin,
+                    a.figures_unrealized_pnl,
+                    a.figures_margin_level,
+                    a.figures_positions_count,
+                    a.figures_positions_volume,
+                    a.figures_source,
+                ),
+                currency=a.figures_currency or a.currency,
+                level=call_level(a.margin_call_level),
+                read_at=at(read_at),
+                stale=is_stale(read_at, now=now),
+            )
+        items.append(
+            {
+                "ctid_trader_account_id": a.ctid_trader_account_id,
+                "login": a.login,
+                "is_live": a.is_live,
+                "environment": "live" if a.is_live else "demo",
+                "ctid": a.ctid_user_id,
+                "broker_name": a.broker_name,
+                "broker_title": a.broker_title,
+                "jurisdiction": jurisdictions[a.jurisdiction_id],
+                "is_tradingview": a.is_tradingview,
+                "status": a.status,
+                "balance": None if a.balance is None else _BALANCE.to_representation(a.balance),
+                "currency": a.currency,
+                "balance_updated_at": None if a.balance_updated_at is None else at(a.balance_updated_at),
+                "last_synced_at": None if a.last_synced_at is None else at(a.last_synced_at),
+                "figures": figures,
+            }
+        )
+    return items
+
+
 @extend_schema(summary="The signed-in trader's trading accounts")
 class AccountListView(generics.ListAPIView):
     serializer_class = TradingAccountSerializer
+    pagination_class = AccountPagination
 
     def get_queryset(self) -> QuerySet[TradingAccount]:
         return accounts_for_user(user=self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The serializer describes the items (schema, detail view); a page of them is built from plain values.
+        page = self.paginate_queryset(account_list_for_user(user=request.user))
+        assert page is not None  # AccountPagination always pages
+        return self.get_paginated_response(account_items(account_values(page)))
 
 
 @extend_schema(summary="One of the signed-in trader's trading accounts")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import formats, timezone
 
 from accounts.models import AccountFigures, TradingAccount
+from accounts.selectors import DashboardAccount
 
 
 class NumberFormat:
@@ -42,8 +43,13 @@ def money(value: Decimal | None) -> str:
 
 def margin_call_level(account: TradingAccount) -> Decimal:
     jurisdiction = account.jurisdiction
-    if jurisdiction is not None and jurisdiction.margin_call_level is not None:
-        return jurisdiction.margin_call_level
+    return call_level(jurisdiction.margin_call_level if jurisdiction is not None else None)
+
+
+def call_level(jurisdiction_level: Decimal | None) -> Decimal:
+    """The margin-call level: the jurisdiction's own, else the setting."""
+    if jurisdiction_level is not None:
+        return jurisdiction_level
     return Decimal(settings.FIGURES_MARGIN_CALL_LEVEL)
 
 
@@ -117,25 +123,24 @@ class CurrencyTotal:
 
 
 def totals_per_currency(
-    accounts: Iterable[TradingAccount], *, now: datetime | None = None, number: NumberFormat | None = None
+    accounts: Iterable[DashboardAccount], *, now: datetime | None = None, number: NumberFormat | None = None
 ) -> list[CurrencyTotal]:
     """Sums of the figures per deposit currency, over active accounts that have figures."""
     now = now or timezone.now()
     money = number or NumberFormat()
     totals: dict[str, CurrencyTotal] = {}
     for account in accounts:
-        figures = _figures_of(account)
-        if figures is None or account.status != TradingAccount.Status.ACTIVE:
+        if account.read_at is None or account.status != TradingAccount.Status.ACTIVE:
             continue
-        currency = figures.currency or account.currency
+        currency = account.figures_currency or account.currency
         total = totals.setdefault(currency, CurrencyTotal(currency))
         total.accounts += 1
-        total.stale += is_stale(figures.read_at, now=now)
-        total.balance += figures.balance
-        total.equity += figures.equity
-        total.used_margin += figures.used_margin
-        total.free_margin += figures.free_margin
-        total.unrealized_pnl += figures.unrealized_pnl
+        total.stale += is_stale(account.read_at, now=now)
+        total.balance += account.figures_balance or 0
+        total.equity += account.figures_equity or 0
+        total.used_margin += account.figures_used_margin or 0
+        total.free_margin += account.figures_free_margin or 0
+        total.unrealized_pnl += account.figures_unrealized_pnl or 0
     for total in totals.values():
         total.text = {
             name: money(getattr(total, name))

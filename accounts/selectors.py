@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import F, Prefetch, QuerySet, Window
+from django.db.models import CharField, F, Func, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -46,19 +46,126 @@ def trader_for_user_or_404(*, user: Any) -> Trader:
 
 
 def ctids_for_user(*, user: Any) -> QuerySet[Ctid]:
-    """The user's cTIDs, each with its trading accounts (and their jurisdictions) prefetched."""
-    return (
+    """The user's cTIDs, oldest first (their accounts: ``dashboard_ctids``, ``accounts_for_user``)."""
+    return Ctid.objects.filter(trader__user=user).order_by("created_at")
+
+
+class DashboardAccount(NamedTuple):
+    """A trading account as the dashboard shows it: its own columns, its broker's and its latest figures
+    (``read_at`` is None when it has none), read as plain values rather than as three model instances each."""
+
+    ctid_id: int
+    ctid_trader_account_id: int
+    login: int
+    is_live: bool
+    is_tradingview: bool
+    status: str
+    broker_title: str
+    balance: Decimal | None
+    currency: str
+    broker_display_name: str | None  # None: no jurisdiction
+    margin_call_level: Decimal | None  # the jurisdiction's own, if any
+    figures_currency: str | None
+    figures_balance: Decimal | None
+    figures_equity: Decimal | None
+    figures_used_margin: Decimal | None
+    figures_free_margin: Decimal | None
+    figures_unrealized_pnl: Decimal | None
+    figures_margin_level: Decimal | None
+    balance_updated_at: datetime | None
+    read_at: datetime | None
+
+
+_DASHBOARD_COLUMNS = (
+    "ctid_id",
+    "ctid_trader_account_id",
+    "login",
+    "is_live",
+    "is_tradingview",
+    "status",
+    "broker_title",
+    "balance",
+    "currency",
+    "jurisdiction__display_name",
+    "jurisdiction__margin_call_level",
+    "figures__currency",
+    "figures__balance",
+    "figures__equity",
+    "figures__used_margin",
+    "figures__free_margin",
+    "figures__unrealized_pnl",
+    "figures__margin_level",
+)
+
+
+class UtcText(Func):
+    """A ``timestamptz`` as UTC text, ``YYYY-MM-DD HH:MM:SS.ffffff``, whatever the session's DateStyle.
+
+    Django reads ``timestamptz`` through a loader of its own that runs in Python (some 9 µs a value, the
+    largest part of reading 200 accounts); as text, parsed once per distinct value, the times cost little.
+    """
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+    output_field = CharField()
+
+
+def utc_times() -> Callable[[str | None], datetime | None]:
+    """A parser of ``UtcText`` values that parses each distinct text once (figures read in one refresh share
+    their time)."""
+    parsed: dict[str, datetime] = {}
+
+    def parse(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        value = parsed.get(text)
+        if value is None:
+            value = parsed[text] = datetime.fromisoformat(text).replace(tzinfo=UTC)
+        return value
+
+    return parse
+
+
+class DashboardCtid(NamedTuple):
+    """A cTID as the dashboard shows it."""
+
+    pk: int
+    user_id: int
+    state: str
+    last_sync_error: str
+    last_synced_at: datetime | None
+
+
+def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAccount]]]:
+    """The user's cTIDs, oldest first, each with its trading accounts (live first, then by login).
+
+    One query whatever the number of accounts (the cTIDs joined to their accounts), reading only the columns
+    the dashboard prints: for 200 accounts, plain values instead of 600 model instances with all their
+    columns take a quarter of the time.
+    """
+    rows = (
         Ctid.objects.filter(trader__user=user)
-        .order_by("created_at")
-        .prefetch_related(
-            Prefetch(
-                "accounts",
-                queryset=TradingAccount.objects.select_related("jurisdiction", "figures").order_by(
-                    "-is_live", "login"
-                ),
-            )
+        .order_by("created_at", "pk", "-accounts__is_live", "accounts__login")
+        .values_list(
+            "pk",
+            "user_id",
+            "state",
+            "last_sync_error",
+            UtcText("last_synced_at"),
+            *(f"accounts__{column}" for column in _DASHBOARD_COLUMNS),
+            UtcText("accounts__balance_updated_at"),
+            UtcText("accounts__figures__read_at"),
         )
     )
+    time = utc_times()
+    ctids: dict[int, tuple[DashboardCtid, list[DashboardAccount]]] = {}
+    for pk, user_id, state, error, synced_at, *values, updated_at, read_at in rows:
+        listed = ctids.get(pk)
+        if listed is None:
+            listed = ctids[pk] = (DashboardCtid(pk, user_id, state, error, time(synced_at)), [])
+        account = DashboardAccount._make((*values, time(updated_at), time(read_at)))
+        if account.ctid_trader_account_id is not None:  # else a cTID without accounts, joined to nothing
+            listed[1].append(account)
+    return list(ctids.values())
 
 
 def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
@@ -68,6 +175,88 @@ def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
         .select_related("ctid", "jurisdiction", "figures")
         .order_by("-is_live", "login")
     )
+
+
+class AccountValues(NamedTuple):
+    """A trading account as the account list API gives it, with its cTID's id, its jurisdiction and its latest
+    figures (``read_at`` is None when it has none), as plain values."""
+
+    ctid_trader_account_id: int
+    login: int
+    is_live: bool
+    ctid_user_id: int
+    broker_name: str
+    broker_title: str
+    jurisdiction_id: int | None
+    jurisdiction_broker_name: str | None
+    jurisdiction_display_name: str | None
+    jurisdiction_tradingview_enabled: bool | None
+    margin_call_level: Decimal | None  # the jurisdiction's own, if any
+    is_tradingview: bool
+    status: str
+    balance: Decimal | None
+    currency: str
+    figures_currency: str | None
+    figures_balance: Decimal | None
+    figures_equity: Decimal | None
+    figures_used_margin: Decimal | None
+    figures_free_margin: Decimal | None
+    figures_unrealized_pnl: Decimal | None
+    figures_margin_level: Decimal | None
+    figures_positions_count: int | None
+    figures_positions_volume: Decimal | None
+    figures_source: str | None
+    balance_updated_at: datetime | None
+    last_synced_at: datetime | None
+    read_at: datetime | None
+
+
+_ACCOUNT_LIST_COLUMNS = (
+    "ctid_trader_account_id",
+    "login",
+    "is_live",
+    "ctid__user_id",
+    "broker_name",
+    "broker_title",
+    "jurisdiction_id",
+    "jurisdiction__broker_name",
+    "jurisdiction__display_name",
+    "jurisdiction__tradingview_enabled",
+    "jurisdiction__margin_call_level",
+    "is_tradingview",
+    "status",
+    "balance",
+    "currency",
+    "figures__currency",
+    "figures__balance",
+    "figures__equity",
+    "figures__used_margin",
+    "figures__free_margin",
+    "figures__unrealized_pnl",
+    "figures__margin_level",
+    "figures__positions_count",
+    "figures__positions_volume",
+    "figures__source",
+)
+
+
+def account_list_for_user(*, user: Any) -> QuerySet[Any]:
+    """``accounts_for_user`` (same accounts, same order) as rows of plain values, for ``account_values``: a
+    page of 200 accounts without 800 model instances and with its times read as text."""
+    return accounts_for_user(user=user).values_list(
+        *_ACCOUNT_LIST_COLUMNS,
+        UtcText("balance_updated_at"),
+        UtcText("last_synced_at"),
+        UtcText("figures__read_at"),
+    )
+
+
+def account_values(rows: Iterable[tuple[Any, ...]]) -> list[AccountValues]:
+    time = utc_times()
+    return [
+        AccountValues._make((*values, time(updated_at), time(synced_at), time(read_at)))
+        for *values, updated_at, synced_at, read_at in rows
+    ]
 
 
 @dataclass(frozen=True)

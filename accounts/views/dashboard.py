@@ -12,17 +12,18 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from accounts.charts import PERIODS, line_chart
-from accounts.figures_display import NumberFormat, figures_view, totals_per_currency
+from accounts.figures_display import figures_view, totals_per_currency
 from accounts.models import AccountFigures, Ctid, TradingAccount
 from accounts.selectors import (
     account_history,
     accounts_for_user,
-    ctids_for_user,
+    dashboard_ctids,
     openings_in_progress,
     trader_for_user,
 )
 from accounts.services.jobs import ctid_jobs_for_dashboard
 from accounts.services.opening import opening_available
+from accounts.views.dashboard_rows import AccountRows
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +31,23 @@ logger = logging.getLogger(__name__)
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
-    ctids = list(ctids_for_user(user=request.user)) if trader else []
+    listed = dashboard_ctids(user=request.user) if trader else []
+    ctids = [ctid for ctid, _accounts in listed]
+    accounts = [account for _ctid, accounts in listed for account in accounts]
     now = timezone.now()
-    accounts = [account for ctid in ctids for account in ctid.accounts.all()]
-    number = NumberFormat()
-    for account in accounts:
-        account.fig = figures_view(account, now=now, number=number)  # type: ignore[attr-defined]
+    rows = AccountRows(now=now)
+    sections = [(ctid, rows.table(own)) for ctid, own in listed]
     return render(
         request,
         "accounts/dashboard.html",
         {
             "trader": trader,
             "ctids": ctids,
+            "sections": sections,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": len(accounts),
-            "totals": totals_per_currency(accounts, now=now, number=number),
-            "margin_calls": [a for a in accounts if a.fig and a.fig.margin_call],  # type: ignore[attr-defined]
+            "totals": totals_per_currency(accounts, now=now, number=rows.number),
+            "margin_calls": rows.margin_calls,
             "can_open": bool(trader) and opening_available(),
             "openings": openings_in_progress(trader=trader) if trader else [],
             "jobs": ctid_jobs_for_dashboard(trader=trader) if trader else [],
