@@ -91,7 +91,8 @@ _LEVEL_PLACES = Decimal("0.01")
 
 
 def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    # Fixed-point like DRF's DecimalField: a zero PostgreSQL returns with ten places is Decimal("0E-10").
+    return None if value is None else format(value, "f")
 
 
 def _figures_data(

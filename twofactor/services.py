@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django_otp import devices_for_user, user_has_device
+from django_otp import devices_for_user
 from django_otp import verify_token as otp_verify_token
 from django_otp.models import Device
 
@@ -32,7 +32,11 @@ class CodeRefused(ValueError):
 
 
 def two_factor_enabled(*, user: Any) -> bool:
-    return bool(user.is_authenticated and user_has_device(user, confirmed=True))
+    # The authenticator decides: recovery codes are issued with it and removed with it. One query, where
+    # django-otp's user_has_device would ask every device model installed (the retired ones included).
+    return bool(
+        user.is_authenticated and AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
+    )
 
 
 def totp_device_pending(*, user: Any) -> AuthenticatorDevice:

@@ -130,6 +130,25 @@ def test_api_carries_the_figures_with_time_and_stale_flag(trader, trader_client,
     assert detail["figures"] == figures
 
 
+def test_api_writes_zero_figures_as_plain_decimals(trader, trader_client):
+    """A zero read back from PostgreSQL is Decimal("0E-10"); the API writes it as the schema's decimal string."""
+    idle, _other = accounts_of(trader, 2)
+    give_figures(idle, balance="0", equity="0", used="0")
+
+    for url in (
+        "/api/v1/accounts/",
+        "/api/v1/accounts/?page_size=200",
+        f"/api/v1/accounts/{idle.ctid_trader_account_id}/",
+    ):
+        body = trader_client.get(url).json()
+        rows = body.get("results", [body])
+        figures = next(r for r in rows if r["ctid_trader_account_id"] == idle.ctid_trader_account_id)[
+            "figures"
+        ]
+        for name in ("balance", "equity", "used_margin", "free_margin", "unrealized_pnl"):
+            assert figures[name] == "0.0000000000", (url, name, figures[name])
+
+
 def _snapshots(account: TradingAccount, start, count: int, step: timedelta) -> None:
     AccountSnapshot.objects.bulk_create(
         AccountSnapshot(
