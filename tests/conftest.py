@@ -185,6 +185,17 @@ def _fresh_cache():
     return
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request through the test client leaves its language active in the test's thread (a server's next
+    request activates its own); each test starts in the default language, whatever ran before."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Compile the message catalogues when a .mo file is missing or older than its .po (needs gettext)."""
     from pathlib import Path
