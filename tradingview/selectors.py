@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
 
+from . import prepared
 from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
 
 
@@ -132,7 +133,7 @@ def consent_options(*, trader: Trader) -> ConsentOptions:
         f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
         " WHERE t.trader_id = %s ORDER BY t.created_at, t.id, a.is_live DESC, a.login"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, [trader.pk])
         rows = cursor.fetchall()
     groups: dict[int, CtidOptions] = {}
@@ -179,10 +180,16 @@ def consent_recheck(
     """Which of ``account_ids`` (of the trader's cTID ``ctid_id``) can still be linked, whether the client and
     its redirect URI are still registered, and an earlier submission's grant: one query.
 
-    The eligibility is ``account_ineligibility`` as a condition; one fixed statement, so nothing is built per
-    request but the list of ids.
+    The eligibility is ``account_ineligibility`` as a condition; one fixed statement (on PostgreSQL whatever
+    the number of ids), so nothing is built per request but the list of ids.
     """
     ids = [int(i) for i in account_ids]
+    # One array parameter where statements are prepared, so the text does not change with the number of ids.
+    in_ids, id_params = (
+        ("= ANY(%s::bigint[])", [ids])
+        if prepared.enabled()
+        else (f"IN ({', '.join(['%s'] * len(ids))})", ids)
+    )
     only_tradingview = " AND a.is_tradingview" if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS else ""
     # Table names come from the models' metadata; every value is a parameter.
     statement = (
@@ -192,20 +199,20 @@ def consent_recheck(
         f" (SELECT g.id FROM {_table(Grant)} g WHERE g.consent_key = %s)"
         f" FROM {_table(TradingAccount)} a JOIN {_table(Ctid)} t ON t.id = a.ctid_id"
         f" JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
-        f" WHERE a.id IN ({', '.join(['%s'] * len(ids))}) AND a.ctid_id = %s AND t.trader_id = %s"
+        f" WHERE a.id {in_ids} AND a.ctid_id = %s AND t.trader_id = %s"
         f" AND t.state = %s AND a.status = %s AND j.tradingview_enabled{only_tradingview}"
     )
     params: list[Any] = [
         client_pk,
         redirect_uri,
         consent_key,
-        *ids,
+        *id_params,
         ctid_id,
         trader.pk,
         Ctid.State.CONNECTED,
         TradingAccount.Status.ACTIVE,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     return ConsentRecheck(
@@ -223,7 +230,7 @@ def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | Non
         f" JOIN {_table(RedirectUri)} r ON r.client_id = c.id"
         " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, [client_id, redirect_uri])
         row = cursor.fetchone()
     if row is None:

@@ -313,3 +313,25 @@ def test_without_a_reachable_cache_one_form_still_makes_one_grant(
     assert AuditEvent.objects.filter(
         action="grant_revoke", outcome="surplus", detail__grant=surplus.pk
     ).exists()
+
+
+def _prepared_statements() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql IS FALSE")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_the_links_own_statements_are_prepared_once_per_connection(
+    adapter, tv_client, browser_client, trader, accounts
+):
+    # The consent page's reads, the consent's re-check and store, the code exchange: parsed and planned by
+    # PostgreSQL on the first link of the connection, only executed on the next ones.
+    before = _prepared_statements()
+    assert exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).status_code == 200
+    first = _prepared_statements() - before
+    assert len(first) == 5, first
+    assert any(s.startswith("WITH g AS (INSERT INTO") for s in first)
+    assert any(s.startswith("WITH t AS (UPDATE") for s in first)
+    # A second link, with more accounts chosen, prepares nothing new: the statements' text does not change.
+    assert exchange(tv_client, link(browser_client, tv_client, [a.pk for a in accounts])).status_code == 200
+    assert _prepared_statements() - before == first

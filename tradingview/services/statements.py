@@ -23,6 +23,7 @@ from django.db import connection, models
 from accounts.models import AuditEvent
 from accounts.services.audit import audit_event_new
 
+from .. import prepared
 from ..models import (
     AUDIT_CATEGORY,
     CLIENT_SECRET_ALGORITHM,
@@ -99,7 +100,7 @@ def grant_insert(
         f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns}) SELECT {audit_values} FROM g)"
         " SELECT id FROM g"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, [*params, list(account_ids), *code_params, *audit_params])
         row = cursor.fetchone()
     return int(row[0]) if row else None
@@ -169,7 +170,7 @@ def code_take(
         Grant.State.ACTIVE,
         *audit_params,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None or row[4] is None:
