@@ -1,8 +1,9 @@
 """The trader's consent: the adapter token for the chosen accounts, the grant that stores it, the code.
 
 A consent form can be submitted twice (a double click, a retry after a timeout): the first submission claims the
-form's key (a short-lived cache entry) before calling the adapter and stores the grant, active, once the adapter
-has answered; a repeat gets the same grant with a fresh code instead of a second adapter token. The grant's
+form's key (a short-lived cache entry, released only when nothing was linked) before calling the adapter and
+stores the grant, active, once the adapter has answered; a repeat gets the same grant with a fresh code instead
+of a second adapter token. The grant's
 ``consent_key`` is unique, so one form makes at most one grant whatever the cache does.
 """
 
@@ -212,8 +213,12 @@ def grant_create(
         return _grant_store(
             trader=trader, request=request, consent_key=consent_key, chosen=chosen, actor=actor
         )
-    finally:
+    except BaseException:
+        # Nothing was linked: a retry of the form may ask the adapter at once.
         _claim_release(consent_key)
+        raise
+    # Once the grant is stored the claim is left to expire: a repeat that looked for the grant too early
+    # then waits for it instead of asking the adapter for a token that would only be revoked.
 
 
 class ClientChanged(Exception):
