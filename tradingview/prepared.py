@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 
 # Other cursors on the connection (the ORM's bind values client-side and never prepare) are unaffected: only
@@ -27,11 +28,16 @@ from django.db.backends.utils import CursorWrapper
 _AUTOMATIC_THRESHOLD = 2**31
 
 
-def enabled() -> bool:
-    if connection.vendor != "postgresql":
+def _enabled(db: BaseDatabaseWrapper) -> bool:
+    if db.vendor != "postgresql":
         return False
-    options = connection.settings_dict.get("OPTIONS", {})
+    options = db.settings_dict.get("OPTIONS", {})
     return not ("prepare_threshold" in options and options["prepare_threshold"] is None)
+
+
+def enabled() -> bool:
+    """Whether ``cursor`` prepares its statements (PostgreSQL, unless turned off in ``OPTIONS``)."""
+    return _enabled(connections[DEFAULT_DB_ALIAS])
 
 
 def _preparing_cursor_class() -> type:
@@ -53,23 +59,23 @@ _cursor_class: type | None = None
 def cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared (PostgreSQL), else Django's cursor."""
     global _cursor_class
-    if not enabled():
-        with connection.cursor() as plain:
+    # The connection itself, not ``django.db.connection``: that proxy looks it up again on every attribute.
+    db = connections[DEFAULT_DB_ALIAS]
+    if not _enabled(db):
+        with db.cursor() as plain:
             yield plain
         return
     # What ``connection.cursor()`` does, with a server-binding cursor in place of Django's client-binding one.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = connection.connection
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        raw = db.connection
         if raw.prepare_threshold is None:
             raw.prepare_threshold = _AUTOMATIC_THRESHOLD
         if _cursor_class is None:
             _cursor_class = _preparing_cursor_class()
-        connection.validate_thread_sharing()
+        db.validate_thread_sharing()
         own = _cursor_class(raw)
-        wrapped = (
-            connection.make_debug_cursor(own) if connection.queries_logged else connection.make_cursor(own)
-        )
+        wrapped = db.make_debug_cursor(own) if db.queries_logged else db.make_cursor(own)
     with wrapped:
         yield wrapped
