@@ -125,7 +125,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         salt=CONSENT_SALT,
         compress=True,
     )
-    checked = onboarding.preselected_account_ids(trader=trader, options=options)
+    checked = onboarding.preselected_account_ids(options=options)
     return _consent_page(request, authz=authz, options=options, nonce=nonce, checked=checked)
 
 
