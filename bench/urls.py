@@ -6,7 +6,7 @@
   the POST makes the adapter call, stores the adapter token (encrypted) under the hash of a fresh code and
   redirects with the code; the token request takes the code once and answers with the token. Six statements:
   session and user for each browser request, one INSERT, one UPDATE ... RETURNING; the last two prepared, as
-  the link's own statements are (tradingview/prepared.py).
+  the link's own statements are (clientarea/prepared.py).
 """
 
 import hashlib
@@ -21,8 +21,7 @@ from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from clientarea import crypto, http
-from tradingview import prepared
+from clientarea import crypto, http, prepared
 
 _session = http.session(pool_maxsize=32)
 

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import AccountOpening, Ctid, Jurisdiction, Trader, TradingAccount
 from accounts.services.opening import TRADINGVIEW_PRESELECT_SECONDS
+from clientarea import prepared
 
-from . import prepared
 from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
 
 

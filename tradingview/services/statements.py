@@ -23,8 +23,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from accounts.models import AuditEvent
 from accounts.services.audit import audit_event_new
+from clientarea import prepared
 
-from .. import prepared
 from ..models import (
     AUDIT_CATEGORY,
     CLIENT_SECRET_ALGORITHM,

@@ -1,9 +1,11 @@
-"""A cursor for the link's hand-written statements that PostgreSQL parses and plans once per connection.
+"""A cursor for hot hand-written statements that PostgreSQL parses and plans once per connection.
 
 Django sends every statement as text with its values inlined, so PostgreSQL parses and plans it again on each
-request; for the link's few fixed statements (the consent page's read, the consent's re-check and store, the
-code exchange) that is most of their database CPU. Through this cursor they are sent with their values apart
-and prepared on the first run in each connection (psycopg names and caches them), then only executed.
+request; for a few fixed statements run on every request of a hot path (the TradingView link's reads and
+writes, the Open API token refresh's claim and write) that is most of their database CPU. Through this cursor
+they are sent with their values apart and prepared on the first run in each connection (psycopg names and
+caches them), then only executed. A statement run through it must have a fixed text: values always go in
+parameters, never in the SQL.
 
 The cursor is Django's wrapper around it, so query logging, ``execute_wrapper`` hooks and error translation
 see these statements as they see any other. Other databases get Django's ordinary cursor.
