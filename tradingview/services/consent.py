@@ -29,7 +29,7 @@ from .. import adapter
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
 from ..selectors import account_ineligibility, consent_recheck, trader_accounts
 from . import statements
-from .authorization import AuthorizationRequest, add_query
+from .authorization import AuthorizationRequest, redirect_with_state
 from .logout import PENDING_STALE_SECONDS
 from .revocation import logout_enqueue
 
@@ -108,10 +108,7 @@ def _code_issue(*, grant: Grant, redirect_uri: str) -> str:
 
 
 def _code_redirect(request: AuthorizationRequest, code: str) -> str:
-    params = {"code": code}
-    if request.state is not None:
-        params["state"] = request.state
-    return add_query(request.redirect_uri, params)
+    return redirect_with_state(request.redirect_uri, request.state, code=code)
 
 
 @dataclass(frozen=True)
