@@ -587,8 +587,17 @@ link in one run:
   code once and answers with the token. 6 statements: what any link must do. The target is link / fair floor.
 - bare floor: one view making the one adapter call, no session, no database (/bench/floor).
 At 0 ms adapter latency the ratios are ratios of CPU costs; with a remote adapter's latency both wait on the
-adapter and the ratio shows what the link adds to that wait.
+adapter and the ratio shows what the link adds to that wait. Beside the throughput ratio, the same ratio by the
+CPU each operation used (web + db + adapter + client), which other users of the machine do not move.
+With Redis the server's cache is clientarea.cache.RedisCache (bench/settings.py: one Redis client per pool).
 """
+
+
+def cpu_ratio(run: Run) -> float:
+    def own(cpu: dict[str, float]) -> float:
+        return sum(cpu[k] for k in ("web", "db", "adapter", "client"))
+
+    return own(run.fair.cpu) / own(run.link.cpu) if run.link.cpu and run.fair.cpu else 0.0
 
 
 def verdict(run: Run) -> str:
@@ -606,6 +615,10 @@ def print_run(run: Run, threads: int) -> None:
     )
     print(f"    link / fair floor {run.ratio:.2f}   link / bare floor {run.bare_ratio:.3f}")
     print(f"    verdict: {verdict(run)}")
+    if run.link.cpu and run.fair.cpu:
+        print(
+            f"    link / fair floor by CPU per operation (web + db + adapter + client): {cpu_ratio(run):.2f}"
+        )
     print(
         f"    time per operation seen by a client thread: link {threads / run.link.rate * 1000:.0f} ms, "
         f"fair floor {threads / run.fair.rate * 1000:.0f} ms, bare floor {threads / run.bare.rate * 1000:.0f} ms"
@@ -684,8 +697,8 @@ def main() -> None:
         for run in runs:
             steps = run.link.steps
             print(
-                f"  {verdict(run)}; link / bare floor {run.bare_ratio:.3f}; web CPU per request: "
-                + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
+                f"  {verdict(run)}; by CPU {cpu_ratio(run):.2f}; link / bare floor {run.bare_ratio:.3f};"
+                " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
             )
         print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
     finally:
