@@ -18,5 +18,6 @@ if os.environ.get("BENCH_SESSIONS") == "redis":
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # With Redis: one Redis client per connection pool (clientarea/cache.py) instead of Django's one per cache
 # operation; clientarea/settings.py is to name the same backend.
-if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":  # noqa: F405
-    CACHES["default"]["BACKEND"] = "clientarea.cache.RedisCache"  # noqa: F405
+_redis = globals().get("CACHES", {}).get("default", {})  # only set with REDIS_URL
+if _redis.get("BACKEND") == "django.core.cache.backends.redis.RedisCache":
+    CACHES = {"default": {**_redis, "BACKEND": "clientarea.cache.RedisCache"}}
