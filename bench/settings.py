@@ -1,5 +1,7 @@
 """Settings for the benchmark's server: the project's, plus the floors' URLs and a CPU-per-request header."""
 
+import os
+
 from clientarea.settings import *  # noqa: F403
 from clientarea.settings import MIDDLEWARE
 
@@ -10,3 +12,12 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 DEBUG = False
 # Outermost: the CPU the request's thread used in the whole middleware stack and the view.
 MIDDLEWARE = ["bench.middleware.thread_cpu", *MIDDLEWARE]
+# BENCH_SESSIONS=redis (with REDIS_URL): sessions read from the Redis cache and written through to the
+# database, to compare with the project's sessions in the database.
+if os.environ.get("BENCH_SESSIONS") == "redis":
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# With Redis: one Redis client per connection pool (clientarea/cache.py) instead of Django's one per cache
+# operation; clientarea/settings.py is to name the same backend.
+_redis = globals().get("CACHES", {}).get("default", {})  # only set with REDIS_URL
+if _redis.get("BACKEND") == "django.core.cache.backends.redis.RedisCache":
+    CACHES = {"default": {**_redis, "BACKEND": "clientarea.cache.RedisCache"}}

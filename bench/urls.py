@@ -5,7 +5,8 @@
   views through the same middleware and the same session sign-in. The GET renders a form with a CSRF token;
   the POST makes the adapter call, stores the adapter token (encrypted) under the hash of a fresh code and
   redirects with the code; the token request takes the code once and answers with the token. Six statements:
-  session and user for each browser request, one INSERT, one UPDATE ... RETURNING.
+  session and user for each browser request, one INSERT, one UPDATE ... RETURNING; the last two prepared, as
+  the link's own statements are (clientarea/prepared.py).
 """
 
 import hashlib
@@ -14,14 +15,13 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template import engines
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from clientarea import crypto, http
+from clientarea import crypto, http, prepared
 
 _session = http.session(pool_maxsize=32)
 
@@ -64,7 +64,7 @@ def fair_authorize(request: HttpRequest) -> HttpResponse:
         return HttpResponse(_FORM.render({}, request))
     token = _generate_token()
     code = secrets.token_urlsafe(32)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {FAIR_TABLE} (code_hash, token, user_id) VALUES (%s, %s, %s)",
             [hashlib.sha256(code.encode()).hexdigest(), crypto.encrypt(token), request.user.pk],
@@ -76,7 +76,7 @@ def fair_authorize(request: HttpRequest) -> HttpResponse:
 @require_POST
 def fair_token(request: HttpRequest) -> JsonResponse:
     code = request.POST.get("code", "")
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(
             f"UPDATE {FAIR_TABLE} SET used = true WHERE code_hash = %s AND NOT used RETURNING token",
             [hashlib.sha256(code.encode()).hexdigest()],

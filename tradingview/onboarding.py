@@ -9,24 +9,16 @@ eligible account it reloads that URL and the consent page shows the new account 
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils import timezone
 
-from accounts.models import AccountOpening, Trader
-from accounts.services.opening import (
-    TRADINGVIEW_PRESELECT_SECONDS,
-    account_types_for,
-    opened_from_tradingview_recently,
-)
+from accounts.models import Trader
+from accounts.services.opening import account_types_for
 
 from . import selectors
 
-# An account opened this recently from the TradingView flow is ticked on the consent page.
-PRESELECT_WINDOW = timedelta(seconds=TRADINGVIEW_PRESELECT_SECONDS)
 AUTHORIZE_PATH = "/tradingview/oauth/authorize"
 
 
@@ -49,20 +41,15 @@ def can_open_tradingview_account(*, trader: Trader | None) -> bool:
     return bool(account_types_for(trader=trader, tradingview_only=True))
 
 
-def preselected_account_ids(*, trader: Trader, options: selectors.ConsentOptions) -> set[int]:
-    """Eligible accounts the trader just opened from the TradingView flow (ticked on the consent page)."""
-    if not opened_from_tradingview_recently(trader_id=trader.pk):
-        return set()
-    recent = set(
-        AccountOpening.objects.filter(
-            trader=trader,
-            source=AccountOpening.Source.TRADINGVIEW,
-            state=AccountOpening.State.DONE,
-            finished_at__gte=timezone.now() - PRESELECT_WINDOW,
-        ).values_list("account_id", flat=True)
-    )
-    eligible = {option.account.pk for group in options.ctids for option in group.eligible}
-    return recent & eligible
+def preselected_account_ids(*, options: selectors.ConsentOptions) -> set[int]:
+    """Eligible accounts the trader just opened from the TradingView flow (within
+    ``TRADINGVIEW_PRESELECT_SECONDS``): ticked on the consent page. The page's one query found them."""
+    return {
+        option.account.pk
+        for group in options.ctids
+        for option in group.eligible
+        if option.opened_from_tradingview
+    }
 
 
 def onboarding_status(*, trader: Trader | None, signed_in: bool) -> dict[str, Any]:

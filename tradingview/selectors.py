@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -14,7 +15,9 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Ctid, Jurisdiction, Trader, TradingAccount
+from accounts.models import AccountOpening, Ctid, Jurisdiction, Trader, TradingAccount
+from accounts.services.opening import TRADINGVIEW_PRESELECT_SECONDS
+from clientarea import prepared
 
 from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
 
@@ -23,6 +26,8 @@ from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, Redir
 class AccountOption:
     account: TradingAccount
     reason: str = ""  # why it cannot be linked; empty when it can
+    # Opened from the TradingView flow within TRADINGVIEW_PRESELECT_SECONDS: the consent page ticks it.
+    opened_from_tradingview: bool = False
 
     @property
     def eligible(self) -> bool:
@@ -114,10 +119,8 @@ _OPTION_ACCOUNT = ("id", "ctid_id", "ctid_trader_account_id", "login", "is_live"
 _OPTION_JURISDICTION = ("id", "broker_name", "display_name", "tradingview_enabled")
 
 
-def consent_options(*, trader: Trader) -> ConsentOptions:
-    """The trader's cTIDs, in the order they were connected, with their accounts (live first, by login) sorted
-    into those that can be linked and those that cannot (and why): one query, whatever the number of
-    accounts."""
+@functools.cache
+def _consent_options_statement() -> str:
     columns = ", ".join(
         [
             *(f"t.{c}" for c in _OPTION_CTID),
@@ -125,18 +128,35 @@ def consent_options(*, trader: Trader) -> ConsentOptions:
             *(f"j.{c}" for c in _OPTION_JURISDICTION),
         ]
     )
-    # Table and column names are the models'; the one value is a parameter.
-    statement = (
-        f"SELECT {columns} FROM {_table(Ctid)} t"  # noqa: S608
+    # Table and column names are the models'; every value is a parameter.
+    return (
+        f"SELECT {columns}, a.id IN (SELECT o.account_id FROM {_table(AccountOpening)} o"  # noqa: S608
+        "   WHERE o.trader_id = %s AND o.source = %s AND o.state = %s AND o.finished_at >= %s)"
+        f" FROM {_table(Ctid)} t"
         f" LEFT JOIN {_table(TradingAccount)} a ON a.ctid_id = t.id"
         f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
         " WHERE t.trader_id = %s ORDER BY t.created_at, t.id, a.is_live DESC, a.login"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [trader.pk])
+
+
+def consent_options(*, trader: Trader) -> ConsentOptions:
+    """The trader's cTIDs, in the order they were connected, with their accounts (live first, by login) sorted
+    into those that can be linked and those that cannot (and why), and which were just opened from the
+    TradingView flow: one query, whatever the number of accounts."""
+    opened_since = timezone.now() - timedelta(seconds=TRADINGVIEW_PRESELECT_SECONDS)
+    params: list[Any] = [
+        trader.pk,
+        AccountOpening.Source.TRADINGVIEW,
+        AccountOpening.State.DONE,
+        opened_since,
+        trader.pk,
+    ]
+    with prepared.cursor() as cursor:
+        cursor.execute(_consent_options_statement(), params)
         rows = cursor.fetchall()
     groups: dict[int, CtidOptions] = {}
     n_ctid, n_account = len(_OPTION_CTID), len(_OPTION_CTID) + len(_OPTION_ACCOUNT)
+    n_jurisdiction = n_account + len(_OPTION_JURISDICTION)
     jurisdictions: dict[int, Jurisdiction] = {}
     for row in rows:
         group = groups.get(row[0])
@@ -151,9 +171,15 @@ def consent_options(*, trader: Trader) -> ConsentOptions:
             account.jurisdiction = None
         else:
             if jurisdiction_id not in jurisdictions:
-                jurisdictions[jurisdiction_id] = _loaded(Jurisdiction, _OPTION_JURISDICTION, row[n_account:])
+                jurisdictions[jurisdiction_id] = _loaded(
+                    Jurisdiction, _OPTION_JURISDICTION, row[n_account:n_jurisdiction]
+                )
             account.jurisdiction = jurisdictions[jurisdiction_id]
-        option = AccountOption(account=account, reason=account_ineligibility(account))
+        option = AccountOption(
+            account=account,
+            reason=account_ineligibility(account),
+            opened_from_tradingview=bool(row[n_jurisdiction]),
+        )
         (group.eligible if option.eligible else group.ineligible).append(option)
     return ConsentOptions(ctids=list(groups.values()), trader=trader)
 
@@ -179,10 +205,16 @@ def consent_recheck(
     """Which of ``account_ids`` (of the trader's cTID ``ctid_id``) can still be linked, whether the client and
     its redirect URI are still registered, and an earlier submission's grant: one query.
 
-    The eligibility is ``account_ineligibility`` as a condition; one fixed statement, so nothing is built per
-    request but the list of ids.
+    The eligibility is ``account_ineligibility`` as a condition; one fixed statement (on PostgreSQL whatever
+    the number of ids), so nothing is built per request but the list of ids.
     """
     ids = [int(i) for i in account_ids]
+    # One array parameter where statements are prepared, so the text does not change with the number of ids.
+    in_ids, id_params = (
+        ("= ANY(%s::bigint[])", [ids])
+        if prepared.enabled()
+        else (f"IN ({', '.join(['%s'] * len(ids))})", ids)
+    )
     only_tradingview = " AND a.is_tradingview" if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS else ""
     # Table names come from the models' metadata; every value is a parameter.
     statement = (
@@ -192,20 +224,20 @@ def consent_recheck(
         f" (SELECT g.id FROM {_table(Grant)} g WHERE g.consent_key = %s)"
         f" FROM {_table(TradingAccount)} a JOIN {_table(Ctid)} t ON t.id = a.ctid_id"
         f" JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
-        f" WHERE a.id IN ({', '.join(['%s'] * len(ids))}) AND a.ctid_id = %s AND t.trader_id = %s"
+        f" WHERE a.id {in_ids} AND a.ctid_id = %s AND t.trader_id = %s"
         f" AND t.state = %s AND a.status = %s AND j.tradingview_enabled{only_tradingview}"
     )
     params: list[Any] = [
         client_pk,
         redirect_uri,
         consent_key,
-        *ids,
+        *id_params,
         ctid_id,
         trader.pk,
         Ctid.State.CONNECTED,
         TradingAccount.Status.ACTIVE,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     return ConsentRecheck(
@@ -223,7 +255,7 @@ def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | Non
         f" JOIN {_table(RedirectUri)} r ON r.client_id = c.id"
         " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, [client_id, redirect_uri])
         row = cursor.fetchone()
     if row is None:
@@ -241,6 +273,7 @@ def _loaded(model: type[_M], names: Sequence[str], values: Sequence[Any]) -> _M:
     return model.from_db("default", order, [given[name] for name in order])
 
 
+@functools.cache
 def _table(model: type[models.Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 

@@ -63,6 +63,14 @@ def _error_page(request: HttpRequest, message: str, *, status: int = 400) -> Htt
     return render(request, "tradingview/authorize_error.html", {"message": message}, status=status)
 
 
+def _no_trading_accounts(request: HttpRequest) -> HttpResponse:
+    return _error_page(
+        request,
+        _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
+        status=403,
+    )
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def authorize(request: HttpRequest) -> HttpResponse:
@@ -78,11 +86,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
     trader = trader_for_user(user=request.user)
     if trader is None:
-        return _error_page(
-            request,
-            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
-            status=403,
-        )
+        return _no_trading_accounts(request)
     if trader.suspended:
         return render(
             request,
@@ -125,7 +129,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
         salt=CONSENT_SALT,
         compress=True,
     )
-    checked = onboarding.preselected_account_ids(trader=trader, options=options)
+    checked = onboarding.preselected_account_ids(options=options)
     return _consent_page(request, authz=authz, options=options, nonce=nonce, checked=checked)
 
 
@@ -222,11 +226,7 @@ def _consent_post(request: HttpRequest) -> HttpResponse:
         )
     trader = trader_for_user(user=request.user)
     if trader is None:
-        return _error_page(
-            request,
-            _("This sign-in has no trading accounts, so it cannot be used with TradingView."),
-            status=403,
-        )
+        return _no_trading_accounts(request)
     raw_ids = request.POST.getlist("accounts")
     try:
         account_ids = [int(v) for v in raw_ids]

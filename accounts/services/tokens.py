@@ -42,7 +42,7 @@ from accounts.models import Ctid, CtidToken
 from accounts.selectors import keyset_batches
 from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
-from clientarea import crypto, http
+from clientarea import crypto, http, prepared
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def _claim(
         f"{source}WHERE {' AND '.join(conditions)} "
         "RETURNING id, version, refresh_token, last_refresh_outcome, last_refresh_error"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [owner, adapt(lease_until), *params])
         row = cursor.fetchone()
     if row is None:
@@ -412,7 +412,7 @@ def _store_refreshed(
     ]
     if not any_version:
         params.append(claimed.version)
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount == 1
 

@@ -242,6 +242,32 @@ def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
     assert AuditEvent.objects.filter(action="grant_created").count() == 1
 
 
+def test_a_repeat_that_checked_before_the_grant_was_stored_waits_for_it(
+    adapter, tv_client, browser_client, trader, accounts, monkeypatch
+):
+    from tradingview import selectors
+    from tradingview.services import consent
+
+    nonce = open_consent(browser_client, tv_client)
+    form = {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]}
+    first = browser_client.post("/tradingview/oauth/authorize", form)
+    assert first.status_code == 302
+
+    # The repeat's re-check ran while the first submission was still talking to the adapter: it saw no grant.
+    def checked_too_early(**kwargs):
+        found = selectors.consent_recheck(**kwargs)
+        return selectors.ConsentRecheck(found.brokers, found.client_registered, None)
+
+    monkeypatch.setattr(consent, "consent_recheck", checked_too_early)
+    repeat = browser_client.post("/tradingview/oauth/authorize", form)
+    assert repeat.status_code == 302
+    # The same grant with a fresh code; the adapter was asked once and no surplus token was made.
+    assert redirect_query(repeat)["code"] != redirect_query(first)["code"]
+    assert len(adapter.sim.calls_to("/generate/token")) == 1
+    assert Grant.objects.count() == 1
+    assert not AuditEvent.objects.filter(action="grant_revoke").exists()
+
+
 def test_on_a_database_without_the_one_statement_writes_the_orm_stores_the_same(
     adapter, tv_client, browser_client, trader, accounts, monkeypatch
 ):
@@ -313,3 +339,25 @@ def test_without_a_reachable_cache_one_form_still_makes_one_grant(
     assert AuditEvent.objects.filter(
         action="grant_revoke", outcome="surplus", detail__grant=surplus.pk
     ).exists()
+
+
+def _prepared_statements() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE from_sql IS FALSE")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_the_links_own_statements_are_prepared_once_per_connection(
+    adapter, tv_client, browser_client, trader, accounts
+):
+    # The consent page's reads, the consent's re-check and store, the code exchange: parsed and planned by
+    # PostgreSQL on the first link of the connection, only executed on the next ones.
+    before = _prepared_statements()
+    assert exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).status_code == 200
+    first = _prepared_statements() - before
+    assert len(first) == 5, first
+    assert any(s.startswith("WITH g AS (INSERT INTO") for s in first)
+    assert any(s.startswith("WITH t AS (UPDATE") for s in first)
+    # A second link, with more accounts chosen, prepares nothing new: the statements' text does not change.
+    assert exchange(tv_client, link(browser_client, tv_client, [a.pk for a in accounts])).status_code == 200
+    assert _prepared_statements() - before == first

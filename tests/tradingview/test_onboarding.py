@@ -4,6 +4,7 @@ page's new-tab link, the page for a trader without an eligible account, and the 
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -97,3 +98,13 @@ def test_case_b_page_offers_opening_and_consent_ticks_the_new_account(
     assert consent.status_code == 200
     assert consent.context["checked"] == {opening.account_id}
     assert "st-123" in consent.context["authz"].state
+    # Opened longer ago than the window, or opened from the dashboard: offered, not ticked.
+    finished = opening.finished_at
+    assert finished is not None
+    too_old = finished - timedelta(seconds=service.TRADINGVIEW_PRESELECT_SECONDS + 1)
+    AccountOpening.objects.filter(pk=opening.pk).update(finished_at=too_old)
+    assert client.get(path).context["checked"] == set()
+    AccountOpening.objects.filter(pk=opening.pk).update(
+        finished_at=finished, source=AccountOpening.Source.DASHBOARD
+    )
+    assert client.get(path).context["checked"] == set()

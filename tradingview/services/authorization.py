@@ -66,10 +66,9 @@ class AuthorizationRedirectError(Exception):
 
     @property
     def redirect_url(self) -> str:
-        params = {"error": self.error, "error_description": self.description}
-        if self.state is not None:
-            params["state"] = self.state
-        return add_query(self.redirect_uri, params)
+        return redirect_with_state(
+            self.redirect_uri, self.state, error=self.error, error_description=self.description
+        )
 
 
 @dataclass(frozen=True)
@@ -124,6 +123,13 @@ class AuthorizationRequest:
             redirect_uri=self.redirect_uri,
             state=self.state,
         ).redirect_url
+
+
+def redirect_with_state(redirect_uri: str, state: str | None, **params: str) -> str:
+    """Where TradingView gets its answer: ``params``, then the request's ``state`` unchanged if it sent one."""
+    if state is not None:
+        params["state"] = state
+    return add_query(redirect_uri, params)
 
 
 def add_query(uri: str, params: Mapping[str, str]) -> str:

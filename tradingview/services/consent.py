@@ -1,8 +1,9 @@
 """The trader's consent: the adapter token for the chosen accounts, the grant that stores it, the code.
 
 A consent form can be submitted twice (a double click, a retry after a timeout): the first submission claims the
-form's key (a short-lived cache entry) before calling the adapter and stores the grant, active, once the adapter
-has answered; a repeat gets the same grant with a fresh code instead of a second adapter token. The grant's
+form's key (a short-lived cache entry, released only when nothing was linked) before calling the adapter and
+stores the grant, active, once the adapter has answered; a repeat gets the same grant with a fresh code instead
+of a second adapter token. The grant's
 ``consent_key`` is unique, so one form makes at most one grant whatever the cache does.
 """
 
@@ -28,7 +29,7 @@ from .. import adapter
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
 from ..selectors import account_ineligibility, consent_recheck, trader_accounts
 from . import statements
-from .authorization import AuthorizationRequest, add_query
+from .authorization import AuthorizationRequest, redirect_with_state
 from .logout import PENDING_STALE_SECONDS
 from .revocation import logout_enqueue
 
@@ -107,10 +108,7 @@ def _code_issue(*, grant: Grant, redirect_uri: str) -> str:
 
 
 def _code_redirect(request: AuthorizationRequest, code: str) -> str:
-    params = {"code": code}
-    if request.state is not None:
-        params["state"] = request.state
-    return add_query(request.redirect_uri, params)
+    return redirect_with_state(request.redirect_uri, request.state, code=code)
 
 
 @dataclass(frozen=True)
@@ -212,8 +210,12 @@ def grant_create(
         return _grant_store(
             trader=trader, request=request, consent_key=consent_key, chosen=chosen, actor=actor
         )
-    finally:
+    except BaseException:
+        # Nothing was linked: a retry of the form may ask the adapter at once.
         _claim_release(consent_key)
+        raise
+    # Once the grant is stored the claim is left to expire: a repeat that looked for the grant too early
+    # then waits for it instead of asking the adapter for a token that would only be revoked.
 
 
 class ClientChanged(Exception):

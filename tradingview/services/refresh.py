@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -293,37 +294,13 @@ def _rotate(*, client: OAuthClient, grant: Grant, accounts: Sequence[TradingAcco
             client=client, grant=grant, accounts=eligible, broker_names=broker_names, failure=exc
         )
 
-    new_refresh = secrets.token_urlsafe(48)
     issued_at = timezone.now()
-    grace = settings.TRADINGVIEW_REFRESH_GRACE_SECONDS
-    # One durable commit for the new grant, its accounts, the superseded grant and the audit record.
-    with transaction.atomic():
-        new = _successor_insert(
-            client=client,
-            grant=grant,
-            accounts=eligible,
-            broker_names=broker_names,
-            refresh_token=new_refresh,
-            adapter_token=generated.token,
-            issued_at=issued_at,
-            expires_at=adapter_token_expiry(issued_at),
-            degraded=False,
-        )
-        superseded = _supersede(
-            old=grant,
-            new=new,
-            client=client,
-            old_state=Grant.State.REVOKING,
-            reason="superseded by a refresh",
-            revoke_after=issued_at + timedelta(seconds=grace),
-            outcome="ok",
-            accounts=len(eligible),
-        )
-    if not superseded:
-        return _lost(client=client, old=grant, new=new)
-    logout_enqueue(grant_id=grant.pk, countdown=grace)
-    return TokenResponse(
-        access_token=generated.token, expires_in=grant_expires_in(new), refresh_token=new_refresh
+    return _replace(
+        client=client,
+        grant=grant,
+        successor=_Successor(
+            eligible, broker_names, generated.token, issued_at, adapter_token_expiry(issued_at)
+        ),
     )
 
 
@@ -358,69 +335,97 @@ def _rotate_degraded(
         raise _unavailable("No token can be issued right now; try again later.") from failure
 
     current = Grant.objects.filter(pk=grant.pk).values_list("adapter_token", flat=True).get()
-    new_refresh = secrets.token_urlsafe(48)
     assert grant.adapter_token_issued_at is not None
     assert grant.adapter_token_expires_at is not None
+    successor = _Successor(
+        accounts, broker_names, current, grant.adapter_token_issued_at, grant.adapter_token_expires_at
+    )
+    return _replace(client=client, grant=grant, successor=successor, failure=failure)
+
+
+@dataclass(frozen=True)
+class _Successor:
+    """The grant a refresh puts in place of the old one: its accounts and its adapter token."""
+
+    accounts: Sequence[TradingAccount]
+    broker_names: list[str]
+    adapter_token: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+def _replace(
+    *, client: OAuthClient, grant: Grant, successor: _Successor, failure: adapter.AdapterError | None = None
+) -> TokenResponse:
+    """Store ``successor`` with a new refresh token in place of ``grant``, in one durable commit with its
+    accounts, the superseded grant and the audit record; the answer for TradingView.
+
+    ``failure``: the adapter could not issue a token, so the successor carries the current one over (degraded).
+    """
+    new_refresh = secrets.token_urlsafe(48)
+    grace = settings.TRADINGVIEW_REFRESH_GRACE_SECONDS
+    extra: dict[str, Any] = {}
+    if failure is None:
+        # The old adapter token is logged out once TradingView has had time to switch to the new one.
+        old_state, reason, outcome = Grant.State.REVOKING, "superseded by a refresh", "ok"
+        revoke_after: datetime | None = successor.issued_at + timedelta(seconds=grace)
+    else:
+        # The previous grant ends without /logout: its adapter token lives on in the new grant.
+        old_state, outcome, revoke_after = Grant.State.REVOKED, "degraded", None
+        reason = "refreshed while the adapter was unavailable; its adapter token carried over"
+        extra = {
+            "message": failure.message,
+            "adapter_outcome": failure.outcome,
+            "http_status": failure.status,
+        }
     with transaction.atomic():
         new = _successor_insert(
             client=client,
             grant=grant,
-            accounts=accounts,
-            broker_names=broker_names,
+            successor=successor,
             refresh_token=new_refresh,
-            adapter_token=current,
-            issued_at=grant.adapter_token_issued_at,
-            expires_at=grant.adapter_token_expires_at,
-            degraded=True,
+            degraded=failure is not None,
         )
-        # The previous grant ends without /logout: its adapter token lives on in the new grant.
         superseded = _supersede(
             old=grant,
             new=new,
             client=client,
-            old_state=Grant.State.REVOKED,
-            reason="refreshed while the adapter was unavailable; its adapter token carried over",
-            revoke_after=None,
-            outcome="degraded",
-            accounts=len(accounts),
-            message=failure.message,
-            adapter_outcome=failure.outcome,
-            http_status=failure.status,
+            old_state=old_state,
+            reason=reason,
+            revoke_after=revoke_after,
+            outcome=outcome,
+            accounts=len(successor.accounts),
+            **extra,
         )
     if not superseded:
         return _lost(client=client, old=grant, new=new)
-    return TokenResponse(access_token=current, expires_in=grant_expires_in(new), refresh_token=new_refresh)
+    if failure is None:
+        logout_enqueue(grant_id=grant.pk, countdown=grace)
+    return TokenResponse(
+        access_token=successor.adapter_token, expires_in=grant_expires_in(new), refresh_token=new_refresh
+    )
 
 
 def _successor_insert(
-    *,
-    client: OAuthClient,
-    grant: Grant,
-    accounts: Sequence[TradingAccount],
-    broker_names: list[str],
-    refresh_token: str,
-    adapter_token: str,
-    issued_at: datetime,
-    expires_at: datetime,
-    degraded: bool,
+    *, client: OAuthClient, grant: Grant, successor: _Successor, refresh_token: str, degraded: bool
 ) -> Grant:
     """The new grant, pending (never shown nor handed out) until ``_supersede`` activates it."""
     new = Grant(
         client_id=client.pk,
         trader_id=grant.trader_id,
         ctid_id=grant.ctid_id,
-        broker_names=broker_names,
+        broker_names=successor.broker_names,
         is_verified=grant.trader.kyc_verified,
         scope=grant.scope,
         state=Grant.State.PENDING,
-        adapter_token=adapter_token,
-        adapter_token_issued_at=issued_at,
-        adapter_token_expires_at=expires_at,
+        adapter_token=successor.adapter_token,
+        adapter_token_issued_at=successor.issued_at,
+        adapter_token_expires_at=successor.expires_at,
         refresh_token_hash=token_hash(refresh_token),
         issued_refresh_token=refresh_token,
         degraded=degraded,
     )
-    account_ids = [a.pk for a in accounts]
+    account_ids = [a.pk for a in successor.accounts]
     if connection.vendor == "postgresql":
         _insert_with_accounts(new, account_ids)
     else:

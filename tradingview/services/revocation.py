@@ -96,12 +96,8 @@ def grant_disconnect(*, trader: Trader, grant_id: int) -> DisconnectResult | Non
 
 def trader_grants_revoke(*, trader_id: int, reason: str, actor: Any = None) -> list[int]:
     """Revoke every grant of a trader that is still usable (suspension, password change, broken cTID)."""
-    return _grants_revoke(
-        Grant.objects.filter(trader_id=trader_id),
-        action="trader_grants_revoke",
-        reason=reason,
-        actor=actor,
-    )
+    grants = Grant.objects.filter(trader_id=trader_id)
+    return _grants_revoke(grants, action="trader_grants_revoke", reason=reason, actor=actor)
 
 
 def ctid_grants_revoke(*, ctid_id: int, reason: str) -> list[int]:
@@ -141,12 +137,9 @@ def grant_chain_revoke(
 
 def client_grants_revoke(*, client_id: int, reason: str, actor: Any = None) -> list[int]:
     """Revoke every still usable grant issued to a TradingView client (the client was deactivated)."""
+    grants = Grant.objects.filter(client_id=client_id)
     return _grants_revoke(
-        Grant.objects.filter(client_id=client_id),
-        action="client_grants_revoke",
-        reason=reason,
-        actor=actor,
-        include_pending=True,
+        grants, action="client_grants_revoke", reason=reason, actor=actor, include_pending=True
     )
 
 

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from accounts.models import AuditEvent
 from accounts.services.audit import audit_event_new
+from clientarea import prepared
 
 from ..models import (
     AUDIT_CATEGORY,
@@ -37,18 +39,27 @@ def available() -> bool:
     return connection.vendor == "postgresql"
 
 
+def _db() -> BaseDatabaseWrapper:
+    # The connection itself: ``django.db.connection`` looks it up again on every attribute, and preparing a
+    # row's values reads it once per field.
+    return connections[DEFAULT_DB_ALIAS]
+
+
+@functools.cache
 def _qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
 @functools.cache
 def _columns(
-    model: type[models.Model], replaced: frozenset[str]
+    model: type[models.Model], replaced: tuple[tuple[str, str], ...]
 ) -> tuple[tuple[models.Field, ...], str, str]:
-    """The fields ``_row`` prepares, the column list and the value list (``%s`` or the replacement's slot)."""
+    """The fields ``_row`` prepares, the column list and the value list (``%s``, or the SQL expression that
+    replaces the field's value)."""
+    expressions = dict(replaced)
     fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
     columns = ", ".join(_qn(f.column) for f in fields)
-    values = ", ".join(f"{{{f.attname}}}" if f.attname in replaced else "%s" for f in fields)
+    values = ", ".join(expressions.get(f.attname, "%s") for f in fields)
     return fields, columns, values
 
 
@@ -60,15 +71,16 @@ def _row(
     ``sql`` replaces the value of some fields (by attribute name) with an SQL expression and its parameters.
     """
     sql = sql or {}
-    fields, columns, values = _columns(type(obj), frozenset(sql))
+    fields, columns, values = _columns(
+        type(obj), tuple(sorted((name, expression) for name, (expression, _) in sql.items()))
+    )
+    db = _db()
     params: list[Any] = []
     for field in fields:
         if field.attname in sql:
             params.extend(sql[field.attname][1])
         else:
-            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), connection))
-    if sql:
-        values = values.format(**{name: expression for name, (expression, _) in sql.items()})
+            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), db))
     return columns, values, params
 
 
@@ -99,14 +111,14 @@ def grant_insert(
         f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns}) SELECT {audit_values} FROM g)"
         " SELECT id FROM g"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, [*params, list(account_ids), *code_params, *audit_params])
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
 
 def _json(audit: AuditEvent, value: dict[str, Any]) -> Any:
-    return AuditEvent._meta.get_field("detail").get_db_prep_save(value, connection)
+    return AuditEvent._meta.get_field("detail").get_db_prep_save(value, _db())
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,7 @@ def code_take(
         Grant.State.ACTIVE,
         *audit_params,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
     if row is None or row[4] is None:
@@ -177,6 +189,6 @@ def code_take(
     return TakenCode(
         grant_id=row[0],
         trader_id=row[1],
-        adapter_token=str(token_field.from_db_value(row[2], None, connection)),
+        adapter_token=str(token_field.from_db_value(row[2], None, _db())),
         adapter_token_expires_at=row[3],
     )
