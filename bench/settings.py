@@ -16,8 +16,3 @@ MIDDLEWARE = ["bench.middleware.thread_cpu", *MIDDLEWARE]
 # database, to compare with the project's sessions in the database.
 if os.environ.get("BENCH_SESSIONS") == "redis":
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-# With Redis: one Redis client per connection pool (clientarea/cache.py) instead of Django's one per cache
-# operation; clientarea/settings.py is to name the same backend.
-_redis = globals().get("CACHES", {}).get("default", {})  # only set with REDIS_URL
-if _redis.get("BACKEND") == "django.core.cache.backends.redis.RedisCache":
-    CACHES = {"default": {**_redis, "BACKEND": "clientarea.cache.RedisCache"}}

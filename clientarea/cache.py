@@ -5,7 +5,7 @@ operation, and building one (its table of response callbacks) costs about twice 
 costs the web process. A client holds no connection of its own (each command borrows one from the pool), so
 one client per pool serves every operation, from any thread, as the per-operation ones did.
 
-To use it: ``CACHES["default"]["BACKEND"] = "clientarea.cache.RedisCache"`` (same ``LOCATION`` and
+clientarea/settings.py names it as the cache backend whenever ``REDIS_URL`` is set (same ``LOCATION`` and
 ``OPTIONS`` as Django's).
 """
 

@@ -326,28 +326,3 @@ def opening_available() -> bool:
 
 # How long an account opened from the TradingView flow stays ticked on the consent page.
 TRADINGVIEW_PRESELECT_SECONDS = 2 * 3600
-
-
-def _opened_flag(trader_id: int) -> str:
-    return f"opened-from-tradingview:{trader_id}"
-
-
-def opened_from_tradingview_mark(*, trader_id: int) -> None:
-    """Remember, in the cache, that this trader just opened an account from the TradingView flow, so the consent
-    page looks for it (and every other consent page skips that query)."""
-    from django.core.cache import cache
-
-    try:
-        cache.set(_opened_flag(trader_id), 1, timeout=TRADINGVIEW_PRESELECT_SECONDS)
-    except Exception:  # the consent page then looks anyway (see opened_from_tradingview_recently)
-        logger.warning("cache unavailable; opening not flagged", extra={"trader_id": trader_id})
-
-
-def opened_from_tradingview_recently(*, trader_id: int) -> bool:
-    """Whether the consent page should look for accounts this trader just opened (true when unsure)."""
-    from django.core.cache import cache
-
-    try:
-        return cache.get(_opened_flag(trader_id)) is not None
-    except Exception:
-        return True

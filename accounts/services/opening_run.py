@@ -25,7 +25,6 @@ from accounts.services.opening import (
     OpeningRetry,
     ctid_environment,
     email_is_verified,
-    opened_from_tradingview_mark,
     trader_mail,
     webservices_client,
 )
@@ -324,8 +323,6 @@ def _store(opening: AccountOpening) -> None:
                 "ctid_trader_account_id": opening.ctid_trader_account_id,
             },
         )
-    if opening.source == AccountOpening.Source.TRADINGVIEW:
-        opened_from_tradingview_mark(trader_id=opening.trader_id)
     logger.info("trading account opened", extra={"opening": str(opening.public_id)})
 
 
