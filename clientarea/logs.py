@@ -8,10 +8,14 @@ quotes one cannot put a credential in the logs.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from functools import lru_cache
+from typing import Any
 
+from pythonjsonlogger.core import LogData
+from pythonjsonlogger.json import JsonEncoder
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 REDACTED = "[redacted]"
@@ -55,6 +59,10 @@ def scrub(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    # The pattern needs "=" or "%3D" (either case): most lines have neither, and the pattern's search over
+    # a whole line costs more than formatting it.
+    if "=" not in text and "%3" not in text:
+        return text
     return _SENSITIVE_PARAMETER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
 
 
@@ -64,6 +72,23 @@ def reset_known_secrets() -> None:
 
 
 class JsonFormatter(_JsonFormatter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # ``json.dumps`` with an encoder class builds a new encoder for every line; one instance serves all
+        # (an encoder keeps no state between calls). Any other serialiser is used as configured.
+        self._encoder: json.JSONEncoder | None = None
+        if (
+            self.json_serializer is json.dumps
+            and self.json_encoder is JsonEncoder
+            and self.json_default is None
+        ):
+            self._encoder = JsonEncoder(indent=self.json_indent, ensure_ascii=self.json_ensure_ascii)
+
+    def jsonify_log_record(self, log_data: LogData) -> str:
+        if self._encoder is None:
+            return super().jsonify_log_record(log_data)
+        return self._encoder.encode(log_data)
+
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
 

@@ -58,3 +58,30 @@ def test_a_traceback_quoting_a_secret_url_is_blanked():
 def test_ordinary_words_are_left_alone():
     line = PlainFormatter("%(message)s").format(_record("errorCode=ACCESS_DENIED status_code=200 sandbox"))
     assert line == "errorCode=ACCESS_DENIED status_code=200 sandbox"
+
+
+def test_url_encoded_credentials_are_blanked_in_either_case():
+    for separator in ("%3D", "%3d"):
+        message = f"form body: grant_type%3Drefresh_token&refresh_token{separator}rt-enc0ded"
+        line = JsonFormatter("%(message)s").format(_record(message))
+        assert "rt-enc0ded" not in line
+        assert f"refresh_token{separator}{REDACTED}" in json.loads(line)["message"]
+
+
+def test_json_lines_encode_extra_values_one_after_another():
+    import datetime
+    import decimal
+
+    formatter = JsonFormatter("%(message)s")
+    for i in range(2):
+        record = _record("figures read")
+        record.at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+        record.amount = decimal.Decimal("1.50")
+        record.ctid_id = i
+        data = json.loads(formatter.format(record))
+        assert data == {
+            "message": "figures read",
+            "at": "2026-01-02T03:04:05+00:00",
+            "amount": "1.50",
+            "ctid_id": i,
+        }
