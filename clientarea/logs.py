@@ -27,7 +27,9 @@ _SECRET_SETTINGS = (
     "EMAIL_HOST_PASSWORD",
 )
 _SENSITIVE_PARAMETER = re.compile(
-    r"(?i)\b(client_secret|refresh_token|access_token|accessToken|refreshToken|code|token|password)"
+    # A name starts a word, or follows an encoded "?" or "&" (a URL quoted inside another URL's query).
+    r"(?i)(?:\b|(?<=%3F)|(?<=%26))"
+    r"(client_secret|refresh_token|access_token|accessToken|refreshToken|code|token|password)"
     # A value ends where a URL or a quoted string would; backslashes stay, or escapes in JSON lines would break.
     r"(=|%3D)([^&\s\"'<>\\]+)"
 )

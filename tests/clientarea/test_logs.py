@@ -85,3 +85,11 @@ def test_json_lines_encode_extra_values_one_after_another():
             "amount": "1.50",
             "ctid_id": i,
         }
+
+
+def test_credentials_in_an_encoded_url_inside_a_url_are_blanked():
+    message = "redirect to /next?back=%2Fapps%2Ftoken%3Frefresh_token%3Drt-nested%26client_secret%3dcs-nested"
+    line = PlainFormatter("%(message)s").format(_record(message))
+    assert "rt-nested" not in line
+    assert "cs-nested" not in line
+    assert line.startswith("redirect to /next?back=%2Fapps%2Ftoken%3Frefresh_token%3D")
