@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -117,8 +118,10 @@ def oauth_client() -> CtraderOAuth:
 
 def _assert_no_transaction() -> None:
     # An HTTP call inside a transaction would hold row locks for the whole timeout. Test-case wrappers are
-    # fine: they never commit anyway.
-    if any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks):
+    # fine: they never commit anyway. The connection itself, not the ``connection`` proxy, which looks it up
+    # again on every attribute.
+    atomic_blocks = connections[DEFAULT_DB_ALIAS].atomic_blocks
+    if atomic_blocks and any(not getattr(block, "_from_testcase", False) for block in atomic_blocks):
         raise RuntimeError("ctid_token_refresh must not run inside a database transaction.")
 
 
@@ -126,7 +129,8 @@ _HOST = socket.gethostname()[:24]
 
 
 def _lease_owner() -> str:
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:16]}"
+    # The pid is read on every call: worker processes are forked after this module is imported.
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(8)}"
 
 
 def _expiry(pair: TokenPair, now: datetime) -> datetime:
@@ -268,6 +272,36 @@ class _Claimed:
     last_refresh_error: str
 
 
+@lru_cache(maxsize=32)
+def _claim_sql(vendor: str, by_version: bool, by_due: bool, not_recent: bool) -> str:
+    """The text of the lease claim with the conditions asked for, made once per combination."""
+    conditions = [
+        "ctid_id = %s",
+        "state = %s",
+        "(lease_until IS NULL OR lease_until < %s)",
+    ]
+    if by_version:
+        conditions.append("version = %s")
+    if by_due:
+        conditions.append("expires_at <= %s")
+    if not_recent:
+        conditions.append(
+            "NOT (last_refresh_outcome = %s AND last_refresh_at IS NOT NULL AND last_refresh_at >= %s)"
+        )
+    prefix, source = "", ""
+    if vendor == "postgresql":
+        # Local to the statement's own transaction: nothing else on the connection commits asynchronously.
+        prefix = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
+        source = "FROM async_commit "
+    table = connections[DEFAULT_DB_ALIAS].ops.quote_name(CtidToken._meta.db_table)
+    # Only the quoted table name and fixed strings are interpolated; every value is a parameter.
+    return (
+        f"{prefix}UPDATE {table} SET lease_owner = %s, lease_until = %s "  # noqa: S608
+        f"{source}WHERE {' AND '.join(conditions)} "
+        "RETURNING id, version, refresh_token, last_refresh_outcome, last_refresh_error"
+    )
+
+
 def _claim(
     *,
     ctid_id: int,
@@ -288,39 +322,19 @@ def _claim(
     connection, so its write could not land anyway. The refresh's write, which carries the new tokens,
     still commits durably and flushes the claim's WAL with its own.
     """
-    table = connection.ops.quote_name(CtidToken._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    conditions = [
-        "ctid_id = %s",
-        "state = %s",
-        "(lease_until IS NULL OR lease_until < %s)",
-    ]
-    params: list[Any] = [ctid_id, CtidToken.State.ACTIVE, adapt(now)]
+    db = connections[DEFAULT_DB_ALIAS]
+    adapt = db.ops.adapt_datetimefield_value
+    lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
+    params: list[Any] = [owner, adapt(lease_until), ctid_id, CtidToken.State.ACTIVE.value, adapt(now)]
     if version is not None:
-        conditions.append("version = %s")
         params.append(version)
     if due_before is not None:
-        conditions.append("expires_at <= %s")
         params.append(adapt(due_before))
     if recent_after is not None:
-        conditions.append(
-            "NOT (last_refresh_outcome = %s AND last_refresh_at IS NOT NULL AND last_refresh_at >= %s)"
-        )
         params.extend([CtidToken.Outcome.OK.value, adapt(recent_after)])
-    lease_until = now + timedelta(seconds=settings.TOKEN_REFRESH_LEASE_SECONDS)
-    prefix, source = "", ""
-    if connection.vendor == "postgresql":
-        # Local to the statement's own transaction: nothing else on the connection commits asynchronously.
-        prefix = "WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true)) "
-        source = "FROM async_commit "
-    # Only the quoted table name and fixed strings are interpolated; every value is a parameter.
-    sql = (
-        f"{prefix}UPDATE {table} SET lease_owner = %s, lease_until = %s "  # noqa: S608
-        f"{source}WHERE {' AND '.join(conditions)} "
-        "RETURNING id, version, refresh_token, last_refresh_outcome, last_refresh_error"
-    )
+    sql = _claim_sql(db.vendor, version is not None, due_before is not None, recent_after is not None)
     with prepared.cursor() as cursor:
-        cursor.execute(sql, [owner, adapt(lease_until), *params])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -385,6 +399,17 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: b
             )
 
 
+@lru_cache(maxsize=2)
+def _store_sql(any_version: bool) -> str:
+    table = connections[DEFAULT_DB_ALIAS].ops.quote_name(CtidToken._meta.db_table)
+    return (
+        f"UPDATE {table} SET access_token = %s, refresh_token = %s, expires_at = %s, "  # noqa: S608
+        "version = version + 1, lease_owner = '', lease_until = NULL, last_refresh_at = %s, "
+        "last_refresh_outcome = %s, last_refresh_error = '', refresh_failures = 0, updated_at = %s "
+        "WHERE id = %s" + ("" if any_version else " AND version = %s")
+    )
+
+
 def _store_refreshed(
     claimed: _Claimed, *, pair: TokenPair, now: datetime, expires_at: datetime, any_version: bool = False
 ) -> bool:
@@ -393,14 +418,8 @@ def _store_refreshed(
     Plain SQL with the same encryption the model field applies: this is the one write on the refresh path
     and the ORM's update machinery would cost more than the statement itself.
     """
-    table = connection.ops.quote_name(CtidToken._meta.db_table)
-    adapt = connection.ops.adapt_datetimefield_value
-    sql = (
-        f"UPDATE {table} SET access_token = %s, refresh_token = %s, expires_at = %s, "  # noqa: S608
-        "version = version + 1, lease_owner = '', lease_until = NULL, last_refresh_at = %s, "
-        "last_refresh_outcome = %s, last_refresh_error = '', refresh_failures = 0, updated_at = %s "
-        "WHERE id = %s" + ("" if any_version else " AND version = %s")
-    )
+    adapt = connections[DEFAULT_DB_ALIAS].ops.adapt_datetimefield_value
+    sql = _store_sql(any_version)
     params: list[Any] = [
         crypto.encrypt(pair.access_token),
         crypto.encrypt(pair.refresh_token),
