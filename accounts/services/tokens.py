@@ -399,8 +399,9 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: b
             )
 
 
-@lru_cache(maxsize=2)
-def _store_sql(any_version: bool) -> str:
+@lru_cache(maxsize=8)
+def _store_sql(vendor: str, any_version: bool) -> str:
+    """The text of the write of a refreshed pair, made once (``vendor`` keys the table name's quoting)."""
     table = connections[DEFAULT_DB_ALIAS].ops.quote_name(CtidToken._meta.db_table)
     return (
         f"UPDATE {table} SET access_token = %s, refresh_token = %s, expires_at = %s, "  # noqa: S608
@@ -418,8 +419,9 @@ def _store_refreshed(
     Plain SQL with the same encryption the model field applies: this is the one write on the refresh path
     and the ORM's update machinery would cost more than the statement itself.
     """
-    adapt = connections[DEFAULT_DB_ALIAS].ops.adapt_datetimefield_value
-    sql = _store_sql(any_version)
+    db = connections[DEFAULT_DB_ALIAS]
+    adapt = db.ops.adapt_datetimefield_value
+    sql = _store_sql(db.vendor, any_version)
     params: list[Any] = [
         crypto.encrypt(pair.access_token),
         crypto.encrypt(pair.refresh_token),
