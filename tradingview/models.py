@@ -106,12 +106,13 @@ class Grant(models.Model):
     broker_names = models.JSONField(default=list, blank=True)
     is_verified = models.BooleanField(default=False)
     scope = models.CharField(max_length=200, blank=True)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
     adapter_token = EncryptedTextField(blank=True)
     adapter_token_issued_at = models.DateTimeField(null=True, blank=True)
     adapter_token_expires_at = models.DateTimeField(null=True, blank=True)
-    # Kept after the grant is superseded or revoked, so a spent or revoked refresh token is recognised.
-    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # Kept after the grant is superseded or revoked, so a spent or revoked refresh token is recognised. NULL
+    # rather than "" when there is none, as for consent_key: unique (Meta.constraints) among those that have one.
+    refresh_token_hash = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     # The refresh token handed out with a refreshed grant, kept for TRADINGVIEW_REFRESH_REUSE_SECONDS so that a
     # repeated request (a lost response) receives the same answer; cleared after that.
     issued_refresh_token = EncryptedTextField(null=True, blank=True, editable=False)
@@ -121,7 +122,7 @@ class Grant(models.Model):
     )
     refresh_lease_until = models.DateTimeField(null=True, blank=True)
     # One consent form submission creates at most one grant, however often it is posted.
-    consent_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    consent_key = models.CharField(max_length=64, null=True, blank=True, editable=False)  # noqa: DJ001
     superseded_by = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="supersedes"
     )
@@ -135,7 +136,13 @@ class Grant(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The token hashes, the consent key and the state are only ever compared for equality: declared here
+        # rather than with unique=True/db_index=True on the fields, they get no second "LIKE" index
+        # (varchar_pattern_ops) that every grant write would update for nothing.
+        indexes = [models.Index(fields=["state"], name="tv_grant_state")]
         constraints = [
+            models.UniqueConstraint(fields=["refresh_token_hash"], name="tv_grant_refresh_token_hash_unique"),
+            models.UniqueConstraint(fields=["consent_key"], name="tv_grant_consent_key_unique"),
             models.CheckConstraint(
                 condition=Q(state="pending")
                 | (Q(adapter_token_issued_at__isnull=False) & Q(adapter_token_expires_at__isnull=False)),
@@ -163,7 +170,7 @@ class Grant(models.Model):
 class AuthorizationCode(models.Model):
     """A single-use code (stored hashed) bound to a client, a redirect URI and the grant it hands out."""
 
-    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    code_hash = models.CharField(max_length=64, editable=False)
     client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="codes")
     grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="codes")
     redirect_uri = models.URLField(max_length=500)
@@ -175,6 +182,8 @@ class AuthorizationCode(models.Model):
 
     class Meta:
         constraints = [
+            # Looked up by equality only: no "LIKE" index beside the unique one (see Grant.Meta).
+            models.UniqueConstraint(fields=["code_hash"], name="tv_code_hash_unique"),
             models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="tv_code_expiry"),
         ]
 
