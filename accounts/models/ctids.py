@@ -61,9 +61,9 @@ class CtidToken(models.Model):
     access_token = EncryptedTextField()
     refresh_token = EncryptedTextField()
     scope = models.CharField(max_length=50, blank=True)
-    expires_at = models.DateTimeField(db_index=True)
+    expires_at = models.DateTimeField()
     version = models.PositiveIntegerField(default=1)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE, db_index=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.ACTIVE)
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_refresh_at = models.DateTimeField(null=True, blank=True)
@@ -75,6 +75,12 @@ class CtidToken(models.Model):
 
     class Meta:
         verbose_name = "cTID token"
+        # Every refresh rewrites the row, so each index is a write in its durable round trip: the sweep's
+        # "due" query reads active tokens by expiry, and staff list the few others by state.
+        indexes = [
+            models.Index(fields=["expires_at"], condition=Q(state="active"), name="ctidtoken_active_expiry"),
+            models.Index(fields=["state"], condition=~Q(state="active"), name="ctidtoken_inactive_state"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(version__gte=1), name="ctidtoken_version_positive"),
             models.CheckConstraint(
