@@ -153,19 +153,20 @@ API_DOCS = env.str("API_DOCS", default="public" if DEBUG else "staff")
 DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=3)
 DATABASE_TCP_USER_TIMEOUT_MS = env.int("DATABASE_TCP_USER_TIMEOUT_MS", default=10_000)
 DATABASE_WEB_STATEMENT_TIMEOUT_MS = env.int("DATABASE_WEB_STATEMENT_TIMEOUT_MS", default=15_000)
+# The hot paths prepare a few statements once per connection (clientarea/prepared.py): 0 for a pooler that
+# cannot keep prepared statements (PgBouncer before 1.21, or without max_prepared_statements).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # DATABASE_URL unset: the embedded SQLite file. What the URL itself sets wins over the defaults here.
 _database = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 if _database["ENGINE"].endswith("postgresql"):
-    _deadlines = {
-        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
-        "tcp_user_timeout": DATABASE_TCP_USER_TIMEOUT_MS,
-    }
-    _database["OPTIONS"] = {
-        **_deadlines,
-        "keepalives": 1,
-        "keepalives_idle": 30,
-        **_database.get("OPTIONS", {}),
-    }
+    _options: dict[str, int | None] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
+    _options.update(tcp_user_timeout=DATABASE_TCP_USER_TIMEOUT_MS)
+    _options.update(
+        keepalives=1,
+        keepalives_idle=30,
+        **({} if DATABASE_PREPARED_STATEMENTS else {"prepare_threshold": None}),
+    )
+    _database["OPTIONS"] = {**_options, **_database.get("OPTIONS", {})}
 _connections = {"CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60), "CONN_HEALTH_CHECKS": True}
 DATABASES = {"default": {**_connections, **_database}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
