@@ -74,7 +74,11 @@ def test_env_example_lists_every_setting_variable():
 
     settings_source = (ROOT / "clientarea" / "settings.py").read_text()
     used = set(re.findall(r'env(?:\.\w+)?\(\s*"([A-Z][A-Z0-9_]+)"', settings_source))
-    used |= set(re.findall(r'_(?:secret|peer_url)\(\s*"([A-Z][A-Z0-9_]+)"', settings_source))
+    settings_source += (ROOT / "clientarea" / "environment.py").read_text()
+    used |= set(
+        re.findall(r'\b(?:secret|peer_url|fernet_keys|color)\(\s*"([A-Z][A-Z0-9_]+)"', settings_source)
+    )
+    assert {"SECRET_KEY", "TOKEN_ENCRYPTION_KEYS", "CTRADER_CLIENT_SECRET", "BRAND_PRIMARY_COLOR"} <= used
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert used, "no variables found in settings.py"
     assert used - listed == set()
