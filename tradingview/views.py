@@ -27,6 +27,7 @@ from accounts.selectors import trader_for_user
 from clientarea.client_ip import client_ip
 
 from . import onboarding, selectors
+from .consent_rows import consent_groups
 from .forms import AccountRequestForm
 from .selectors import refresh_token_client_id
 from .services.account_requests import AccountRequestRefused, account_request_create
@@ -170,6 +171,7 @@ def _consent_page(
             "error": error,
             "retry": retry,
             "checked": checked or set(),
+            "consent_groups": consent_groups(options, checked=checked or ()),
             "deny_url": authz.deny_url(),
         },
         status=status,
