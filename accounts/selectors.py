@@ -108,6 +108,10 @@ class UtcText(Func):
     template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
     output_field = CharField()
 
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        # The embedded database already stores these times as UTC text in that form.
+        return self.as_sql(compiler, connection, template="CAST(%(expressions)s AS TEXT)", **extra_context)
+
 
 def utc_times() -> Callable[[str | None], datetime | None]:
     """A parser of ``UtcText`` values that parses each distinct text once (figures read in one refresh share

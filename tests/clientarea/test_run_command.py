@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -141,6 +142,19 @@ def test_run_starts_everything_and_ctrl_c_stops_every_process(tmp_path):
         assert f"The client area is running: {base}/" in output
         assert "Trader: demo / demo-trader-2026" in output
         assert "Staff:  admin / admin-staff-2026" in output
+        # The demo trader signs in on the embedded database and sees the dashboard and the account list.
+        browser = requests.Session()
+        sign_in = browser.get(f"{base}/account/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', sign_in.text).group(1)
+        signed_in = browser.post(
+            f"{base}/account/login/",
+            data={"csrfmiddlewaretoken": token, "username": "demo", "password": "demo-trader-2026"},
+            headers={"Referer": f"{base}/account/login/"},
+            timeout=10,
+        )
+        assert signed_in.url == f"{base}/"
+        for page in ("/", "/api/v1/accounts/?page_size=200", "/api/v1/me/", "/account/settings/"):
+            assert browser.get(f"{base}{page}", timeout=10).status_code == 200, page
         started = [line for line in output.splitlines() if "| started " in line]
         assert {line.split("started ")[1].split()[0] for line in started} == {
             "web",
