@@ -297,3 +297,33 @@ def test_case_a_registration_keeps_the_authorization_request(
     page = browser.get(done["Location"])
     # Case A: a new trader has no account yet and is offered the "cTrader/TradingView" account request.
     assert b'Ask for a "cTrader/TradingView" account' in page.content
+
+
+def test_the_authorization_page_offers_only_the_authorization(
+    tv_client, browser_client, accounts, settings
+) -> None:
+    """TradingView's rule: the authorization is the only action on the page; no unrelated links or forms.
+    The broker's legal text stays; the language is TradingView's ``lang``."""
+    settings.BRAND_SUPPORT_URL = "https://help.broker.example/"
+    settings.BRAND_SUPPORT_EMAIL = "help@broker.example"
+    settings.BRAND_LEGAL_FOOTER = "Broker Ltd is regulated."
+    from branding.selectors import brand_forget
+
+    brand_forget()
+    html = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client, lang="de")).content
+    page = html.decode()
+    assert re.findall(r"<form\b[^>]*>", page) == [
+        '<form method="post" action="/tradingview/oauth/authorize?lang=de">'
+    ]
+    assert "language-switch" not in page
+    assert "help.broker.example" not in page
+    assert "help@broker.example" not in page
+    assert "Broker Ltd is regulated." in page
+    assert '<html lang="de">' in page
+    # The sign-in page on the way to it offers only the sign-in the same way.
+    browser_client.logout()
+    login = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client), follow=True)
+    page = login.content.decode()
+    assert len(re.findall(r"<form\b", page)) == 1
+    assert "language-switch" not in page and "help.broker.example" not in page
+    assert "Broker Ltd is regulated." in page
