@@ -129,6 +129,41 @@ class TakenCode:
     adapter_token_expires_at: datetime
 
 
+@functools.cache
+def _code_take_statement() -> tuple[str, tuple[Any, ...]]:
+    """The code exchange's statement and the fixed values of its audit record (the same on every exchange: its
+    trader, detail and time come from the rows the statement takes)."""
+    grant_table, code_table = _qn(Grant._meta.db_table), _qn(AuthorizationCode._meta.db_table)
+    audit = audit_event_new(category=AUDIT_CATEGORY, action="code_exchanged", outcome="ok")
+    audit_columns, audit_values, audit_params = _row(
+        audit,
+        sql={
+            "trader_id": ("t.trader_id", []),
+            "detail": ("jsonb_build_object('client_id', t.public_id, 'grant', t.grant_id)", []),
+            # Recorded at the moment the code was taken.
+            "created_at": ("t.used_at", []),
+        },
+    )
+    # Table and column names come from the models' metadata; every value is a parameter.
+    statement = (
+        f"WITH t AS (UPDATE {code_table} AS code SET used_at = %s"  # noqa: S608
+        f" FROM {_qn(OAuthClient._meta.db_table)} AS client, {grant_table} AS g"
+        " WHERE code.code_hash = %s AND code.used_at IS NULL AND NOT code.superseded AND code.expires_at > %s"
+        " AND code.redirect_uri = %s AND client.id = code.client_id AND client.client_id = %s"
+        " AND client.is_active AND client.client_secret_hash = %s"
+        " AND g.id = code.grant_id AND g.state = %s AND g.adapter_token_expires_at >= %s"
+        " RETURNING code.grant_id, code.used_at, g.trader_id, g.adapter_token, g.adapter_token_expires_at,"
+        " client.client_id AS public_id),"
+        f" u AS (UPDATE {grant_table} AS g SET refresh_token_hash = %s, updated_at = %s FROM t"
+        " WHERE g.id = t.grant_id AND g.state = %s RETURNING g.id),"
+        f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns})"
+        f" SELECT {audit_values} FROM t JOIN u ON u.id = t.grant_id)"
+        " SELECT t.grant_id, t.trader_id, t.adapter_token, t.adapter_token_expires_at, u.id FROM t"
+        " LEFT JOIN u ON u.id = t.grant_id"
+    )
+    return statement, tuple(audit_params)
+
+
 def code_take(
     *, client_id: str, client_secret: str, code: str, redirect_uri: str, refresh_token: str, now: datetime
 ) -> TakenCode | None:
@@ -139,33 +174,7 @@ def code_take(
     with a password hasher, a code used, superseded, expired or for another redirect URI, a grant no longer
     active or at the end of its life): nothing was written, and the caller finds out which.
     """
-    grant_table, code_table = _qn(Grant._meta.db_table), _qn(AuthorizationCode._meta.db_table)
-    audit = audit_event_new(category=AUDIT_CATEGORY, action="code_exchanged", outcome="ok")
-    audit_columns, audit_values, audit_params = _row(
-        audit,
-        sql={
-            "trader_id": ("t.trader_id", []),
-            "detail": ("jsonb_build_object('client_id', t.public_id, 'grant', t.grant_id)", []),
-        },
-    )
-    token_field = Grant._meta.get_field("adapter_token")
-    # Table and column names come from the models' metadata; every value is a parameter.
-    statement = (
-        f"WITH t AS (UPDATE {code_table} AS code SET used_at = %s"  # noqa: S608
-        f" FROM {_qn(OAuthClient._meta.db_table)} AS client, {grant_table} AS g"
-        " WHERE code.code_hash = %s AND code.used_at IS NULL AND NOT code.superseded AND code.expires_at > %s"
-        " AND code.redirect_uri = %s AND client.id = code.client_id AND client.client_id = %s"
-        " AND client.is_active AND client.client_secret_hash = %s"
-        " AND g.id = code.grant_id AND g.state = %s AND g.adapter_token_expires_at >= %s"
-        " RETURNING code.grant_id, g.trader_id, g.adapter_token, g.adapter_token_expires_at,"
-        " client.client_id AS public_id),"
-        f" u AS (UPDATE {grant_table} AS g SET refresh_token_hash = %s, updated_at = %s FROM t"
-        " WHERE g.id = t.grant_id AND g.state = %s RETURNING g.id),"
-        f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns})"
-        f" SELECT {audit_values} FROM t JOIN u ON u.id = t.grant_id)"
-        " SELECT t.grant_id, t.trader_id, t.adapter_token, t.adapter_token_expires_at, u.id FROM t"
-        " LEFT JOIN u ON u.id = t.grant_id"
-    )
+    statement, audit_params = _code_take_statement()
     params = [
         now,
         token_hash(code),
@@ -189,6 +198,6 @@ def code_take(
     return TakenCode(
         grant_id=row[0],
         trader_id=row[1],
-        adapter_token=str(token_field.from_db_value(row[2], None, _db())),
+        adapter_token=str(Grant._meta.get_field("adapter_token").from_db_value(row[2], None, _db())),
         adapter_token_expires_at=row[3],
     )
