@@ -120,7 +120,10 @@ _OPTION_JURISDICTION = ("id", "broker_name", "display_name", "tradingview_enable
 
 
 @functools.cache
-def _consent_options_statement() -> str:
+def _consent_options_statement(*, with_client: bool = False) -> str:
+    """The consent page's accounts; ``with_client``: also the client the request names (its id and name, or
+    nulls when it is not registered with the redirect URI), on every row and on the one row a trader without
+    cTIDs gets."""
     columns = ", ".join(
         [
             *(f"t.{c}" for c in _OPTION_CTID),
@@ -128,37 +131,83 @@ def _consent_options_statement() -> str:
             *(f"j.{c}" for c in _OPTION_JURISDICTION),
         ]
     )
-    # Table and column names are the models'; every value is a parameter.
-    return (
-        f"SELECT {columns}, a.id IN (SELECT o.account_id FROM {_table(AccountOpening)} o"  # noqa: S608
+    opened = (
+        f"a.id IN (SELECT o.account_id FROM {_table(AccountOpening)} o"  # noqa: S608
         "   WHERE o.trader_id = %s AND o.source = %s AND o.state = %s AND o.finished_at >= %s)"
-        f" FROM {_table(Ctid)} t"
-        f" LEFT JOIN {_table(TradingAccount)} a ON a.ctid_id = t.id"
-        f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
-        " WHERE t.trader_id = %s ORDER BY t.created_at, t.id, a.is_live DESC, a.login"
     )
+    accounts = (
+        f"{_table(Ctid)} t LEFT JOIN {_table(TradingAccount)} a ON a.ctid_id = t.id"
+        f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
+    )
+    order = " ORDER BY t.created_at, t.id, a.is_live DESC, a.login"
+    # Table and column names are the models'; every value is a parameter.
+    if not with_client:
+        return f"SELECT {columns}, {opened} FROM {accounts} WHERE t.trader_id = %s{order}"  # noqa: S608
+    client = (
+        f"SELECT c.id, c.name FROM {_table(OAuthClient)} c JOIN {_table(RedirectUri)} r ON r.client_id = c.id"  # noqa: S608
+        " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
+    )
+    return (
+        f"SELECT {columns}, {opened}, c.id, c.name FROM (SELECT 1) AS one"  # noqa: S608
+        f" LEFT JOIN ({client}) AS c ON true LEFT JOIN ({accounts}) ON t.trader_id = %s{order}"
+    )
+
+
+def _opened_params(trader: Trader) -> list[Any]:
+    opened_since = timezone.now() - timedelta(seconds=TRADINGVIEW_PRESELECT_SECONDS)
+    return [trader.pk, AccountOpening.Source.TRADINGVIEW, AccountOpening.State.DONE, opened_since]
 
 
 def consent_options(*, trader: Trader) -> ConsentOptions:
     """The trader's cTIDs, in the order they were connected, with their accounts (live first, by login) sorted
     into those that can be linked and those that cannot (and why), and which were just opened from the
     TradingView flow: one query, whatever the number of accounts."""
-    opened_since = timezone.now() - timedelta(seconds=TRADINGVIEW_PRESELECT_SECONDS)
-    params: list[Any] = [
-        trader.pk,
-        AccountOpening.Source.TRADINGVIEW,
-        AccountOpening.State.DONE,
-        opened_since,
-        trader.pk,
-    ]
     with prepared.cursor() as cursor:
-        cursor.execute(_consent_options_statement(), params)
+        cursor.execute(_consent_options_statement(), [*_opened_params(trader), trader.pk])
         rows = cursor.fetchall()
+    return _consent_options_from(trader, rows)
+
+
+class AuthorizePageReads:
+    """What the authorize page reads, in one round trip for a trader who may link: the client the request
+    names and the trader's consent options (``consent_options``). Anyone else gets the client alone."""
+
+    def __init__(self, *, trader: Trader | None) -> None:
+        self.trader = trader
+        self._options: ConsentOptions | None = None
+
+    def registered_client(self, *, client_id: str, redirect_uri: str) -> OAuthClient | None:
+        """``registered_client``; with the trader's consent options read in the same statement."""
+        if self.trader is None or self.trader.suspended:
+            return registered_client(client_id=client_id, redirect_uri=redirect_uri)
+        with prepared.cursor() as cursor:
+            cursor.execute(
+                _consent_options_statement(with_client=True),
+                [*_opened_params(self.trader), client_id, redirect_uri, self.trader.pk],
+            )
+            rows = cursor.fetchall()
+        n = len(_OPTION_CTID) + len(_OPTION_ACCOUNT) + len(_OPTION_JURISDICTION) + 1
+        self._options = _consent_options_from(self.trader, rows)
+        pk, name = rows[0][n:]
+        if pk is None:
+            return None
+        return _loaded(OAuthClient, ("id", "client_id", "name", "is_active"), (pk, client_id, name, True))
+
+    def consent_options(self) -> ConsentOptions:
+        if self._options is None:
+            assert self.trader is not None
+            self._options = consent_options(trader=self.trader)
+        return self._options
+
+
+def _consent_options_from(trader: Trader, rows: Sequence[Sequence[Any]]) -> ConsentOptions:
     groups: dict[int, CtidOptions] = {}
     n_ctid, n_account = len(_OPTION_CTID), len(_OPTION_CTID) + len(_OPTION_ACCOUNT)
     n_jurisdiction = n_account + len(_OPTION_JURISDICTION)
     jurisdictions: dict[int, Jurisdiction] = {}
     for row in rows:
+        if row[0] is None:
+            continue  # no cTID: the row carries only the client
         group = groups.get(row[0])
         if group is None:
             group = groups[row[0]] = CtidOptions(ctid=_loaded(Ctid, _OPTION_CTID, row[:n_ctid]))

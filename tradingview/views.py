@@ -77,15 +77,19 @@ def _no_trading_accounts(request: HttpRequest) -> HttpResponse:
 def authorize(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _consent_post(request)
+    # A trader who may link gets the client and the accounts in one round trip.
+    reads = selectors.AuthorizePageReads(trader=trader_for_user(user=request.user))
     try:
-        authz = authorization_request_validate(params=dict(request.GET.lists()))
+        authz = authorization_request_validate(
+            params=dict(request.GET.lists()), client_lookup=reads.registered_client
+        )
     except AuthorizationRequestError as exc:
         return _error_page(request, exc.message)
     except AuthorizationRedirectError as exc:
         return _ExternalRedirect(exc.redirect_url)
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
-    trader = trader_for_user(user=request.user)
+    trader = reads.trader
     if trader is None:
         return _no_trading_accounts(request)
     if trader.suspended:
@@ -95,7 +99,7 @@ def authorize(request: HttpRequest) -> HttpResponse:
             {"authz": authz, "deny_url": authz.deny_url()},
             status=403,
         )
-    options = selectors.consent_options(trader=trader)
+    options = reads.consent_options()
     if options.eligible_count == 0:
         return render(
             request,

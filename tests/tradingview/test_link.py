@@ -20,7 +20,7 @@ from tests.helpers.tradingview import (
     redirect_query,
     token_post,
 )
-from tradingview.models import AuthorizationCode, Grant
+from tradingview.models import AuthorizationCode, Grant, OAuthClient
 
 
 def test_consent_calls_the_adapter_exactly_and_hands_the_token_over(
@@ -94,6 +94,28 @@ def test_unknown_client_or_unregistered_redirect_shows_an_error_and_never_redire
     assert response.status_code == 400
     assert "Location" not in response
     assert b"TradingView could not be linked" in response.content
+
+
+def test_a_trader_with_accounts_gets_the_same_errors_for_an_unregistered_redirect_or_client(
+    tv_client, browser_client, accounts
+):
+    # The page reads the client together with the trader's accounts: the checks are the same.
+    wrong = browser_client.get(
+        "/tradingview/oauth/authorize", authorize_params(tv_client, redirect_uri=REDIRECT_URI + "/")
+    )
+    assert wrong.status_code == 400
+    assert b"not registered" in wrong.content
+    OAuthClient.objects.filter(pk=tv_client.client.pk).update(is_active=False)
+    gone = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client))
+    assert gone.status_code == 400
+    assert b"not known to us" in gone.content
+    assert "Location" not in gone
+    OAuthClient.objects.filter(pk=tv_client.client.pk).update(is_active=True)
+    page = browser_client.get("/tradingview/oauth/authorize", authorize_params(tv_client))
+    assert page.status_code == 200
+    assert tv_client.client.name.encode() in page.content
+    for account in accounts:
+        assert f'value="{account.pk}"'.encode() in page.content
 
 
 def test_anonymous_trader_is_sent_to_sign_in_and_keeps_the_request(tv_client):

@@ -102,10 +102,10 @@ def test_exchange_checks_the_client_before_the_code(adapter, tv_client, browser_
 
 
 # What each step of a link costs the database at most, the session and the signed-in trader included:
-# the authorize page reads the client, then the cTIDs with their accounts; the consent re-checks the chosen accounts,
+# the authorize page reads the client with the cTIDs and their accounts; the consent re-checks the chosen accounts,
 # the client and the form's earlier submissions in one query and stores grant, accounts, code and audit
 # record in one statement; the token exchange takes the code and reads its grant in one statement.
-STATEMENTS_PER_STEP = {"authorize": 4, "consent": 4, "token": 1}
+STATEMENTS_PER_STEP = {"authorize": 3, "consent": 4, "token": 1}
 
 
 def test_statements_per_step_are_pinned(adapter, tv_client, jurisdiction, jurisdiction_disabled):
@@ -355,7 +355,7 @@ def test_the_links_own_statements_are_prepared_once_per_connection(
     before = _prepared_statements()
     assert exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).status_code == 200
     first = _prepared_statements() - before
-    assert len(first) == 5, first
+    assert len(first) == 4, first
     assert any(s.startswith("WITH g AS (INSERT INTO") for s in first)
     assert any(s.startswith("WITH t AS (UPDATE") for s in first)
     # A second link, with more accounts chosen, prepares nothing new: the statements' text does not change.

@@ -6,7 +6,7 @@ trusted to redirect anywhere); every other error goes back to the verified redir
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -139,8 +139,13 @@ def add_query(uri: str, params: Mapping[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
-def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> AuthorizationRequest:
-    """Check an authorize request. ``params`` maps each name to every value it was given."""
+def authorization_request_validate(
+    *,
+    params: Mapping[str, Sequence[str]],
+    client_lookup: Callable[..., OAuthClient | None] = registered_client,
+) -> AuthorizationRequest:
+    """Check an authorize request. ``params`` maps each name to every value it was given; ``client_lookup``
+    finds the client as ``registered_client`` does (the page may read more in the same round trip)."""
 
     def one(name: str) -> str | None:
         values = params.get(name) or []
@@ -155,7 +160,7 @@ def authorization_request_validate(*, params: Mapping[str, Sequence[str]]) -> Au
         raise AuthorizationRequestError(f"The request repeats the parameter {exc.name}.") from exc
     if not client_id:
         raise AuthorizationRequestError("The request does not say which application is asking (client_id).")
-    client = registered_client(client_id=client_id, redirect_uri=redirect_uri or "")
+    client = client_lookup(client_id=client_id, redirect_uri=redirect_uri or "")
     if client is None:
         if not OAuthClient.objects.filter(client_id=client_id, is_active=True).exists():
             raise AuthorizationRequestError("The application asking for access is not known to us.")
