@@ -1,16 +1,21 @@
 """The brand in force: the staff-edited row over the BRAND_* settings.
 
-Kept in the shared cache and dropped by every edit (branding.services), so an edit shows everywhere at once and
-pages do not read the row each time; when the cache cannot answer, the row is read.
+Kept in the shared cache and dropped by every edit (branding.services), so pages do not read the row each time;
+when the cache cannot answer, the row is read. Every page shows the brand, so each process also keeps the one it
+last read for ``LOCAL_SECONDS`` rather than asking the shared cache on every page: an edit shows at once in the
+process that made it (and after a change of the BRAND_* settings) and within ``LOCAL_SECONDS`` everywhere else.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.templatetags.static import static
 
 from branding.models import Brand
@@ -63,10 +68,24 @@ def _build() -> BrandView:
 
 CACHE_KEY = "branding:current"
 CACHE_SECONDS = 300
+LOCAL_SECONDS = 5.0
+
+# (when it was read, the brand): replaced whole, so a thread reads one or the other, never half of each.
+_local: tuple[float, BrandView] | None = None
 
 
 def brand_current() -> BrandView:
     """The brand to show now."""
+    global _local
+    held = _local
+    if held is not None and time.monotonic() - held[0] < LOCAL_SECONDS:
+        return held[1]
+    view = _shared()
+    _local = (time.monotonic(), view)
+    return view
+
+
+def _shared() -> BrandView:
     from django.core.cache import cache
 
     try:
@@ -82,8 +101,11 @@ def brand_current() -> BrandView:
 
 
 def brand_forget() -> None:
-    """Drop the cached brand (after an edit)."""
+    """Drop the cached brand (after an edit), here and in the shared cache."""
+    global _local
     from django.core.cache import cache
+
+    _local = None
 
     with contextlib.suppress(Exception):  # the cache is down: the entry expires by itself (CACHE_SECONDS)
         cache.delete(CACHE_KEY)
@@ -94,3 +116,10 @@ def brand_logo() -> tuple[bytes, str] | None:
     if row is None or not row.logo or not row.logo_content_type:
         return None
     return bytes(row.logo), row.logo_content_type
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: object) -> None:
+    # The brand falls back on the BRAND_* settings (changed by tests and at run time by nothing else).
+    if setting.startswith("BRAND_"):
+        brand_forget()

@@ -178,10 +178,14 @@ def _fresh_readiness():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    """The cache carries per-address flags (the token endpoint's failure flag): each test starts without any."""
+    """The cache carries per-address flags (the token endpoint's failure flag): each test starts without any,
+    and without the brand a process keeps for a few seconds."""
     from django.core.cache import cache
 
+    from branding.selectors import brand_forget
+
     cache.clear()
+    brand_forget()
     return
 
 

@@ -128,3 +128,48 @@ def test_the_sign_in_page_of_a_tradingview_authorization_shows_the_broker_name(
     assert 'class="brand' in html
     assert "clientarea" not in html
     assert "Northwind Markets</span>" in html
+
+
+def test_each_process_reads_the_shared_brand_at_most_once_in_a_few_seconds(
+    client: Client, settings, monkeypatch
+) -> None:
+    """Every page shows the brand: a process keeps what it read for ``LOCAL_SECONDS`` instead of asking the
+    shared cache on each page; an edit shows at once where it was made and within those seconds elsewhere."""
+    from django.core.cache import cache
+
+    from branding import selectors
+    from branding.services import brand_update
+
+    now = [1000.0]
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: now[0])
+    selectors.brand_forget()
+    reads = []
+    real_get = cache.get
+
+    def counting_get(key, *args, **kwargs):
+        if key == selectors.CACHE_KEY:
+            reads.append(key)
+        return real_get(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", counting_get)
+    for _ in range(3):
+        assert "<title>Sign in · " in client.get("/account/login/").content.decode()
+    assert len(reads) == 1
+
+    # Another process stores an edited brand in the shared cache: shown here once LOCAL_SECONDS have passed.
+    edited = selectors.BrandView(**{**selectors.brand_current().__dict__, "name": "Elsewhere Edited"})
+    cache.set(selectors.CACHE_KEY, edited)
+    assert "Elsewhere Edited" not in client.get("/account/login/").content.decode()
+    now[0] += selectors.LOCAL_SECONDS
+    assert "<title>Sign in · Elsewhere Edited</title>" in client.get("/account/login/").content.decode()
+
+    # An edit in this process shows on its next page.
+    with monkeypatch.context() as m:
+        m.setattr("django.db.transaction.on_commit", lambda fn, *a, **k: fn())
+        brand_update(actor=None, fields={"name": "Edited Here"})
+    assert "<title>Sign in · Edited Here</title>" in client.get("/account/login/").content.decode()
+    # So does a change of the settings it falls back on.
+    Brand.objects.filter(pk=1).update(name="")
+    selectors.brand_forget()
+    settings.BRAND_NAME = "From Settings"
+    assert "<title>Sign in · From Settings</title>" in client.get("/account/login/").content.decode()
