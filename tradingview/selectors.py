@@ -315,11 +315,19 @@ def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | Non
 _M = TypeVar("_M", bound=models.Model)
 
 
-def _loaded(model: type[_M], names: Sequence[str], values: Sequence[Any]) -> _M:
+def _loaded(model: type[_M], names: tuple[str, ...], values: Sequence[Any]) -> _M:
     """An instance of ``model`` as the ORM would load it with only the fields ``names`` (attribute names)."""
-    given = dict(zip(names, values, strict=True))
-    order = [f.attname for f in model._meta.concrete_fields if f.attname in given]
-    return model.from_db("default", order, [given[name] for name in order])
+    order, positions = _load_order(model, names)
+    return model.from_db("default", order, [values[i] for i in positions])
+
+
+@functools.cache
+def _load_order(model: type[models.Model], names: tuple[str, ...]) -> tuple[list[str], tuple[int, ...]]:
+    """The fields ``names`` in the model's order (as ``from_db`` takes them), and where each is in ``names``."""
+    order = [f.attname for f in model._meta.concrete_fields if f.attname in names]
+    if len(order) != len(names):
+        raise ValueError(f"not attribute names of {model.__name__}: {names}")
+    return order, tuple(names.index(name) for name in order)
 
 
 @functools.cache

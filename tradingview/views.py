@@ -176,7 +176,6 @@ def _consent_page(
             "retry": retry,
             "checked": checked or set(),
             "consent_groups": consent_groups(options, checked=checked or ()),
-            "deny_url": authz.deny_url(),
         },
         status=status,
     )

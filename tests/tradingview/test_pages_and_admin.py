@@ -316,6 +316,7 @@ def test_the_authorization_page_offers_only_the_authorization(
         '<form method="post" action="/tradingview/oauth/authorize?lang=de">'
     ]
     assert "language-switch" not in page
+    assert "<nav" not in page  # no site navigation, not even an empty landmark
     assert "help.broker.example" not in page
     assert "help@broker.example" not in page
     assert "Broker Ltd is regulated." in page
