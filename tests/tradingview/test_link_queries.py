@@ -361,3 +361,52 @@ def test_the_links_own_statements_are_prepared_once_per_connection(
     # A second link, with more accounts chosen, prepares nothing new: the statements' text does not change.
     assert exchange(tv_client, link(browser_client, tv_client, [a.pk for a in accounts])).status_code == 200
     assert _prepared_statements() - before == first
+
+
+def test_the_statements_send_each_value_as_its_field_prepares_it(adapter, tv_client, trader, accounts):
+    """The link's writes skip the preparation of plain values: what they send is what the fields prepare."""
+    from datetime import timedelta
+
+    from django.db import connection as db
+    from django.utils import timezone
+
+    from accounts.services.audit import audit_event_new
+    from clientarea.crypto import decrypt
+    from tradingview.models import AuthorizationCode
+    from tradingview.services import statements
+
+    now = timezone.now()
+    grant = Grant(
+        client_id=tv_client.client.pk,
+        trader_id=trader.pk,
+        ctid_id=accounts[0].ctid_id,
+        broker_names=["BESTBROKER", "Ünïcode"],
+        is_verified=True,
+        scope="",
+        consent_key="k" * 32,
+        state=Grant.State.ACTIVE,
+        adapter_token="adapter-token",
+        adapter_token_issued_at=now,
+        adapter_token_expires_at=now + timedelta(days=30),
+        revoke_reason="",
+    )
+    code = AuthorizationCode(
+        code_hash="h" * 64, client_id=tv_client.client.pk, redirect_uri=REDIRECT_URI, expires_at=now
+    )
+    audit = audit_event_new(
+        category="tradingview", action="grant_created", outcome="ok", trader=trader, detail={"a": [1, "ü"]}
+    )
+    for obj in (grant, code, audit):
+        _columns, _values, sent = statements._row(obj)
+        fields = [f for f in type(obj)._meta.local_concrete_fields if not f.primary_key]
+        prepared = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
+        assert len(sent) == len(prepared)
+        for field, a, b in zip(fields, sent, prepared, strict=True):
+            if field.name == "adapter_token":  # encrypted afresh each time
+                assert decrypt(a) == decrypt(b) == "adapter-token"
+            elif field.name in ("created_at", "updated_at"):  # now, when prepared
+                assert abs((a - b).total_seconds()) < 5
+            elif hasattr(a, "obj"):  # JSON, wrapped for the driver
+                assert (type(a), a.obj) == (type(b), b.obj)
+            else:
+                assert (type(a), a) == (type(b), b), field.name

@@ -50,23 +50,53 @@ def _qn(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
+# Field classes whose preparation sends a value of these exact types as it is (datetimes when aware): such a
+# value skips the preparation, which for these columns only checks and converts what needs converting.
+# (Integers are not among them: PostgreSQL's backend types them, Int4 or Int8, for the statement's parameters.)
+_AS_IS: dict[type[models.Field], tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.DateTimeField: (datetime,),
+}
+
+
+@dataclass(frozen=True)
+class _Column:
+    field: models.Field
+    attname: str
+    pre_save: bool  # ``pre_save`` gives its value (set when saving, as auto_now does; or a field of its own)
+    as_is: tuple[type, ...]  # the value types sent without preparation
+
+
 @functools.cache
 def _columns(
     model: type[models.Model], replaced: tuple[tuple[str, str], ...]
-) -> tuple[tuple[models.Field, ...], str, str]:
+) -> tuple[tuple[_Column, ...], str, str]:
     """The fields ``_row`` prepares, the column list and the value list (``%s``, or the SQL expression that
     replaces the field's value)."""
     expressions = dict(replaced)
     fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
     columns = ", ".join(_qn(f.column) for f in fields)
     values = ", ".join(expressions.get(f.attname, "%s") for f in fields)
-    return fields, columns, values
+    described = tuple(
+        _Column(
+            field=f,
+            attname=f.attname,
+            pre_save=bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
+            or type(f) not in _AS_IS,
+            as_is=_AS_IS.get(type(f), ()),
+        )
+        for f in fields
+    )
+    return described, columns, values
 
 
 def _row(
     obj: models.Model, *, sql: dict[str, tuple[str, list[Any]]] | None = None
 ) -> tuple[str, str, list[Any]]:
-    """The column list, the value list and its parameters that insert ``obj`` (its primary key excepted).
+    """The column list, the value list and its parameters that insert ``obj`` (its primary key excepted): the
+    values as the fields prepare them for saving.
 
     ``sql`` replaces the value of some fields (by attribute name) with an SQL expression and its parameters.
     """
@@ -76,11 +106,18 @@ def _row(
     )
     db = _db()
     params: list[Any] = []
-    for field in fields:
-        if field.attname in sql:
-            params.extend(sql[field.attname][1])
+    for column in fields:
+        if column.attname in sql:
+            params.extend(sql[column.attname][1])
+            continue
+        value = column.field.pre_save(obj, add=True) if column.pre_save else getattr(obj, column.attname)
+        if column.as_is and (
+            value is None
+            or (type(value) in column.as_is and (type(value) is not datetime or value.tzinfo is not None))
+        ):
+            params.append(value)
         else:
-            params.append(field.get_db_prep_save(field.pre_save(obj, add=True), db))
+            params.append(column.field.get_db_prep_save(value, db))
     return columns, values, params
 
 
