@@ -139,7 +139,18 @@ class Grant(models.Model):
         # The token hashes, the consent key and the state are only ever compared for equality: declared here
         # rather than with unique=True/db_index=True on the fields, they get no second "LIKE" index
         # (varchar_pattern_ops) that every grant write would update for nothing.
-        indexes = [models.Index(fields=["state"], name="tv_grant_state")]
+        indexes = [
+            # Only the few grants not active (pending, revoking, revoked): the sweeps that look for them. Active
+            # grants, most of the table, are never looked up by their state alone, and a statement prepared once
+            # per connection must not be planned to reach a grant through its state rather than its key.
+            models.Index(fields=["state"], condition=~Q(state="active"), name="tv_grant_not_active"),
+            # Active grants whose token TradingView has not taken yet: the sweep of abandoned links.
+            models.Index(
+                fields=["id"],
+                condition=Q(state="active", refresh_token_hash__isnull=True),
+                name="tv_grant_not_exchanged",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["refresh_token_hash"], name="tv_grant_refresh_token_hash_unique"),
             models.UniqueConstraint(fields=["consent_key"], name="tv_grant_consent_key_unique"),

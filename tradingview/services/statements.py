@@ -175,27 +175,31 @@ def _code_take_statement() -> tuple[str, tuple[Any, ...]]:
     audit_columns, audit_values, audit_params = _row(
         audit,
         sql={
-            "trader_id": ("t.trader_id", []),
+            "trader_id": ("u.trader_id", []),
             "detail": ("jsonb_build_object('client_id', t.public_id, 'grant', t.grant_id)", []),
             # Recorded at the moment the code was taken.
             "created_at": ("t.used_at", []),
         },
     )
+    # The grant is reached only through the code's grant id, each time by its primary key (a subquery, not a
+    # join): a statement prepared once per connection keeps its plan, and a plan made while the grant table
+    # was small could otherwise scan it, then every active grant on each exchange as the table grows.
     # Table and column names come from the models' metadata; every value is a parameter.
     statement = (
         f"WITH t AS (UPDATE {code_table} AS code SET used_at = %s"  # noqa: S608
-        f" FROM {_qn(OAuthClient._meta.db_table)} AS client, {grant_table} AS g"
+        f" FROM {_qn(OAuthClient._meta.db_table)} AS client"
         " WHERE code.code_hash = %s AND code.used_at IS NULL AND NOT code.superseded AND code.expires_at > %s"
         " AND code.redirect_uri = %s AND client.id = code.client_id AND client.client_id = %s"
         " AND client.is_active AND client.client_secret_hash = %s"
-        " AND g.id = code.grant_id AND g.state = %s AND g.adapter_token_expires_at >= %s"
-        " RETURNING code.grant_id, code.used_at, g.trader_id, g.adapter_token, g.adapter_token_expires_at,"
-        " client.client_id AS public_id),"
-        f" u AS (UPDATE {grant_table} AS g SET refresh_token_hash = %s, updated_at = %s FROM t"
-        " WHERE g.id = t.grant_id AND g.state = %s RETURNING g.id),"
+        f" AND (SELECT g.state = %s AND g.adapter_token_expires_at >= %s FROM {grant_table} AS g"
+        " WHERE g.id = code.grant_id)"
+        " RETURNING code.grant_id, code.used_at, client.client_id AS public_id),"
+        f" u AS (UPDATE {grant_table} AS g SET refresh_token_hash = %s, updated_at = %s"
+        " WHERE g.id = (SELECT t.grant_id FROM t) AND g.state = %s"
+        " RETURNING g.id, g.trader_id, g.adapter_token, g.adapter_token_expires_at),"
         f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns})"
         f" SELECT {audit_values} FROM t JOIN u ON u.id = t.grant_id)"
-        " SELECT t.grant_id, t.trader_id, t.adapter_token, t.adapter_token_expires_at, u.id FROM t"
+        " SELECT t.grant_id, u.trader_id, u.adapter_token, u.adapter_token_expires_at, u.id FROM t"
         " LEFT JOIN u ON u.id = t.grant_id"
     )
     return statement, tuple(audit_params)
