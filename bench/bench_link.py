@@ -10,7 +10,7 @@
    and in Redis (``cached_db``: read from Redis, written through to the database). The server's web CPU per
    request, step by step, for the link and the fair floor (read by the serving thread, in a response header
    bench/settings.py adds).
-2. Database statements per link for 10 and for 200 chosen accounts (must not grow; 4, 4 and 1 as
+2. Database statements per link for 10 and for 200 chosen accounts (must not grow; 3, 4 and 1 as
    tests/tradingview/test_link_queries.py pins them).
 3. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
    simulator, the load generator and whatever else runs on the machine (read from /proc before and after
