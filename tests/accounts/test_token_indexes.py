@@ -39,3 +39,22 @@ def test_the_sweep_finds_due_tokens_through_the_partial_index():
         )
         plan = "\n".join(row for (row,) in cursor.fetchall())
     assert "ctidtoken_active_expiry" in plan
+
+
+@pytest.mark.parametrize("any_version", [False, True])
+@pytest.mark.parametrize(("by_version", "by_due", "not_recent"), [(True, False, False), (False, True, True)])
+def test_the_refresh_statements_find_the_token_by_its_keys_whatever_the_table_holds(
+    by_version, by_due, not_recent, any_version
+):
+    # Prepared once per connection, their plans are kept: made on an almost empty table, they must still
+    # reach the one token by its cTID or its primary key, never by scanning.
+    from accounts.services.tokens import _claim_sql, _store_sql
+    from tests.helpers.plans import generic_plan, scans_of
+
+    for statement, index in (
+        (_claim_sql("postgresql", by_version, by_due, not_recent), "accounts_ctidtoken_ctid_id_key"),
+        (_store_sql("postgresql", any_version), "accounts_ctidtoken_pkey"),
+    ):
+        reads = scans_of(generic_plan(statement), CtidToken._meta.db_table)
+        assert reads
+        assert all(f"Index Scan using {index}" in line for line in reads), reads

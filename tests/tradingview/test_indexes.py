@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import AuditEvent
+from tests.helpers.plans import generic_plan, scans_of
 from tradingview.models import AuthorizationCode, Grant
 
 pytestmark = pytest.mark.django_db
@@ -65,30 +66,54 @@ def test_token_hashes_and_consent_keys_stay_unique():
     )
 
 
-def _generic_plan(statement: str) -> str:
-    """The plan PostgreSQL keeps for ``statement`` once it plans it for any parameter (as a statement prepared
-    once per connection is, after its first runs), on this test database's almost empty tables."""
-    parts = statement.split("%s")
-    numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE generic_plan_check AS {numbered}")
-        try:
-            cursor.execute(f"EXPLAIN EXECUTE generic_plan_check({', '.join(['NULL'] * (len(parts) - 1))})")
-            return "\n".join(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.execute("DEALLOCATE generic_plan_check")
-
-
 def test_the_code_exchange_reads_its_grant_by_primary_key_whatever_the_tables_hold():
     # A connection keeps the plan it made while the grant table was small: reaching the grant through an index
     # on its state would then read every active grant on each exchange as the table grows.
     from tradingview.services.statements import _code_take_statement
 
     statement, _audit_values = _code_take_statement()
-    plan = _generic_plan(statement)
-    grant_reads = [
-        line.strip() for line in plan.splitlines() if "Scan" in line and "on tradingview_grant " in line
-    ]
+    plan = generic_plan(statement)
+    grant_reads = scans_of(plan, "tradingview_grant")
     assert grant_reads
     assert all("tradingview_grant_pkey" in line for line in grant_reads), plan
+    assert all("Index Scan" in line for line in scans_of(plan, "tradingview_authorizationcode")), plan
+
+
+def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold():
+    # The consent's one narrow query: the chosen accounts, the client and an earlier submission's grant.
+    from unittest import mock
+
+    from tradingview import selectors
+
+    captured: dict[str, str] = {}
+
+    class Capture:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, statement, params):
+            captured["statement"] = statement
+
+        def fetchall(self):
+            return []
+
+    with (
+        mock.patch.object(selectors.prepared, "cursor", Capture),
+        mock.patch.object(selectors.prepared, "enabled", return_value=True),
+    ):
+        selectors.consent_recheck(
+            trader=mock.Mock(pk=1),
+            ctid_id=1,
+            account_ids=[1, 2],
+            client_pk=1,
+            redirect_uri="u",
+            consent_key="k",
+        )
+    plan = generic_plan(captured["statement"])
+    for table in ("tradingview_grant", "accounts_tradingaccount", "accounts_ctid", "accounts_jurisdiction"):
+        reads = scans_of(plan, table)
+        assert reads, (table, plan)
+        assert all("Index Scan" in line for line in reads), plan
