@@ -158,15 +158,16 @@ DATABASE_WEB_STATEMENT_TIMEOUT_MS = env.int("DATABASE_WEB_STATEMENT_TIMEOUT_MS",
 DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # DATABASE_URL unset: the embedded SQLite file. What the URL itself sets wins over the defaults here.
 _database = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+_options: dict[str, object] = {}
 if _database["ENGINE"].endswith("postgresql"):
-    _options: dict[str, int | None] = {"connect_timeout": DATABASE_CONNECT_TIMEOUT}
-    _options.update(tcp_user_timeout=DATABASE_TCP_USER_TIMEOUT_MS)
-    _options.update(
-        keepalives=1,
-        keepalives_idle=30,
-        **({} if DATABASE_PREPARED_STATEMENTS else {"prepare_threshold": None}),
-    )
-    _database["OPTIONS"] = {**_options, **_database.get("OPTIONS", {})}
+    _options.update(connect_timeout=DATABASE_CONNECT_TIMEOUT, tcp_user_timeout=DATABASE_TCP_USER_TIMEOUT_MS)
+    _options.update(keepalives=1, keepalives_idle=30)
+    _options.update({} if DATABASE_PREPARED_STATEMENTS else {"prepare_threshold": None})
+elif _database["ENGINE"].endswith("sqlite3"):
+    # make run's processes share the file: readers never block the writer (WAL), a transaction takes the write
+    # lock as it begins (no deadlock upgrading a read to a write), and a writer waits up to 20 s for another.
+    _options.update(init_command="PRAGMA journal_mode=WAL;", transaction_mode="IMMEDIATE", timeout=20)
+_database["OPTIONS"] = {**_options, **_database.get("OPTIONS", {})}
 _connections = {"CONN_MAX_AGE": env.int("CONN_MAX_AGE", default=60), "CONN_HEALTH_CHECKS": True}
 DATABASES = {"default": {**_connections, **_database}}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

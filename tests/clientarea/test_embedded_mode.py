@@ -55,3 +55,49 @@ class _NullProducer:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+_WRITER = """
+import os, sys
+sys.path.insert(0, os.getcwd())
+os.environ["DJANGO_SETTINGS_MODULE"] = "clientarea.settings"
+import django
+django.setup()
+from django.db import connection, transaction
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE IF NOT EXISTS counted (n integer)")
+for _ in range(300):
+    with transaction.atomic():  # a read, then a write: as a view or a task does
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM counted")
+            cursor.execute("INSERT INTO counted VALUES (%s)", [cursor.fetchone()[0]])
+print("done")
+"""
+
+
+def test_the_embedded_database_takes_writes_from_several_processes_at_once(tmp_path):
+    """make run's web, sandbox, worker and gateway processes share the SQLite file: none may fail with
+    "database is locked" because another writes at the same moment."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers.ops import BASE_DIR
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}", "DEBUG": "1"}
+    env.pop("REDIS_URL", None)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [writer.communicate(timeout=120) for writer in writers]
+    for writer, (out, err) in zip(writers, results, strict=True):
+        assert writer.returncode == 0, err[-2000:]
+        assert out.strip().endswith("done")
