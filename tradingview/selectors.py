@@ -143,13 +143,10 @@ def _consent_options_statement(*, with_client: bool = False) -> str:
     # Table and column names are the models'; every value is a parameter.
     if not with_client:
         return f"SELECT {columns}, {opened} FROM {accounts} WHERE t.trader_id = %s{order}"  # noqa: S608
-    client = (
-        f"SELECT c.id, c.name FROM {_table(OAuthClient)} c JOIN {_table(RedirectUri)} r ON r.client_id = c.id"  # noqa: S608
-        " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
-    )
     return (
         f"SELECT {columns}, {opened}, c.id, c.name FROM (SELECT 1) AS one"  # noqa: S608
-        f" LEFT JOIN ({client}) AS c ON true LEFT JOIN ({accounts}) ON t.trader_id = %s{order}"
+        f" LEFT JOIN ({_registered_client_statement()}) AS c ON true"
+        f" LEFT JOIN ({accounts}) ON t.trader_id = %s{order}"
     )
 
 
@@ -189,9 +186,7 @@ class AuthorizePageReads:
         n = len(_OPTION_CTID) + len(_OPTION_ACCOUNT) + len(_OPTION_JURISDICTION) + 1
         self._options = _consent_options_from(self.trader, rows)
         pk, name = rows[0][n:]
-        if pk is None:
-            return None
-        return _loaded(OAuthClient, ("id", "client_id", "name", "is_active"), (pk, client_id, name, True))
+        return _client_loaded(pk, client_id, name)
 
     def consent_options(self) -> ConsentOptions:
         if self._options is None:
@@ -296,20 +291,31 @@ def consent_recheck(
     )
 
 
-def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | None:
-    """The active client ``client_id`` if ``redirect_uri`` is registered for it (only what the pages use)."""
-    # (client, uri) is unique, so at most one row matches. Table names are the models'; values are parameters.
-    statement = (
+@functools.cache
+def _registered_client_statement() -> str:
+    """The active client with this ``client_id`` (its id and name) if the redirect URI is registered for it:
+    parameters ``client_id``, ``redirect_uri``. (client, uri) is unique, so at most one row matches."""
+    # Table names are the models'; every value is a parameter.
+    return (
         f"SELECT c.id, c.name FROM {_table(OAuthClient)} c"  # noqa: S608
         f" JOIN {_table(RedirectUri)} r ON r.client_id = c.id"
         " WHERE c.client_id = %s AND c.is_active AND r.uri = %s"
     )
-    with prepared.cursor() as cursor:
-        cursor.execute(statement, [client_id, redirect_uri])
-        row = cursor.fetchone()
-    if row is None:
+
+
+def _client_loaded(pk: int | None, client_id: str, name: str | None) -> OAuthClient | None:
+    """The client ``_registered_client_statement`` found, as the pages use it; None when it found none."""
+    if pk is None:
         return None
-    return _loaded(OAuthClient, ("id", "client_id", "name", "is_active"), (row[0], client_id, row[1], True))
+    return _loaded(OAuthClient, ("id", "client_id", "name", "is_active"), (pk, client_id, name, True))
+
+
+def registered_client(*, client_id: str, redirect_uri: str) -> OAuthClient | None:
+    """The active client ``client_id`` if ``redirect_uri`` is registered for it (only what the pages use)."""
+    with prepared.cursor() as cursor:
+        cursor.execute(_registered_client_statement(), [client_id, redirect_uri])
+        row = cursor.fetchone()
+    return _client_loaded(row[0], client_id, row[1]) if row is not None else None
 
 
 _M = TypeVar("_M", bound=models.Model)
