@@ -65,7 +65,6 @@ _AS_IS: dict[type[models.Field], tuple[type, ...]] = {
 class _Column:
     field: models.Field
     attname: str
-    pre_save: bool  # ``pre_save`` gives its value (set when saving, as auto_now does; or a field of its own)
     as_is: tuple[type, ...]  # the value types sent without preparation
 
 
@@ -79,16 +78,7 @@ def _columns(
     fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
     columns = ", ".join(_qn(f.column) for f in fields)
     values = ", ".join(expressions.get(f.attname, "%s") for f in fields)
-    described = tuple(
-        _Column(
-            field=f,
-            attname=f.attname,
-            pre_save=bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False))
-            or type(f) not in _AS_IS,
-            as_is=_AS_IS.get(type(f), ()),
-        )
-        for f in fields
-    )
+    described = tuple(_Column(field=f, attname=f.attname, as_is=_AS_IS.get(type(f), ())) for f in fields)
     return described, columns, values
 
 
@@ -110,7 +100,7 @@ def _row(
         if column.attname in sql:
             params.extend(sql[column.attname][1])
             continue
-        value = column.field.pre_save(obj, add=True) if column.pre_save else getattr(obj, column.attname)
+        value = column.field.pre_save(obj, add=True)
         if column.as_is and (
             value is None
             or (type(value) in column.as_is and (type(value) is not datetime or value.tzinfo is not None))
