@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AccountFigures
+from tests.helpers.ctrader import wait_for
 from tests.helpers.figures import LIVE_USD, link
 
 
@@ -16,15 +17,6 @@ from tests.helpers.figures import LIVE_USD, link
 @pytest.fixture
 def world_people() -> str:
     return "figures"
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.mark.celery
@@ -45,7 +37,7 @@ def test_account_page_queues_a_figures_read_that_the_worker_stores(
     assert "Fresh figures for this account are on their way" in page
     assert "not known yet" in page
     assert elapsed < 5
-    assert _wait_for(lambda: AccountFigures.objects.filter(account__ctid_trader_account_id=LIVE_USD).exists())
+    wait_for(lambda: AccountFigures.objects.filter(account__ctid_trader_account_id=LIVE_USD).exists())
     figures = AccountFigures.objects.get(account__ctid_trader_account_id=LIVE_USD)
     assert figures.equity == Decimal("10100.00")
     # Only the account on the page was read.

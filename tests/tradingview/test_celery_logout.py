@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.helpers.ctrader import wait_for
 from tests.helpers.tradingview import exchange, link, token_post
 from tradingview.models import Grant
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.mark.celery
@@ -42,9 +32,9 @@ def test_worker_logs_out_the_superseded_token_after_the_grace_and_retries_failur
 
     # The adapter fails the first /logout; the task retries until it gets through.
     adapter.sim.mode = "500"
-    assert _wait_for(lambda: len(adapter.sim.calls_to("/logout")) >= 1)
+    wait_for(lambda: len(adapter.sim.calls_to("/logout")) >= 1)
     adapter.sim.mode = ""
-    assert _wait_for(lambda: Grant.objects.get(pk=old.pk).state == Grant.State.REVOKED)
+    wait_for(lambda: Grant.objects.get(pk=old.pk).state == Grant.State.REVOKED)
 
     calls = adapter.sim.calls_to("/logout")
     assert len(calls) >= 2
