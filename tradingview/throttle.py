@@ -8,9 +8,13 @@ same client calling from elsewhere, so guessing at TradingView's client id canno
 
 The counter is the audit record itself: repeated failures of one client from one address within the window
 update one ``client_auth``/``invalid_client`` record (``detail.count``, ``first_at``, ``last_at``) instead of
-writing a row each. A cache flag per address, set with every failure, spares the token endpoint's successful
-calls any query: only an address with a failure in the window is looked up (and every address is, when the
-cache cannot answer).
+writing a row each; the audit table's partial index ``audit_token_failures`` finds an address's records.
+
+The usual code exchange asks in its own statement whether its address has any such record in the window
+(``statements.code_take``), and takes the code only if it has none: no round trip of its own. Anything else
+(a refresh, an error, an address with a failure in the window) goes through ``token_client_blocked`` first. A
+cache flag per address, set with every failure, spares those calls the query: only an address with a failure
+in the window is counted (and every address is, when the cache cannot answer).
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from accounts.models import AuditEvent
@@ -44,8 +49,16 @@ def _window() -> timedelta:
 
 
 def _failures(*, since_window: bool = True) -> QuerySet[AuditEvent]:
-    rows = AuditEvent.objects.filter(category=AUDIT_CATEGORY, action=ACTION, outcome=OUTCOME)
-    return rows.filter(created_at__gte=timezone.now() - _window()) if since_window else rows
+    # ``address`` as text, as the partial index audit_token_failures holds it.
+    rows = AuditEvent.objects.filter(category=AUDIT_CATEGORY, action=ACTION, outcome=OUTCOME).alias(
+        address=KeyTextTransform("address", "detail")
+    )
+    return rows.filter(created_at__gte=window_start()) if since_window else rows
+
+
+def window_start() -> datetime:
+    """The oldest failure record that still counts."""
+    return timezone.now() - _window()
 
 
 def _count(rows: QuerySet[AuditEvent]) -> tuple[int, AuditEvent | None]:
@@ -80,7 +93,7 @@ def token_client_blocked(*, client_id: str | Callable[[], str], address: str | N
         return None
     if callable(client_id):
         client_id = client_id()
-    by_address = _failures().filter(detail__address=address)
+    by_address = _failures().filter(Q(address=address))
     for rows, limit in (
         (
             by_address.filter(detail__client_id=client_id[:100]),
@@ -108,7 +121,7 @@ def token_client_failure_record(*, client_id: str, address: str | None) -> Audit
         row = (
             _failures()
             .select_for_update()
-            .filter(detail__client_id=client_id, detail__address=address)
+            .filter(Q(address=address), detail__client_id=client_id)
             .order_by("-created_at")
             .first()
         )

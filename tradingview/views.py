@@ -48,7 +48,7 @@ from .services.consent import (
 )
 from .services.refresh import token_refresh
 from .services.revocation import grant_disconnect
-from .services.tokens import OAuthError, code_exchange
+from .services.tokens import OAuthError, code_exchange, code_exchange_at_once
 from .throttle import token_client_blocked, token_client_failure_record
 
 CONSENT_SALT = "tradingview.consent"
@@ -365,6 +365,18 @@ def token(request: HttpRequest) -> JsonResponse:
             client_id = request.POST.get("client_id", "")
             client_secret = request.POST.get("client_secret", "")
         address = client_ip(request)
+        if grant_type == "authorization_code":
+            # The usual exchange in one statement, which also checks that this address has no failed client
+            # authentication in the throttle's window; anything else is throttled first, then named below.
+            result = code_exchange_at_once(
+                client_id=client_id,
+                client_secret=client_secret,
+                code=request.POST.get("code", ""),
+                redirect_uri=request.POST.get("redirect_uri", ""),
+                address=address,
+            )
+            if result is not None:
+                return _json(result.as_dict())
         blocked = token_client_blocked(
             client_id=lambda: _throttle_client_id(request, client_id), address=address
         )

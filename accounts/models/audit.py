@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.fields.json import KeyTextTransform
 
 from .people import Trader
 
@@ -33,6 +34,14 @@ class AuditEvent(models.Model):
             models.Index(fields=["category"], name="audit_category"),
             models.Index(fields=["action"], name="audit_action"),
             models.Index(fields=["outcome"], name="audit_outcome"),
+            # The TradingView token endpoint's failed client authentications by address within the throttle's
+            # window (tradingview/throttle.py): every code exchange asks whether its address has any.
+            models.Index(
+                KeyTextTransform("address", "detail"),
+                "created_at",
+                name="audit_token_failures",
+                condition=models.Q(category="tradingview", action="client_auth", outcome="invalid_client"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -77,6 +77,11 @@ def test_the_code_exchange_reads_its_grant_by_primary_key_whatever_the_tables_ho
     assert grant_reads
     assert all("tradingview_grant_pkey" in line for line in grant_reads), plan
     assert all("Index Scan" in line for line in scans_of(plan, "tradingview_authorizationcode")), plan
+    # The address's failed client authentications: every link and sign-in adds audit records, so a scan of
+    # the audit table would grow with them; only the throttle's partial index is read.
+    audit_reads = scans_of(plan, "accounts_auditevent")
+    assert audit_reads, plan
+    assert all("audit_token_failures" in line for line in audit_reads), plan
 
 
 def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold():

@@ -63,3 +63,52 @@ def test_failures_across_clients_from_one_address_wait_at_the_address_limit(
     assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.10").status_code == 429
     assert sum(r.detail["count"] for r in _failures()) == 5
     assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.11").status_code == 200
+
+
+def test_a_good_code_exchange_makes_no_cache_round_trip(
+    adapter, tv_client, browser_client, accounts, settings, monkeypatch
+):
+    # The usual exchange asks its own statement whether this address failed recently: the cache (Redis in
+    # production) is asked only once something is not as a successful exchange needs it.
+    import redis
+
+    from tests.conftest import REDIS_TEST_URL
+
+    settings.CACHES = {"default": {"BACKEND": "clientarea.cache.RedisCache", "LOCATION": REDIS_TEST_URL}}
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    sent: list[str] = []
+    original = redis.Redis.execute_command
+
+    def recorded(self, *args, **options):
+        sent.append(str(args[0]))
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", recorded)
+    assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.20").status_code == 200
+    assert sent == []
+    # An address with a failure in the window is still looked up before its secret is checked.
+    exchange(tv_client, "no-such-code", client_secret="guess", REMOTE_ADDR="198.51.100.21")
+    sent.clear()
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    assert exchange(tv_client, code, REMOTE_ADDR="198.51.100.21").status_code == 200
+    assert "GET" in sent
+
+
+def test_a_blocked_address_waits_whatever_its_secret_and_its_code(
+    adapter, tv_client, browser_client, accounts, settings
+):
+    # Right secret and valid code, wrong secret, unknown code: the same 429, and the code stays unspent.
+    settings.TRADINGVIEW_TOKEN_CLIENT_FAILURE_LIMIT = 2
+    code = link(browser_client, tv_client, [accounts[0].pk])
+    for _ in range(2):
+        exchange(tv_client, "no-such-code", client_secret="guess", REMOTE_ADDR="198.51.100.30")
+    answers = [
+        exchange(tv_client, code, REMOTE_ADDR="198.51.100.30"),
+        exchange(tv_client, code, client_secret="guess", REMOTE_ADDR="198.51.100.30"),
+        exchange(tv_client, "no-such-code", REMOTE_ADDR="198.51.100.30"),
+    ]
+    assert [a.status_code for a in answers] == [429, 429, 429]
+    assert len({a.content for a in answers}) == 1 or all(
+        a.json()["error"] == "invalid_client" for a in answers
+    )
+    assert exchange(tv_client, code, REMOTE_ADDR="203.0.113.45").status_code == 200

@@ -33,6 +33,9 @@ from ..models import (
     OAuthClient,
     token_hash,
 )
+from ..throttle import ACTION as THROTTLE_ACTION
+from ..throttle import AUDIT_CATEGORY as THROTTLE_CATEGORY
+from ..throttle import OUTCOME as THROTTLE_OUTCOME
 
 
 def available() -> bool:
@@ -181,6 +184,11 @@ def _code_take_statement() -> tuple[str, tuple[Any, ...]]:
         " WHERE code.code_hash = %s AND code.used_at IS NULL AND NOT code.superseded AND code.expires_at > %s"
         " AND code.redirect_uri = %s AND client.id = code.client_id AND client.client_id = %s"
         " AND client.is_active AND client.client_secret_hash = %s"
+        # Not for an address with a failed client authentication in the throttle's window: that one is checked
+        # by the throttle first (tradingview/throttle.py). Constants, not parameters, so that the plan kept for
+        # the prepared statement can use the partial index audit_token_failures.
+        f" AND NOT EXISTS (SELECT 1 FROM {_qn(AuditEvent._meta.db_table)} AS f WHERE {_token_failure_condition()}"
+        " AND (f.detail ->> 'address') = %s AND f.created_at >= %s)"
         f" AND (SELECT g.state = %s AND g.adapter_token_expires_at >= %s FROM {grant_table} AS g"
         " WHERE g.id = code.grant_id)"
         " RETURNING code.grant_id, code.used_at, client.client_id AS public_id),"
@@ -195,15 +203,33 @@ def _code_take_statement() -> tuple[str, tuple[Any, ...]]:
     return statement, tuple(audit_params)
 
 
+def _token_failure_condition() -> str:
+    """The audit records of failed client authentications (``f``), as the partial index's condition."""
+    values = {"category": THROTTLE_CATEGORY, "action": THROTTLE_ACTION, "outcome": THROTTLE_OUTCOME}
+    # Fixed words of this code, written into the statement: checked to need no quoting.
+    if not all(value.replace("_", "").isalnum() for value in values.values()):
+        raise ValueError(f"not a plain word: {values}")
+    return " AND ".join(f"f.{column} = '{value}'" for column, value in values.items())
+
+
 def code_take(
-    *, client_id: str, client_secret: str, code: str, redirect_uri: str, refresh_token: str, now: datetime
+    *,
+    client_id: str,
+    client_secret: str,
+    code: str,
+    redirect_uri: str,
+    refresh_token: str,
+    now: datetime,
+    address: str | None,
+    failures_since: datetime,
 ) -> TakenCode | None:
     """Take a valid code of an authenticated client: mark it used, store the refresh token's hash on its
     grant, record ``code_exchanged``; the grant's adapter token and expiry.
 
     None when anything is not as a successful exchange needs it (another client or secret, a secret stored
     with a password hasher, a code used, superseded, expired or for another redirect URI, a grant no longer
-    active or at the end of its life): nothing was written, and the caller finds out which.
+    active or at the end of its life, a failed client authentication from ``address`` since
+    ``failures_since``): nothing was written, and the caller finds out which.
     """
     statement, audit_params = _code_take_statement()
     params = [
@@ -213,6 +239,9 @@ def code_take(
         redirect_uri,
         client_id,
         f"{CLIENT_SECRET_ALGORITHM}${token_hash(client_secret)}",
+        # No failure record has an empty address (an exchange without one is never throttled).
+        address or "",
+        failures_since,
         Grant.State.ACTIVE,
         # Grant.seconds_left() > 0: at least a whole second of the adapter token's life remains.
         now + timedelta(seconds=1),

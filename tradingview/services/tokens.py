@@ -1,7 +1,8 @@
 """TradingView's token endpoint: client authentication, the code exchange and the refresh.
 
 Each grant type is one call (``code_exchange`` here, ``token_refresh`` in ``refresh.py``) that authenticates the client first, so a
-wrong client is ``invalid_client`` whatever else the request says. Errors are RFC 6749 ``OAuthError``s.
+wrong client is ``invalid_client`` whatever else the request says. Errors are RFC 6749 ``OAuthError``s. The
+usual code exchange is one statement first (``code_exchange_at_once``); anything else goes the long way.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.utils import timezone
 from accounts.services.audit import audit_event_record
 
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, OAuthClient, client_secret_hash, token_hash
+from ..throttle import window_start as failures_window_start
 from . import statements
 from .revocation import grant_revoke
 
@@ -87,6 +89,40 @@ _EXCHANGE_CODE_FIELDS = ("grant_id", "redirect_uri", "expires_at", "used_at", "s
 _EXCHANGE_GRANT_FIELDS = ("trader_id", "state", "adapter_token", "adapter_token_expires_at")
 
 
+def code_exchange_at_once(
+    *, client_id: str, client_secret: str, code: str, redirect_uri: str, address: str | None
+) -> TokenResponse | None:
+    """``grant_type=authorization_code``, the usual case in one round trip: a valid code of an authenticated
+    client calling from an address without a failed client authentication in the throttle's window.
+
+    None when anything else is the case, or on a database without the one statement: nothing was written, and
+    the caller checks the throttle (``tradingview/throttle.py``) then calls ``code_exchange``, which names
+    the error.
+    """
+    if not code or not redirect_uri or not statements.available():
+        return None
+    now = timezone.now()
+    refresh_token = secrets.token_urlsafe(48)
+    taken = statements.code_take(
+        client_id=client_id,
+        client_secret=client_secret,
+        code=code,
+        redirect_uri=redirect_uri,
+        refresh_token=refresh_token,
+        now=now,
+        address=address,
+        failures_since=failures_window_start(),
+    )
+    if taken is None:
+        return None
+    taken_grant = Grant(pk=taken.grant_id, adapter_token_expires_at=taken.adapter_token_expires_at)
+    return TokenResponse(
+        access_token=taken.adapter_token,
+        expires_in=grant_expires_in(taken_grant),
+        refresh_token=refresh_token,
+    )
+
+
 def code_exchange(*, client_id: str, client_secret: str, code: str, redirect_uri: str) -> TokenResponse:
     """``grant_type=authorization_code``: the code once, for the client and redirect URI it was issued to.
 
@@ -97,23 +133,6 @@ def code_exchange(*, client_id: str, client_secret: str, code: str, redirect_uri
         raise OAuthError("invalid_request", f"{'code' if not code else 'redirect_uri'} is required.")
     now = timezone.now()
     refresh_token = secrets.token_urlsafe(48)
-    if statements.available():
-        # The usual case in one round trip; anything else is sorted out below, where every error is named.
-        taken = statements.code_take(
-            client_id=client_id,
-            client_secret=client_secret,
-            code=code,
-            redirect_uri=redirect_uri,
-            refresh_token=refresh_token,
-            now=now,
-        )
-        if taken is not None:
-            taken_grant = Grant(pk=taken.grant_id, adapter_token_expires_at=taken.adapter_token_expires_at)
-            return TokenResponse(
-                access_token=taken.adapter_token,
-                expires_in=grant_expires_in(taken_grant),
-                refresh_token=refresh_token,
-            )
     replayed: Grant | None = None
     authenticated = False
     with transaction.atomic():
