@@ -13,7 +13,9 @@ from tradingview import tasks as tradingview_tasks
 @pytest.fixture(params=[True, False], ids=["embedded", "broker"])
 def eager(request, monkeypatch):
     # Set on the app's own changes, under both spellings, and put back exactly as found (other tests read the
-    # value through the Django settings, which the app's changes override).
+    # value through the Django settings, which the app's changes override). The app reads its configuration
+    # first, should this be the process's first test: read later, it would replace the values set here.
+    app.conf.task_always_eager  # noqa: B018
     for key in ("CELERY_TASK_ALWAYS_EAGER", "task_always_eager"):
         monkeypatch.setitem(app.conf.changes, key, request.param)
     assert app.conf.task_always_eager is request.param
