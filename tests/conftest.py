@@ -16,7 +16,6 @@ tests/helpers/fixtures_*.py, loaded below for the whole suite; none of them is a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from sandbox.httpd import serve
 from sandbox.world import World
 from tests.factories import StaffUserFactory, TraderFactory
 from tests.helpers import ctrader
+from tests.helpers.ops import TEST_REDIS_URL
 
 pytest_plugins = [
     "tests.helpers.fixtures_ctid",
@@ -113,8 +113,8 @@ def ctrader_id(world: World, settings: Any) -> Iterator[CtraderIdSimulator]:
     server.stop()
 
 
-# The Redis database the real Celery worker of the tests uses (CI: .ci/run sets it).
-REDIS_TEST_URL = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15")
+# The Redis database the real Celery worker of the tests uses.
+REDIS_TEST_URL = TEST_REDIS_URL
 
 
 @pytest.fixture(scope="session")

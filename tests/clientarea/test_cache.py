@@ -3,21 +3,18 @@ Redis, from several threads; one client built, not one per operation."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 
 import redis
 
 from clientarea.cache import RedisCache
-
-# The Redis database of the tests (CI: .ci/run sets it).
-REDIS_TEST_URL = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15")
+from tests.helpers.ops import TEST_REDIS_URL
 
 
 def _cache() -> RedisCache:
     prefix = f"test-cache-{secrets.token_hex(4)}"
-    return RedisCache(REDIS_TEST_URL, {"KEY_PREFIX": prefix, "OPTIONS": {"socket_timeout": 2.0}})
+    return RedisCache(TEST_REDIS_URL, {"KEY_PREFIX": prefix, "OPTIONS": {"socket_timeout": 2.0}})
 
 
 def test_the_operations_behave_as_djangos(monkeypatch):

@@ -8,6 +8,9 @@ import threading
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+# The Redis database of the in-process Celery worker (tests/conftest.py) and of the tests that use a Redis
+# cache (under their own key prefix). CI: .ci/run sets it.
+TEST_REDIS_URL = os.environ.get("REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/15")
 # Its own Redis database: the in-process worker of tests/conftest.py must not answer these pings.
 REDIS_URL = os.environ.get("OPS_REDIS_URL_FOR_TESTS", "redis://127.0.0.1:6379/5")
 # A port nothing listens on: 1 is reserved (tcpmux) and never served here.

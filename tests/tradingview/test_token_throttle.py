@@ -72,9 +72,15 @@ def test_a_good_code_exchange_makes_no_cache_round_trip(
     # production) is asked only once something is not as a successful exchange needs it.
     import redis
 
-    from tests.conftest import REDIS_TEST_URL
+    from tests.helpers.ops import TEST_REDIS_URL
 
-    settings.CACHES = {"default": {"BACKEND": "clientarea.cache.RedisCache", "LOCATION": REDIS_TEST_URL}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "clientarea.cache.RedisCache",
+            "LOCATION": TEST_REDIS_URL,
+            "KEY_PREFIX": "test-token-throttle",
+        }
+    }
     code = link(browser_client, tv_client, [accounts[0].pk])
     sent: list[str] = []
     original = redis.Redis.execute_command
