@@ -1,5 +1,6 @@
 """Benchmark of the periodic enqueue (token sweep, account sync): CPU per due token, one message per token
-(the old way) against one message per batch of ids, side by side in one run, on a real Redis.
+sent alone (the old way), pipelined (kombu's publish batch, as the workers fan out), and one message per
+batch of ids (the sweep), side by side in one run, on a real Redis.
 
     BENCH_REDIS_URL=redis://127.0.0.1:6379/14 DEBUG=1 .venv/bin/python bench/bench_sweep.py
 
@@ -66,8 +67,21 @@ def main() -> None:
     tasks._enqueue_batches(tasks.refresh_ctid_tokens, tasks.refresh_ctid_token, [ids[:50]], only_if_due=True)
     client.delete(QUEUE)
 
-    per_token, _ = measure(
-        "one message per token (before)",
+    def one_round_trip_each() -> int:
+        # One message per token, each sent on its own: how the sweep published before.
+        count = 0
+        with app.producer_or_acquire() as producer:
+            for ids in batches:
+                for ctid_id in ids:
+                    tasks.refresh_ctid_token.apply_async(
+                        args=(ctid_id,), kwargs={"only_if_due": True, "reason": "sweep"}, producer=producer
+                    )
+                    count += 1
+        return count
+
+    per_token, _ = measure("one message per token, each sent alone", one_round_trip_each)
+    pipelined, _ = measure(
+        "one message per token, pipelined",
         lambda: tasks._enqueue(tasks.refresh_ctid_token, batches, only_if_due=True, reason="sweep"),
     )
     batched, _ = measure(
@@ -80,9 +94,17 @@ def main() -> None:
         "worker fan-out of the batches",
         lambda: sum(tasks.refresh_ctid_tokens(b, only_if_due=True) for b in batches),
     )
-    print(f"\n   sweep CPU per token, before / after: {per_token / batched:,.0f}x less")
-    print(f"   after: {batched * 1e6:.2f} µs per token in the sweep (target <= 200 µs)")
-    print(f"   worker-side fan-out: {fan_out * 1e6:.1f} µs per token, spread over the workers")
+    print(f"\n   per-token messages pipelined / each sent alone: {pipelined / per_token:.2f}")
+    verdict = "met" if pipelined * 1e6 <= 200 else "missed"
+    print(
+        f"   verdict: one message per token, pipelined: {pipelined * 1e6:.1f} µs CPU per token, aim <= 200 µs: "
+        f"{verdict}"
+    )
+    print(f"   the sweep itself (one message per batch): {batched * 1e6:.2f} µs per token")
+    print(
+        f"   worker-side fan-out of the batches (pipelined): {fan_out * 1e6:.1f} µs per token, spread over the"
+        " workers"
+    )
 
 
 if __name__ == "__main__":

@@ -113,3 +113,53 @@ def test_in_embedded_mode_a_transient_failure_waits_for_the_next_sweep(world, ct
     assert tasks.run_token_sweep() == 1
     assert stored(ctid).version == 2
     assert world.token_calls == 2
+
+
+def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monkeypatch):
+    # One message per id (each refresh keeps its own time limit), sent over Redis hundreds at a time: the
+    # messages are those a single send makes, in order, to the task's queue.
+    import base64
+    import json
+    import os
+
+    import redis
+
+    from tests.helpers.ops import TEST_REDIS_URL
+
+    queue = f"test-fan-out-{os.getpid()}"  # a queue no worker reads
+    task = tasks.refresh_ctid_token
+    monkeypatch.setattr(task, "queue", queue, raising=False)
+    monkeypatch.setattr(task, "_exec_options", None)
+    sent: list[str] = []
+    original = redis.client.Pipeline.execute
+
+    def counted(self, *args, **kwargs):
+        commands = {str(command[0][0]) for command in self.command_stack}
+        sent.append(f"{'+'.join(sorted(commands))} x{len(self.command_stack)}")
+        return original(self, *args, **kwargs)
+
+    def single(self, *args, **options):
+        sent.append(str(args[0]))
+        return single.original(self, *args, **options)
+
+    single.original = redis.Redis.execute_command
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    monkeypatch.setattr(redis.Redis, "execute_command", single)
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    ids = list(range(1, 1201))
+    try:
+        assert tasks._enqueue(task, [ids[:700], ids[700:]], only_if_due=True, reason="sweep") == 1200
+        messages = [json.loads(raw) for raw in reversed(broker.lrange(queue, 0, -1))]
+    finally:
+        broker.delete(queue)
+    # The queue's declaration once, then the messages 500 to a round trip; none sent on its own.
+    assert [s for s in sent if "LPUSH" in s] == ["LPUSH x500", "LPUSH x500", "LPUSH x200"]
+    assert len(messages) == 1200
+    first = messages[0]
+    assert first["headers"]["task"] == task.name
+    assert first["headers"]["argsrepr"] == "(1,)"
+    assert first["headers"]["kwargsrepr"] == "{'only_if_due': True, 'reason': 'sweep'}"
+    bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
+    assert [body[0] for body in bodies] == [[i] for i in ids]
+    assert all(body[1] == {"only_if_due": True, "reason": "sweep"} for body in bodies)

@@ -45,18 +45,21 @@ def test_the_sweep_runs_in_process_in_embedded_mode_and_sends_otherwise(eager, m
     ran, sent = [], []
     task = account_tasks.sync_ctid_accounts
     monkeypatch.setattr(task, "apply", lambda args, kwargs: ran.append(args))
-    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, producer: sent.append(args))
+    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, producer, **options: sent.append(args))
     monkeypatch.setattr(app, "producer_or_acquire", lambda: _NullProducer())
     assert account_tasks._enqueue(task, [[1, 2], [3]]) == 3
     assert (ran, sent) == (([(1,), (2,), (3,)], []) if eager else ([], [(1,), (2,), (3,)]))
 
 
 class _NullProducer:
-    def __enter__(self) -> object:
-        return object()
+    def __enter__(self) -> _NullProducer:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+    def batch(self, max_size: int) -> _NullProducer:
+        return self
 
 
 _WRITER = """
