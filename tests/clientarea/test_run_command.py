@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -171,13 +173,33 @@ def test_run_starts_everything_and_ctrl_c_stops_every_process(tmp_path):
         tree.kill_everything()
 
 
-@pytest.mark.celery
-def test_with_postgresql_and_redis_it_runs_a_worker_and_exactly_one_beat(tmp_path, redis_url):
-    database_url = os.environ.get("DATABASE_URL", "")
-    if not database_url.startswith("postgres"):
+@pytest.fixture
+def run_database() -> Iterator[str]:
+    """A PostgreSQL database of its own for ``manage.py run``, which migrates and seeds it and whose beat
+    sweeps it: the shared database of the environment stays as it was."""
+    import psycopg
+    from django.db import connection
+
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
         pytest.skip("needs DATABASE_URL pointing at PostgreSQL")
+    name = f"test_run_{os.getpid()}"
+    params = connection.get_connection_params()
+    admin = {k: params[k] for k in ("host", "port", "user", "password") if params.get(k)}
+    with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **admin) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=10, **admin) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.celery
+def test_with_postgresql_and_redis_it_runs_a_worker_and_exactly_one_beat(tmp_path, redis_url, run_database):
     ports = _free_ports(4)
-    env = _environment(tmp_path, ports, DATABASE_URL=database_url, REDIS_URL=redis_url)
+    env = _environment(tmp_path, ports, DATABASE_URL=run_database, REDIS_URL=redis_url)
     tree = Tree(env, ports[0])
     try:
         base = f"http://127.0.0.1:{ports[0]}"
