@@ -7,9 +7,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from django.db import connection
 
 from clientarea.health import check_celery_workers
 from tests.helpers.ops import BASE_DIR, REDIS_URL, Worker
@@ -25,11 +27,15 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="module")
-def worker_process(redis_url: str) -> Iterator[Worker]:
+def worker_process(redis_url: str, django_db_setup: None) -> Iterator[Worker]:
     # The operations tests' own Redis database: messages another test left there (a beat's sweep stopped
     # before its worker took them) must not queue ahead of this module's probes.
     redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=5).flushdb()
     env = {**os.environ, "REDIS_URL": redis_url, "DEBUG": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO"}
+    # The test database pytest made, not the environment's own.
+    database = connection.settings_dict
+    if database["ENGINE"].endswith("postgresql") and env.get("DATABASE_URL", "").startswith("postgres"):
+        env["DATABASE_URL"] = urlunsplit(urlsplit(env["DATABASE_URL"])._replace(path=f"/{database['NAME']}"))
     process = subprocess.Popen(
         [
             sys.executable,
