@@ -113,10 +113,6 @@ def ctrader_id(world: World, settings: Any) -> Iterator[CtraderIdSimulator]:
     server.stop()
 
 
-# The Redis database the real Celery worker of the tests uses.
-REDIS_TEST_URL = TEST_REDIS_URL
-
-
 @pytest.fixture(scope="session")
 def _celery_worker_session():
     """A real Celery worker (in this process, its own threads) consuming from the real Redis.
@@ -134,10 +130,10 @@ def _celery_worker_session():
     keys = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER", "CELERY_RESULT_BACKEND")
     saved = {key: getattr(app.conf, key.removeprefix("CELERY_").lower()) for key in keys}
     app.conf.update(
-        CELERY_BROKER_URL=REDIS_TEST_URL, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
+        CELERY_BROKER_URL=TEST_REDIS_URL, CELERY_TASK_ALWAYS_EAGER=False, CELERY_RESULT_BACKEND=None
     )
     assert app.conf.task_always_eager is False
-    assert app.conf.broker_url == REDIS_TEST_URL
+    assert app.conf.broker_url == TEST_REDIS_URL
     app._pool = None  # connections made for the previous broker must not be reused
     app.amqp._producer_pool = None
     app.control.purge()

@@ -48,12 +48,12 @@ def _window() -> timedelta:
     return timedelta(seconds=settings.TRADINGVIEW_TOKEN_FAILURE_WINDOW_SECONDS)
 
 
-def _failures(*, since_window: bool = True) -> QuerySet[AuditEvent]:
-    # ``address`` as text, as the partial index audit_token_failures holds it.
-    rows = AuditEvent.objects.filter(category=AUDIT_CATEGORY, action=ACTION, outcome=OUTCOME).alias(
-        address=KeyTextTransform("address", "detail")
-    )
-    return rows.filter(created_at__gte=window_start()) if since_window else rows
+def _failures() -> QuerySet[AuditEvent]:
+    """The failure records that count, with ``address`` as text, as the partial index audit_token_failures
+    holds it."""
+    return AuditEvent.objects.filter(
+        category=AUDIT_CATEGORY, action=ACTION, outcome=OUTCOME, created_at__gte=window_start()
+    ).alias(address=KeyTextTransform("address", "detail"))
 
 
 def window_start() -> datetime:

@@ -342,7 +342,7 @@ def _throttle_client_id(request: HttpRequest, client_id: str) -> str:
 @csrf_exempt
 @require_POST
 @sensitive_post_parameters("client_secret", "refresh_token", "code")
-@sensitive_variables("client_secret", "basic", "result")
+@sensitive_variables("client_secret", "basic", "result", "exchange")
 def token(request: HttpRequest) -> JsonResponse:
     client_id = ""
     try:
@@ -365,16 +365,16 @@ def token(request: HttpRequest) -> JsonResponse:
             client_id = request.POST.get("client_id", "")
             client_secret = request.POST.get("client_secret", "")
         address = client_ip(request)
+        exchange = {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "code": request.POST.get("code", ""),
+            "redirect_uri": request.POST.get("redirect_uri", ""),
+        }
         if grant_type == "authorization_code":
             # The usual exchange in one statement, which also checks that this address has no failed client
             # authentication in the throttle's window; anything else is throttled first, then named below.
-            result = code_exchange_at_once(
-                client_id=client_id,
-                client_secret=client_secret,
-                code=request.POST.get("code", ""),
-                redirect_uri=request.POST.get("redirect_uri", ""),
-                address=address,
-            )
+            result = code_exchange_at_once(**exchange, address=address)
             if result is not None:
                 return _json(result.as_dict())
         blocked = token_client_blocked(
@@ -391,12 +391,7 @@ def token(request: HttpRequest) -> JsonResponse:
                 headers={"Retry-After": str(blocked.retry_after)},
             )
         if grant_type == "authorization_code":
-            result = code_exchange(
-                client_id=client_id,
-                client_secret=client_secret,
-                code=request.POST.get("code", ""),
-                redirect_uri=request.POST.get("redirect_uri", ""),
-            )
+            result = code_exchange(**exchange)
         else:
             result = token_refresh(
                 client_id=client_id,
