@@ -25,7 +25,10 @@ class Preference(models.Model):
 class KnownDevice(models.Model):
     """A browser a user has signed in from: a random id kept in a long-lived cookie, stored only as a hash."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="known_devices")
+    # Looked up by the unique (user, device_hash) index, which its user leads: no index on the user alone.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="known_devices", db_index=False
+    )
     device_hash = models.CharField(max_length=64)
     user_agent = models.CharField(max_length=300, blank=True)
     first_seen_at = models.DateTimeField(auto_now_add=True)

@@ -75,7 +75,10 @@ class OAuthClient(models.Model):
 class RedirectUri(models.Model):
     """A redirect URI registered for a client; authorization requests must match one exactly."""
 
-    client = models.ForeignKey(OAuthClient, on_delete=models.CASCADE, related_name="redirect_uris")
+    # Looked up by the unique (client, uri) index, which its client leads: no index on the client alone.
+    client = models.ForeignKey(
+        OAuthClient, on_delete=models.CASCADE, related_name="redirect_uris", db_index=False
+    )
     uri = models.URLField(max_length=500)
 
     class Meta:
@@ -102,7 +105,9 @@ class Grant(models.Model):
     client = models.ForeignKey(OAuthClient, on_delete=models.PROTECT, related_name="grants")
     trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="tradingview_grants")
     ctid = models.ForeignKey(Ctid, on_delete=models.CASCADE, related_name="tradingview_grants")
-    accounts = models.ManyToManyField(TradingAccount, related_name="tradingview_grants", blank=True)
+    accounts: models.ManyToManyField[TradingAccount, GrantAccount] = models.ManyToManyField(
+        TradingAccount, through="GrantAccount", related_name="tradingview_grants", blank=True
+    )
     broker_names = models.JSONField(default=list, blank=True)
     is_verified = models.BooleanField(default=False)
     scope = models.CharField(max_length=200, blank=True)
@@ -126,7 +131,7 @@ class Grant(models.Model):
     superseded_by = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="supersedes"
     )
-    revoke_after = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoke_after = models.DateTimeField(null=True, blank=True)
     revoke_reason = models.CharField(max_length=200, blank=True)
     revoke_attempts = models.PositiveIntegerField(default=0)
     last_revoke_error = models.CharField(max_length=500, blank=True)
@@ -144,6 +149,9 @@ class Grant(models.Model):
             # grants, most of the table, are never looked up by their state alone, and a statement prepared once
             # per connection must not be planned to reach a grant through its state rather than its key.
             models.Index(fields=["state"], condition=~Q(state="active"), name="tv_grant_not_active"),
+            # Only the grants waiting for their /logout, in the order the logout sweep takes them: a link and a
+            # refresh write grants that are not revoking, which a full index would hold for nothing.
+            models.Index(fields=["revoke_after"], condition=Q(state="revoking"), name="tv_grant_logout_due"),
             # Active grants whose token TradingView has not taken yet: the sweep of abandoned links.
             models.Index(
                 fields=["id"],
@@ -176,6 +184,25 @@ class Grant(models.Model):
         if self.adapter_token_expires_at is None:
             return 0
         return max(0, int((self.adapter_token_expires_at - timezone.now()).total_seconds()))
+
+
+class GrantAccount(models.Model):
+    """A trading account a grant covers: the table of ``Grant.accounts``.
+
+    Every link and every refresh writes one row per account, so the table keeps only the indexes its
+    queries read: the unique (grant, account) pair, which also serves the lookups by grant, and the account
+    (the grants of an account). No third index on the grant alone.
+    """
+
+    grant = models.ForeignKey(Grant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    tradingaccount = models.ForeignKey(TradingAccount, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        db_table = "tradingview_grant_accounts"
+        unique_together = [("grant", "tradingaccount")]
+
+    def __str__(self) -> str:
+        return f"Grant #{self.grant_id}: account #{self.tradingaccount_id}"
 
 
 class AuthorizationCode(models.Model):

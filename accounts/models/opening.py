@@ -122,7 +122,8 @@ class AccountOpening(models.Model):
     key = models.CharField(
         max_length=64, editable=False, help_text="The form's one-time key (double submits)."
     )
-    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="openings")
+    # Looked up by the unique (trader, key) index, which its trader leads: no index on the trader alone.
+    trader = models.ForeignKey(Trader, on_delete=models.CASCADE, related_name="openings", db_index=False)
     account_type = models.ForeignKey(AccountType, on_delete=models.PROTECT, related_name="openings")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.DASHBOARD)
     deposit_currency = models.CharField(max_length=10)

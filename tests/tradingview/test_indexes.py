@@ -38,12 +38,13 @@ def test_grant_indexes_are_the_ones_its_queries_use():
             "(trader_id)",
             "(ctid_id)",
             "(superseded_by_id)",
-            "(revoke_after)",
             "(refresh_token_hash)",
             "(consent_key)",
             # Partial: the grants the sweeps look for, never the active ones a link or a refresh writes.
             "(state) WHERE (NOT ((state)::text = 'active'::text))",
             "(id) WHERE ((refresh_token_hash IS NULL) AND ((state)::text = 'active'::text))",
+            # Partial: the grants waiting for their /logout, never those a link or a refresh writes.
+            "(revoke_after) WHERE ((state)::text = 'revoking'::text)",
         ]
     )
 
@@ -122,3 +123,31 @@ def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold():
         reads = scans_of(plan, table)
         assert reads, (table, plan)
         assert all("Index Scan" in line for line in reads), plan
+
+
+def test_the_grant_account_table_keeps_only_the_indexes_its_queries_read():
+    # One row per account on every link and refresh: the unique pair (which serves the lookups by grant) and
+    # the account, no third index on the grant alone.
+    columns = sorted(
+        definition.split(" USING btree ", 1)[1]
+        for definition in _indexes(Grant.accounts.through._meta.db_table).values()
+    )
+    assert columns == ["(grant_id, tradingaccount_id)", "(id)", "(tradingaccount_id)"]
+
+
+def test_the_logout_sweep_reads_the_revoking_grants_in_order_from_their_index():
+    # The partial index holds only the revoking grants, by revocation time: the sweep reads the first ones due
+    # from it, without sorting.
+    from django.test.utils import CaptureQueriesContext
+
+    from tradingview.selectors import grants_due_for_logout
+
+    with CaptureQueriesContext(connection) as queries:
+        grants_due_for_logout()
+    (query,) = queries.captured_queries
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {query['sql']}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "tv_grant_logout_due" in plan, plan
+    assert "Sort" not in plan, plan
