@@ -46,6 +46,9 @@ from urllib.parse import parse_qs, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe, python_speed_us  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -682,6 +685,7 @@ def main() -> None:
     setup_test_environment()
     cleanup()
     fair_table(create=True)
+    speed_before = python_speed_us()
     try:
         print("Database statements per link (authorize + consent + token), sessions in the database:")
         small, large = queries_per_link(10), queries_per_link(200)
@@ -714,6 +718,7 @@ def main() -> None:
                 " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
             )
         print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
+        print(f"  {describe(speed_before, python_speed_us())}")
     finally:
         cleanup()
         fair_table(create=False)

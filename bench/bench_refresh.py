@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from bench.machine import describe, python_speed_us  # noqa: E402
+
 SOURCE_URL = os.environ.get("DATABASE_URL", "")
 if not SOURCE_URL.startswith("postgres"):
     sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
@@ -296,6 +298,7 @@ def run() -> None:
     )
     half = REFRESHES // 2
     verdicts = []
+    speed_before = python_speed_us()
     for row, added in enumerate((0.0, 0.020)):
         latency.value = added
         session.get(
@@ -356,6 +359,7 @@ def run() -> None:
     )
     for line in verdicts:
         print(line)
+    print(f"   {describe(speed_before, python_speed_us())}")
     root.setLevel(saved_level)
     console.setStream(saved_stream).close()  # type: ignore[union-attr]
     server_process.terminate()
