@@ -107,3 +107,30 @@ def test_money_and_dates_follow_the_language(trader, trader_client: Client) -> N
     session["preferences.language"] = "de"
     session.save()
     assert "12.500,50 EUR" in trader_client.get("/").content.decode()
+
+
+def test_the_flow_language_reverses_its_paths_once_not_on_every_request(monkeypatch) -> None:
+    # Every request passes the language middleware; it compares paths it reverses once per URL configuration.
+    from preferences import middleware
+
+    calls: list[str] = []
+    real = middleware.reverse
+
+    def counting(name: str, *args, **kwargs) -> str:
+        calls.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(middleware, "reverse", counting)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.get(reverse("login"))
+    client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
+    first = len(calls)
+    for _ in range(3):
+        client.get("/")
+        client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
+    assert len(calls) == first
+    # And the flow still takes TradingView's language from a sign-in form on its way.
+    login = client.post(
+        reverse("login"), {"username": "nobody", "password": "wrong", "next": _authorize_url("de")}
+    )
+    assert '<html lang="de">' in login.content.decode()
