@@ -188,15 +188,23 @@ def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
         return count
     # The arguments as the message headers show them (Celery's saferepr of each), written once for the kwargs.
     kwargsrepr = saferepr(kwargs)
+    # The first message declares the task's queue as a single send does; the others only publish (kombu would
+    # find the queue declared, after copying and binding it again for every message).
+    declare: list[Any] | None = None
     with (
         task.app.producer_or_acquire() as producer,  # type: ignore[attr-defined]
         producer.batch(max_size=ENQUEUE_PIPELINE_SIZE),
     ):
         for ids in batches:
             for ctid_id in ids:
-                # argsrepr and kwargsrepr are Celery options its type stubs do not list.
-                shown: dict[str, Any] = {"argsrepr": f"({int(ctid_id)},)", "kwargsrepr": kwargsrepr}
-                task.apply_async(args=(ctid_id,), kwargs=kwargs, producer=producer, **shown)
+                # argsrepr, kwargsrepr and declare are Celery options its type stubs do not list.
+                options: dict[str, Any] = {
+                    "argsrepr": f"({int(ctid_id)},)",
+                    "kwargsrepr": kwargsrepr,
+                    "declare": declare,
+                }
+                task.apply_async(args=(ctid_id,), kwargs=kwargs, producer=producer, **options)
+                declare = []
                 count += 1
     return count
 

@@ -115,6 +115,38 @@ def test_in_embedded_mode_a_transient_failure_waits_for_the_next_sweep(world, ct
     assert world.token_calls == 2
 
 
+def test_a_fan_out_declares_its_queue_once_not_for_every_message(celery_worker, monkeypatch):
+    # The queue is declared (or found declared) once per fan-out; every message after the first is only
+    # published, without kombu's declaration bookkeeping.
+    import os
+
+    import kombu
+    import redis
+
+    from tests.helpers.ops import TEST_REDIS_URL
+
+    queue = f"test-fan-out-declare-{os.getpid()}"
+    task = tasks.refresh_ctid_token
+    monkeypatch.setattr(task, "queue", queue, raising=False)
+    monkeypatch.setattr(task, "_exec_options", None)
+    declared: list[str] = []
+    original = kombu.Producer.maybe_declare
+
+    def counted(self, entity, *args, **kwargs):
+        declared.append(getattr(entity, "name", ""))
+        return original(self, entity, *args, **kwargs)
+
+    monkeypatch.setattr(kombu.Producer, "maybe_declare", counted)
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    try:
+        assert tasks._enqueue(task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
+        assert broker.llen(queue) == 600
+    finally:
+        broker.delete(queue)
+    assert declared == [queue]
+
+
 def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monkeypatch):
     # One message per id (each refresh keeps its own time limit), sent over Redis hundreds at a time: the
     # messages are those a single send makes, in order, to the task's queue.
