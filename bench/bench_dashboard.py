@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.machine import describe, python_speed_us  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -134,6 +137,7 @@ def main() -> None:
 
     setup_test_environment()
     cleanup()
+    speed_before = python_speed_us()
     try:
         big, small = setup_trader(200), setup_trader(20)
         clients = {}
@@ -167,6 +171,7 @@ def main() -> None:
                 f"  {label}: 200 / 20 accounts time {big_ms / small_ms:.2f}; statements {verdict}; "
                 f"200 accounts {met} the {TARGET_MS:.0f} ms target"
             )
+        print(f"  {describe(speed_before, python_speed_us())}")
     finally:
         cleanup()
 

@@ -25,6 +25,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 TOKENS = int(os.environ.get("BENCH_TOKENS", "10000"))
 QUEUE = f"bench-sweep-{os.getpid()}"
 
+from bench.machine import describe, python_speed_us  # noqa: E402
+
 
 def main() -> None:
     os.environ["REDIS_URL"] = REDIS_URL
@@ -61,6 +63,7 @@ def main() -> None:
         )
         return cpu / count, wall / count
 
+    speed_before = python_speed_us()
     print(f"sweep enqueue of {TOKENS:,} due tokens to Redis ({REDIS_URL}), batch size {batch}")
     # Warm both paths (connections, task registry) before measuring.
     tasks._enqueue(tasks.refresh_ctid_token, [ids[:50]], only_if_due=True, reason="sweep")
@@ -105,6 +108,7 @@ def main() -> None:
         f"   worker-side fan-out of the batches (pipelined): {fan_out * 1e6:.1f} µs per token, spread over the"
         " workers"
     )
+    print(f"   {describe(speed_before, python_speed_us())}")
 
 
 if __name__ == "__main__":

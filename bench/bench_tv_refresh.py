@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from bench.machine import describe, python_speed_us  # noqa: E402
+
 SOURCE_URL = os.environ.get("DATABASE_URL", "")
 if not SOURCE_URL.startswith("postgres"):
     sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
@@ -216,6 +218,7 @@ def run(adapter_url: str) -> None:
     wall: dict[str, list[float]] = {k: [] for k in work}
     cpu: dict[str, list[float]] = {k: [] for k in work}
     db_cpu: dict[str, list[float]] = {k: [] for k in work}
+    speed_before = python_speed_us()
     for _ in range(ROUNDS):
         for name, fn in work.items():
             cpu0, db0, t0 = time.process_time(), proc_cpu_ms(backend_pid), time.perf_counter()
@@ -267,6 +270,7 @@ def run(adapter_url: str) -> None:
         f"= {per_second * per_refresh_ms / 1000:.2f} cores ({per_second * own_ms / 1000:.2f} without the adapter "
         f"client)"
     )
+    print(describe(speed_before, python_speed_us()))
     connection.close()
 
 
