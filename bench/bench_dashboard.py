@@ -5,11 +5,12 @@ Prints, side by side in one run, the median time of the dashboard and of one 200
 each makes (constant in the number of accounts), and each time divided by the 15 ms target and by a bare
 request through the same middleware and session sign-in (the floor any page pays on this machine, so the
 ratio still means something when the machine is busy). The requests take turns in rounds, so a burst of load
-from elsewhere falls on all of them alike. Run (PostgreSQL database migrated with `manage.py migrate`):
+from elsewhere falls on all of them alike. Run (``DATABASE_URL`` names the PostgreSQL server: the benchmark
+works in a database of its own, created and migrated at the start and dropped at the end, bench/scratch.py):
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/NAME DEBUG=1 .venv/bin/python bench/bench_dashboard.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres DEBUG=1 .venv/bin/python bench/bench_dashboard.py
 
-Options: --rounds N (requests per measurement, default 60). The data it creates is removed at the end.
+Options: --rounds N (requests per measurement, default 60).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe, python_speed_us  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("DEBUG", "1")
@@ -83,17 +85,6 @@ def setup_trader(accounts: int):  # type: ignore[no-untyped-def]
     return user
 
 
-def cleanup() -> None:
-    from django.contrib.auth import get_user_model
-
-    from accounts.models import Jurisdiction, TradingAccount
-
-    users = get_user_model().objects.filter(username__startswith=PREFIX)
-    TradingAccount.objects.filter(ctid__trader__user__in=users).delete()
-    users.delete()
-    Jurisdiction.objects.filter(broker_name__startswith=PREFIX).delete()
-
-
 TARGET_MS = 15.0
 API = "/api/v1/accounts/?page_size=200"
 
@@ -129,51 +120,54 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
 
+    with scratch_database("bench_dashboard"):
+        measure_all(args.rounds)
+
+
+def measure_all(rounds: int) -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.test import Client
     from django.test.utils import setup_test_environment
 
+    call_command("migrate", verbosity=0)
     setup_test_environment()
-    cleanup()
     speed_before = python_speed_us()
-    try:
-        big, small = setup_trader(200), setup_trader(20)
-        clients = {}
-        for n, user in ((200, big), (20, small)):
-            clients[n] = Client()
-            clients[n].force_login(user)
-        cases = [("bare request", 0, clients[20], "/bench/bare")]
-        for label, url in (("dashboard", "/"), ("accounts API, 200 a page", API)):
-            cases += [(label, n, clients[n], url) for n in (20, 200)]
-        assert len(clients[200].get(API).json()["results"]) == 200
-        samples = measure(cases, args.rounds)
-        ms = {key: statistics.median(values) for key, values in samples.items()}
-        queries = {(label, n): statements(client, url) for label, n, client, url in cases}
-        bare = ms[("bare request", 0)]
+    big, small = setup_trader(200), setup_trader(20)
+    clients = {}
+    for n, user in ((200, big), (20, small)):
+        clients[n] = Client()
+        clients[n].force_login(user)
+    cases = [("bare request", 0, clients[20], "/bench/bare")]
+    for label, url in (("dashboard", "/"), ("accounts API, 200 a page", API)):
+        cases += [(label, n, clients[n], url) for n in (20, 200)]
+    assert len(clients[200].get(API).json()["results"]) == 200
+    samples = measure(cases, rounds)
+    ms = {key: statistics.median(values) for key, values in samples.items()}
+    queries = {(label, n): statements(client, url) for label, n, client, url in cases}
+    bare = ms[("bare request", 0)]
+    print(
+        f"Median of {rounds} rounds, in-process client, production settings (DEBUG off), "
+        f"target {TARGET_MS:.0f} ms:"
+    )
+    print(f"  {'':<26} {'accounts':>8} {'ms':>7} {'statements':>11} {'/ target':>9} {'/ bare':>7}")
+    for label, n, _, _ in cases:
+        value = ms[(label, n)]
         print(
-            f"Median of {args.rounds} rounds, in-process client, production settings (DEBUG off), "
-            f"target {TARGET_MS:.0f} ms:"
+            f"  {label:<26} {n or '':>8} {value:7.2f} {queries[(label, n)]:>11} "
+            f"{value / TARGET_MS:9.2f} {value / bare:7.2f}"
         )
-        print(f"  {'':<26} {'accounts':>8} {'ms':>7} {'statements':>11} {'/ target':>9} {'/ bare':>7}")
-        for label, n, _, _ in cases:
-            value = ms[(label, n)]
-            print(
-                f"  {label:<26} {n or '':>8} {value:7.2f} {queries[(label, n)]:>11} "
-                f"{value / TARGET_MS:9.2f} {value / bare:7.2f}"
-            )
-        for label in ("dashboard", "accounts API, 200 a page"):
-            (big_ms, big_q), (small_ms, small_q) = ((ms[(label, n)], queries[(label, n)]) for n in (200, 20))
-            verdict = f"constant ({big_q})" if big_q == small_q else f"GROW ({small_q} -> {big_q})"
-            met = "within" if big_ms <= TARGET_MS else "OVER"
-            print(
-                f"  {label}: 200 / 20 accounts time {big_ms / small_ms:.2f}; statements {verdict}; "
-                f"200 accounts {met} the {TARGET_MS:.0f} ms target"
-            )
-        print(f"  {describe(speed_before, python_speed_us())}")
-    finally:
-        cleanup()
+    for label in ("dashboard", "accounts API, 200 a page"):
+        (big_ms, big_q), (small_ms, small_q) = ((ms[(label, n)], queries[(label, n)]) for n in (200, 20))
+        verdict = f"constant ({big_q})" if big_q == small_q else f"GROW ({small_q} -> {big_q})"
+        met = "within" if big_ms <= TARGET_MS else "OVER"
+        print(
+            f"  {label}: 200 / 20 accounts time {big_ms / small_ms:.2f}; statements {verdict}; "
+            f"200 accounts {met} the {TARGET_MS:.0f} ms target"
+        )
+    print(f"  {describe(speed_before, python_speed_us())}")
 
 
 if __name__ == "__main__":

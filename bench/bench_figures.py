@@ -28,34 +28,18 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
-SOURCE_URL = os.environ.get("DATABASE_URL", "")
-if not SOURCE_URL.startswith("postgres"):
-    sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = f"bench_figures_{os.getpid()}"
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "100000"))
 GROUPS = int(os.environ.get("BENCH_GROUPS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 MANAGER_LOGIN, MANAGER_PASSWORD = 40001, "bench-manager-password"
 FIRST_LOGIN = 10_000_000
 PAGE_VIEWS = 20
-
-
-def admin_url() -> str:
-    parts = urlsplit(SOURCE_URL)
-    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, "/postgres", "", ""))
-
-
-def bench_url() -> str:
-    parts = urlsplit(SOURCE_URL)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
 
 
 def serve_webservices(ready: multiprocessing.Queue, stop: multiprocessing.Event) -> None:  # type: ignore[type-arg]
@@ -94,8 +78,7 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def run(ws_url: str) -> None:
-    os.environ["DATABASE_URL"] = bench_url()
+def run(ws_url: str, database: str) -> None:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
@@ -152,7 +135,7 @@ def run(ws_url: str) -> None:
             TradingAccount.objects.bulk_create(batch)
             batch = []
     TradingAccount.objects.bulk_create(batch)
-    print(f"database {BENCH_DB}: {ACCOUNTS:,} accounts ({time.perf_counter() - started:.1f} s to create)")
+    print(f"database {database}: {ACCOUNTS:,} accounts ({time.perf_counter() - started:.1f} s to create)")
 
     client = WebServicesClient(
         base_url=f"{ws_url}/ws",
@@ -299,19 +282,12 @@ def main() -> None:
     stop = multiprocessing.Event()
     simulator = multiprocessing.Process(target=serve_webservices, args=(ready, stop), daemon=True)
     simulator.start()
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     try:
-        run(ready.get(timeout=300))
+        with scratch_database("bench_figures") as database:
+            run(ready.get(timeout=300), database)
     finally:
         stop.set()
         simulator.join(timeout=10)
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -29,17 +29,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
-SOURCE_URL = os.environ.get("DATABASE_URL", "")
-if not SOURCE_URL.startswith("postgres"):
-    sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = f"bench_gateway_{os.getpid()}"
 ACCOUNTS = int(os.environ.get("BENCH_ACCOUNTS", "10000"))
 LIMIT = int(os.environ.get("BENCH_LIMIT", "100"))
 LEASE = float(os.environ.get("BENCH_LEASE", "10"))
@@ -48,12 +43,6 @@ SYNC_ACCOUNTS = int(os.environ.get("BENCH_SYNC_ACCOUNTS", "300"))
 PHASES = os.environ.get("BENCH_PHASES", "1,2,3,4")
 CLIENT_ID, CLIENT_SECRET = "bench-client", "bench-secret"
 FIRST = 70_000_000
-
-
-def _url(database: str) -> str:
-    parts = urlsplit(SOURCE_URL)
-    scheme = parts.scheme.replace("postgres", "postgresql", 1) if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, f"/{database}", "", ""))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -78,7 +67,6 @@ def wait(predicate, timeout: float, what: str) -> float:  # type: ignore[no-unty
 
 
 def run() -> None:
-    os.environ["DATABASE_URL"] = _url(BENCH_DB).replace("postgresql://", "postgres://", 1)
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientarea.settings")
@@ -330,17 +318,8 @@ def run() -> None:
 
 
 def main() -> None:
-    with psycopg.connect(_url("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    try:
+    with scratch_database("bench_gateway"):
         run()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(_url("postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

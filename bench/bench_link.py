@@ -16,9 +16,10 @@
    simulator, the load generator and whatever else runs on the machine (read from /proc before and after
    each measurement), so a ratio measured on a busy machine can be read for what it is.
 
-Run (PostgreSQL database migrated with `manage.py migrate`):
+Run (``DATABASE_URL`` names the PostgreSQL server: the benchmark works in a database of its own, created and
+migrated at the start and dropped at the end with everything it wrote, bench/scratch.py):
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/NAME DEBUG=1 .venv/bin/python bench/bench_link.py \
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres DEBUG=1 .venv/bin/python bench/bench_link.py \
         --latency 0 --redis redis://127.0.0.1:6379/5
 
 Options: --redis URL (also runs with the cache, then the sessions, in Redis; default $BENCH_REDIS_URL),
@@ -26,7 +27,6 @@ Options: --redis URL (also runs with the cache, then the sessions, in Redis; def
 default 4), --latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote
 adapter is not on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the
 same cores and the ratio is one of CPU costs).
-The data it creates is removed at the end.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.machine import describe, python_speed_us  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 os.environ.setdefault("DEBUG", "1")
@@ -126,21 +127,6 @@ def setup_data(accounts_per_trader: int, traders: int) -> tuple[str, str, list[t
         )
         people.append((user.pk, [a.pk for a in created]))
     return client.client_id, secret, people
-
-
-def cleanup() -> None:
-    from django.contrib.auth import get_user_model
-
-    from accounts.models import AuditEvent, Jurisdiction
-    from tradingview.models import Grant, OAuthClient
-
-    clients = OAuthClient.objects.filter(name__startswith=PREFIX)
-    Grant.objects.filter(client__in=clients).delete()
-    clients.delete()
-    users = get_user_model().objects.filter(username__startswith=PREFIX)
-    AuditEvent.objects.filter(trader__user__in=users).delete()
-    users.delete()
-    Jurisdiction.objects.filter(broker_name__startswith=PREFIX).delete()
 
 
 def vacuum_analyze() -> None:
@@ -677,51 +663,53 @@ def main() -> None:
         serve_adapter(args.serve_adapter, (args.latency or [0.0])[0] / 1000)
         return
 
+    with scratch_database("bench_link"):
+        measure_all(args)
+
+
+def measure_all(args: argparse.Namespace) -> None:
     import django
 
     django.setup()
+    from django.core.management import call_command
     from django.test.utils import setup_test_environment
 
+    call_command("migrate", verbosity=0)
     setup_test_environment()
-    cleanup()
     fair_table(create=True)
     speed_before = python_speed_us()
-    try:
-        print("Database statements per link (authorize + consent + token), sessions in the database:")
-        small, large = queries_per_link(10), queries_per_link(200)
-        for n, counts in ((10, small), (200, large)):
-            print(f"  {n:>3} accounts: {counts}")
-        growth = "constant" if small["total"] == large["total"] else "GROWS"
-        print(f"  -> {growth} ({small['total']} vs {large['total']}); the fair floor makes 6")
+    print("Database statements per link (authorize + consent + token), sessions in the database:")
+    small, large = queries_per_link(10), queries_per_link(200)
+    for n, counts in ((10, small), (200, large)):
+        print(f"  {n:>3} accounts: {counts}")
+    growth = "constant" if small["total"] == large["total"] else "GROWS"
+    print(f"  -> {growth} ({small['total']} vs {large['total']}); the fair floor makes 6")
 
-        print(FLOOR_TEXT)
+    print(FLOOR_TEXT)
+    print(
+        f"Throughput: {args.threads} client threads; gunicorn 2 workers x {args.threads} threads (gthread)."
+    )
+    print(
+        "CPU ms per operation, by consumer: web = gunicorn workers, db = PostgreSQL backends serving them,\n"
+        "adapter = the simulator, client = this load generator, other = everything else on the machine\n"
+        f"(other users of its {os.cpu_count()} cores); capacity = CPU ms the machine had per operation."
+    )
+    runs = []
+    setups = list(SETUPS) if args.redis else ["database"]
+    for latency in args.latency or [0.0, 20.0, 50.0]:
+        for setup in setups:
+            run = throughput(args.threads, args.seconds, latency, setup, args.redis, args.rounds)
+            runs.append(run)
+            print_run(run, args.threads)
+    print("\nSummary:")
+    for run in runs:
+        steps = run.link.steps
         print(
-            f"Throughput: {args.threads} client threads; gunicorn 2 workers x {args.threads} threads (gthread)."
+            f"  {verdict(run)}; by CPU {cpu_ratio(run):.2f}; link / bare floor {run.bare_ratio:.3f};"
+            " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
         )
-        print(
-            "CPU ms per operation, by consumer: web = gunicorn workers, db = PostgreSQL backends serving them,\n"
-            "adapter = the simulator, client = this load generator, other = everything else on the machine\n"
-            f"(other users of its {os.cpu_count()} cores); capacity = CPU ms the machine had per operation."
-        )
-        runs = []
-        setups = list(SETUPS) if args.redis else ["database"]
-        for latency in args.latency or [0.0, 20.0, 50.0]:
-            for setup in setups:
-                run = throughput(args.threads, args.seconds, latency, setup, args.redis, args.rounds)
-                runs.append(run)
-                print_run(run, args.threads)
-        print("\nSummary:")
-        for run in runs:
-            steps = run.link.steps
-            print(
-                f"  {verdict(run)}; by CPU {cpu_ratio(run):.2f}; link / bare floor {run.bare_ratio:.3f};"
-                " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
-            )
-        print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
-        print(f"  {describe(speed_before, python_speed_us())}")
-    finally:
-        cleanup()
-        fair_table(create=False)
+    print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
+    print(f"  {describe(speed_before, python_speed_us())}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of the token sweep and of the single-flight refresh path.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/helper_b .venv/bin/python bench/bench_refresh.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/bench_refresh.py
 
 It creates a scratch database ``bench_refresh_<pid>`` on the same PostgreSQL server (dropped at the end), fills
 it with 100,000 cTIDs and tokens of which 1 in 30 are due, and prints:
@@ -32,19 +32,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-
 from bench.machine import describe, python_speed_us  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
-SOURCE_URL = os.environ.get("DATABASE_URL", "")
-if not SOURCE_URL.startswith("postgres"):
-    sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = f"bench_refresh_{os.getpid()}"
 CTIDS = int(os.environ.get("BENCH_CTIDS", "100000"))
 REFRESHES = int(os.environ.get("BENCH_REFRESHES", "400"))
 DUE_EVERY = 30
@@ -52,26 +46,7 @@ DUE_EVERY = 30
 REFRESH_AIM = 2.30
 
 
-def admin_url() -> str:
-    parts = urlsplit(SOURCE_URL)
-    return urlunsplit(
-        (
-            parts.scheme.replace("postgres", "postgresql", 1) if parts.scheme == "postgres" else parts.scheme,
-            parts.netloc,
-            "/postgres",
-            "",
-            "",
-        )
-    )
-
-
-def bench_url() -> str:
-    parts = urlsplit(SOURCE_URL)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
-
-
-def run() -> None:
-    os.environ["DATABASE_URL"] = bench_url()
+def run(database: str) -> None:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clientarea.settings")
@@ -102,7 +77,7 @@ def run() -> None:
     from sandbox.world import Grant, World
 
     call_command("migrate", verbosity=0)
-    print(f"database {BENCH_DB}: {CTIDS:,} cTIDs, 1 in {DUE_EVERY} due")
+    print(f"database {database}: {CTIDS:,} cTIDs, 1 in {DUE_EVERY} due")
 
     # --- data ---
     started = time.perf_counter()
@@ -368,17 +343,8 @@ def run() -> None:
 
 
 def main() -> None:
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    try:
-        run()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin_url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+    with scratch_database("bench_refresh") as database:
+        run(database)
 
 
 if __name__ == "__main__":

@@ -30,19 +30,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-
 from bench.machine import describe, python_speed_us  # noqa: E402
+from bench.scratch import scratch_database  # noqa: E402
 
-SOURCE_URL = os.environ.get("DATABASE_URL", "")
-if not SOURCE_URL.startswith("postgres"):
-    sys.exit("Set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-BENCH_DB = f"bench_tv_refresh_{os.getpid()}"
 LINKS = int(os.environ.get("BENCH_LINKS", "20"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
 PER_ROUND = int(os.environ.get("BENCH_PER_ROUND", "60"))
@@ -51,12 +46,6 @@ BEARER = "bench-broker-bearer"
 REDIRECT_URI = "https://tv.bench.example/callback"
 TRADERS = 100_000
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
-
-
-def _url(path: str) -> str:
-    parts = urlsplit(SOURCE_URL)
-    scheme = parts.scheme.replace("postgres", "postgresql", 1) if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit((scheme, parts.netloc, path, parts.query, ""))
 
 
 def free_port() -> int:
@@ -85,7 +74,6 @@ def proc_cpu_ms(pid: int) -> float:
 
 
 def run(adapter_url: str) -> None:
-    os.environ["DATABASE_URL"] = _url(f"/{BENCH_DB}").replace("postgresql://", "postgres://", 1)
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -294,17 +282,10 @@ def main() -> None:
     port = free_port()
     server = multiprocessing.Process(target=serve_adapter, args=(port, LATENCY_MS / 1000), daemon=True)
     server.start()
-    with psycopg.connect(_url("/postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
     try:
-        run(f"http://127.0.0.1:{port}/adapter")
+        with scratch_database("bench_tv_refresh"):
+            run(f"http://127.0.0.1:{port}/adapter")
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(_url("/postgres"), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         server.terminate()
         server.join(5)
 
