@@ -130,8 +130,8 @@ def setup_data(accounts_per_trader: int, traders: int) -> tuple[str, str, list[t
 
 
 def vacuum_analyze() -> None:
-    """Vacuum and analyze the database, as autovacuum keeps a production database: dead rows of earlier runs
-    gone and statistics current (the link's statements are planned from them; the fair floor's table is new)."""
+    """Vacuum and analyze the database, as autovacuum keeps a production database: dead rows of the earlier
+    measurements gone and statistics current (the link's statements are planned from them; the fair floor's table is new)."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -402,19 +402,17 @@ def fair_link(http, token_http, base: str, steps: StepCpu) -> None:
     assert token.json()["token_type"] == "bearer"
 
 
-def fair_table(create: bool) -> None:
+def create_fair_table() -> None:
+    """The fair floor's code table (bench/urls.py); it goes with the benchmark's database."""
     from django.db import connection
 
     from bench.urls import FAIR_TABLE
 
     with connection.cursor() as cursor:
-        if create:
-            cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {FAIR_TABLE} (code_hash varchar(64) PRIMARY KEY, token text NOT NULL,"
-                " user_id bigint NOT NULL, used boolean NOT NULL DEFAULT false)"
-            )
-        else:
-            cursor.execute(f"DROP TABLE IF EXISTS {FAIR_TABLE}")
+        cursor.execute(
+            f"CREATE TABLE {FAIR_TABLE} (code_hash varchar(64) PRIMARY KEY, token text NOT NULL,"
+            " user_id bigint NOT NULL, used boolean NOT NULL DEFAULT false)"
+        )
 
 
 def throughput(
@@ -676,7 +674,7 @@ def measure_all(args: argparse.Namespace) -> None:
 
     call_command("migrate", verbosity=0)
     setup_test_environment()
-    fair_table(create=True)
+    create_fair_table()
     speed_before = python_speed_us()
     print("Database statements per link (authorize + consent + token), sessions in the database:")
     small, large = queries_per_link(10), queries_per_link(200)
