@@ -13,6 +13,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.utils.saferepr import saferepr
 from django.conf import settings
+from kombu.utils.uuid import uuid
 
 from accounts.ctrader.backoff import backoff_delay
 from accounts.models import Ctid, CtidToken
@@ -175,6 +176,13 @@ def run_ctid_job(job_id: int) -> str:
 def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
     """One message per id (each task keeps its own time limit), all through one producer, sent in pipelines.
 
+    Each message is the one ``task.apply_async(args=(id,), kwargs=kwargs)`` would send (headers, time limits,
+    routing, parent and root ids when a worker task fans out); what ``apply_async`` works out again for every
+    message (the task's execution options, its route, the app's configuration, the caller task) is worked out
+    once here, so a message costs only its id and its body. Celery builds and sends each one
+    (``create_task_message``, ``send_task_message``: the publish signals fire as for any send). The batch task
+    keeps no trail of its children's results: there is no result backend to store them in.
+
     kombu's publish batch sends the messages over Redis ``ENQUEUE_PIPELINE_SIZE`` at a time in one round trip
     each (a broker without batches gets them one by one). Should sending fail, the messages of the pipeline
     in flight are not sent and the error reaches the caller, as a failed single send did.
@@ -186,24 +194,51 @@ def _enqueue(task: Task, batches: Iterable[list[int]], **kwargs: object) -> int:
                 task.apply(args=(ctid_id,), kwargs=kwargs)
                 count += 1
         return count
+    # Celery's own parts that its type stubs do not list (the router, the message builder and sender).
+    app: Any = task.app
+    amqp: Any = app.amqp
+    name = task.name
+    options: dict[str, Any] = dict(task._get_exec_options())  # type: ignore[attr-defined]
+    options.setdefault("ignore_result", task.ignore_result)
+    time_limit = options.pop("time_limit", None)
+    soft_time_limit = options.pop("soft_time_limit", None)
+    expires = options.pop("expires", None)
+    ignore_result = options.pop("ignore_result", None)
+    # The fanned-out tasks route by name, as every route in the settings does: one lookup for all.
+    options = amqp.router.route(options, name, (), kwargs, task)
+    # apply_async's check of the arguments against the task's signature (a wrong one fails before any send).
+    check_arguments = task.__header__ if task.typing else None  # type: ignore[attr-defined]
+    root_id = parent_id = None
+    parent = app.current_worker_task
+    if parent:
+        root_id = parent.request.root_id or parent.request.id
+        parent_id = parent.request.id
+        if app.conf.task_inherit_parent_priority:
+            options.setdefault("priority", (parent.request.delivery_info or {}).get("priority"))
+    sent_event, reply_to = app.conf.task_send_sent_event, app.thread_oid
     # The arguments as the message headers show them (Celery's saferepr of each), written once for the kwargs.
     kwargsrepr = saferepr(kwargs)
     # The first message declares the task's queue as a single send does; the others only publish (kombu would
     # find the queue declared, after copying and binding it again for every message).
     declare: list[Any] | None = None
+    create, send = amqp.create_task_message, amqp.send_task_message
     with (
-        task.app.producer_or_acquire() as producer,  # type: ignore[attr-defined]
+        app.producer_or_acquire() as producer,
+        producer.connection._reraise_as_library_errors(),  # kombu's errors, as a single send raises them
         producer.batch(max_size=ENQUEUE_PIPELINE_SIZE),
     ):
         for ids in batches:
             for ctid_id in ids:
-                # argsrepr, kwargsrepr and declare are Celery options its type stubs do not list.
-                options: dict[str, Any] = {
-                    "argsrepr": f"({int(ctid_id)},)",
-                    "kwargsrepr": kwargsrepr,
-                    "declare": declare,
-                }
-                task.apply_async(args=(ctid_id,), kwargs=kwargs, producer=producer, **options)
+                args = (ctid_id,)
+                if check_arguments is not None:
+                    check_arguments(*args, **kwargs)
+                message = create(
+                    uuid(), name, args, kwargs, None, None, None, None, expires, 0, None, None, None,
+                    reply_to, time_limit, soft_time_limit, sent_event, root_id, parent_id, None, None,
+                    ignore_result=ignore_result, argsrepr=f"({int(ctid_id)},)", kwargsrepr=kwargsrepr,
+                    **options,
+                )  # fmt: skip
+                send(producer, name, message, declare=declare, **options)
                 declare = []
                 count += 1
     return count

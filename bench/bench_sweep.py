@@ -1,6 +1,7 @@
 """Benchmark of the periodic enqueue (token sweep, account sync): CPU per due token, one message per token
-sent alone (the old way), pipelined (kombu's publish batch, as the workers fan out), and one message per
-batch of ids (the sweep), side by side in one run, on a real Redis.
+sent alone (``apply_async`` each: the old way), pipelined (as the workers fan out: kombu's publish batch, and the
+task's options and route worked out once per fan-out, accounts/tasks.py ``_enqueue``), and one message per batch
+of ids (the sweep), side by side in one run, on a real Redis.
 
     BENCH_REDIS_URL=redis://127.0.0.1:6379/14 DEBUG=1 .venv/bin/python bench/bench_sweep.py
 

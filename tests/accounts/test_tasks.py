@@ -195,3 +195,122 @@ def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monke
     bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
     assert [body[0] for body in bodies] == [[i] for i in ids]
     assert all(body[1] == {"only_if_due": True, "reason": "sweep"} for body in bodies)
+
+
+def _fan_out_messages(queue: str, send) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The messages ``send`` puts on ``queue``, oldest first, with what differs between any two sends (the
+    task id and the ids derived from it) taken out."""
+    import json
+
+    import redis
+
+    from tests.helpers.ops import TEST_REDIS_URL
+
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    try:
+        send()
+        messages = [json.loads(raw) for raw in reversed(broker.lrange(queue, 0, -1))]
+    finally:
+        broker.delete(queue)
+    for message in messages:
+        task_id = message["headers"].pop("id")
+        if message["headers"]["root_id"] == task_id:  # sent outside a task: the message is its own root
+            message["headers"]["root_id"] = "itself"
+        message["properties"].pop("correlation_id")
+        message["properties"].pop("delivery_tag")
+    return messages
+
+
+@pytest.mark.parametrize("in_a_worker_task", [False, True], ids=["from-the-sweep", "from-a-batch-task"])
+def test_a_fan_out_sends_exactly_the_messages_single_sends_make(celery_worker, monkeypatch, in_a_worker_task):
+    # Headers (time limits, argsrepr, origin, parent and root ids inside a task), properties, routing and
+    # body: each fanned-out message is the one ``apply_async`` would have sent for that id.
+    import os
+
+    from celery._state import _task_stack
+
+    queue = f"test-fan-out-same-{os.getpid()}"
+    task = tasks.refresh_ctid_token
+    monkeypatch.setattr(task, "queue", queue, raising=False)
+    monkeypatch.setattr(task, "_exec_options", None)
+    parent = tasks.refresh_ctid_tokens
+    if in_a_worker_task:
+        parent.push_request(
+            id="batch-task-id", root_id="sweep-task-id", called_directly=False, delivery_info={}
+        )
+        _task_stack.push(parent)
+    try:
+        kwargs = {"only_if_due": True, "reason": "sweep"}
+        ids = [7, 8, 9]
+        fanned = _fan_out_messages(queue, lambda: tasks._enqueue(task, [ids[:2], ids[2:]], **kwargs))
+
+        def one_by_one() -> None:
+            for ctid_id in ids:
+                task.apply_async(args=(ctid_id,), kwargs=kwargs)
+
+        single = _fan_out_messages(queue, one_by_one)
+    finally:
+        if in_a_worker_task:
+            _task_stack.pop()
+            parent.pop_request()
+    assert len(fanned) == len(single) == 3
+    assert fanned == single
+    assert fanned[0]["headers"]["timelimit"] == [tasks.REFRESH_TIME_LIMIT, tasks.REFRESH_SOFT_TIME_LIMIT]
+    if in_a_worker_task:
+        assert fanned[0]["headers"]["parent_id"] == "batch-task-id"
+        assert fanned[0]["headers"]["root_id"] == "sweep-task-id"
+
+
+def test_a_fan_out_routes_and_resolves_its_options_once_not_for_every_message(celery_worker, monkeypatch):
+    # Routing, the task's execution options and the app's configuration are the same for every message of
+    # a fan-out: they are worked out once, and each message costs only its own id and body.
+    import os
+
+    import redis
+
+    from clientarea.celery import app
+    from tests.helpers.ops import TEST_REDIS_URL
+
+    queue = f"test-fan-out-route-{os.getpid()}"
+    task = tasks.refresh_ctid_token
+    monkeypatch.setattr(task, "queue", queue, raising=False)
+    monkeypatch.setattr(task, "_exec_options", None)
+    routed: list[str] = []
+    router = app.amqp.router
+    original = type(router).route
+
+    def counted(self, options, name, *args, **kwargs):
+        routed.append(name)
+        return original(self, options, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(router), "route", counted)
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    try:
+        assert tasks._enqueue(task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
+        assert broker.llen(queue) == 600
+    finally:
+        broker.delete(queue)
+    assert routed == [task.name]
+
+
+def test_a_fan_out_with_a_wrong_argument_fails_before_sending_anything(celery_worker, monkeypatch):
+    import os
+
+    import redis
+
+    from tests.helpers.ops import TEST_REDIS_URL
+
+    queue = f"test-fan-out-wrong-{os.getpid()}"
+    task = tasks.refresh_ctid_token
+    monkeypatch.setattr(task, "queue", queue, raising=False)
+    monkeypatch.setattr(task, "_exec_options", None)
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    try:
+        with pytest.raises(TypeError):
+            tasks._enqueue(task, [[1, 2, 3]], no_such_argument=True)
+        assert broker.llen(queue) == 0
+    finally:
+        broker.delete(queue)

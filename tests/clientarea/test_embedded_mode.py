@@ -45,13 +45,19 @@ def test_the_sweep_runs_in_process_in_embedded_mode_and_sends_otherwise(eager, m
     ran, sent = [], []
     task = account_tasks.sync_ctid_accounts
     monkeypatch.setattr(task, "apply", lambda args, kwargs: ran.append(args))
-    monkeypatch.setattr(task, "apply_async", lambda args, kwargs, producer, **options: sent.append(args))
+    # The message each id would be sent as (args, kwargs, embed: its body), kept instead of published.
+    monkeypatch.setattr(
+        app.amqp, "send_task_message", lambda producer, name, message, **options: sent.append(message.body[0])
+    )
     monkeypatch.setattr(app, "producer_or_acquire", lambda: _NullProducer())
     assert account_tasks._enqueue(task, [[1, 2], [3]]) == 3
     assert (ran, sent) == (([(1,), (2,), (3,)], []) if eager else ([], [(1,), (2,), (3,)]))
 
 
 class _NullProducer:
+    def __init__(self) -> None:
+        self.connection = self
+
     def __enter__(self) -> _NullProducer:
         return self
 
@@ -59,6 +65,9 @@ class _NullProducer:
         return None
 
     def batch(self, max_size: int) -> _NullProducer:
+        return self
+
+    def _reraise_as_library_errors(self) -> _NullProducer:
         return self
 
 
