@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import CharField, F, Func, QuerySet, Window
+from django.db.models import CharField, Exists, F, Func, OuterRef, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -23,6 +23,7 @@ from accounts.models import (
     Trader,
     TradingAccount,
 )
+from clientarea import prepared
 
 
 def trader_for_user(*, user: Any) -> Trader | None:
@@ -139,15 +140,9 @@ class DashboardCtid(NamedTuple):
     last_synced_at: datetime | None
 
 
-def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAccount]]]:
-    """The user's cTIDs, oldest first, each with its trading accounts (live first, then by login).
-
-    One query whatever the number of accounts (the cTIDs joined to their accounts), reading only the columns
-    the dashboard prints: for 200 accounts, plain values instead of 600 model instances with all their
-    columns take a quarter of the time.
-    """
-    rows = (
-        Ctid.objects.filter(trader__user=user)
+def _dashboard_rows(user_id: int) -> QuerySet[Any]:
+    return (
+        Ctid.objects.filter(trader__user_id=user_id)
         .order_by("created_at", "pk", "-accounts__is_live", "accounts__login")
         .values_list(
             "pk",
@@ -160,9 +155,22 @@ def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAcc
             UtcText("accounts__figures__read_at"),
         )
     )
+
+
+# Every dashboard runs it: compiled once, prepared once per connection (clientarea/prepared.py).
+_DASHBOARD_ROWS = prepared.CompiledQuery(_dashboard_rows)
+
+
+def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAccount]]]:
+    """The user's cTIDs, oldest first, each with its trading accounts (live first, then by login).
+
+    One query whatever the number of accounts (the cTIDs joined to their accounts), reading only the columns
+    the dashboard prints: for 200 accounts, plain values instead of 600 model instances with all their
+    columns take a quarter of the time.
+    """
     time = utc_times()
     ctids: dict[int, tuple[DashboardCtid, list[DashboardAccount]]] = {}
-    for pk, user_id, state, error, synced_at, *values, updated_at, read_at in rows:
+    for pk, user_id, state, error, synced_at, *values, updated_at, read_at in _DASHBOARD_ROWS.rows(user.pk):
         listed = ctids.get(pk)
         if listed is None:
             listed = ctids[pk] = (DashboardCtid(pk, user_id, state, error, time(synced_at)), [])
@@ -170,6 +178,42 @@ def dashboard_ctids(*, user: Any) -> list[tuple[DashboardCtid, list[DashboardAcc
         if account.ctid_trader_account_id is not None:  # else a cTID without accounts, joined to nothing
             listed[1].append(account)
     return list(ctids.values())
+
+
+class DashboardNotices(NamedTuple):
+    """What the dashboard has to tell the trader besides their accounts, each a yes or a no."""
+
+    openings: bool  # account openings in progress (``openings_in_progress``)
+    jobs: bool  # cTID jobs running or finished and not shown yet (``ctid_jobs_to_show``)
+    two_factor: bool  # an authenticator app confirmed
+
+
+def _dashboard_notices(user_id: int) -> QuerySet[Any]:
+    from django.contrib.auth import get_user_model
+
+    from twofactor.models import authenticators_confirmed
+
+    user = OuterRef("pk")
+    return (
+        get_user_model()
+        .objects.filter(pk=user_id)
+        .values_list(
+            Exists(unfinished_openings(trader__user=user)),
+            Exists(ctid_jobs_to_show(trader__user=user)),
+            Exists(authenticators_confirmed(user=user)),
+        )
+    )
+
+
+_DASHBOARD_NOTICES = prepared.CompiledQuery(_dashboard_notices)
+
+
+def dashboard_notices(*, user: Any) -> DashboardNotices:
+    """In one statement, whether the user's trader has account openings or cTID jobs in progress and whether
+    two-step sign-in is on, so that the lists are read only when there is something in them (most dashboards:
+    never)."""
+    rows = _DASHBOARD_NOTICES.rows(user.pk)
+    return DashboardNotices._make(rows[0]) if rows else DashboardNotices(False, False, False)
 
 
 def accounts_for_user(*, user: Any) -> QuerySet[TradingAccount]:
@@ -318,17 +362,26 @@ def gateway_health(*, stale_after: timedelta | None = None) -> GatewayHealth:
     return GatewayHealth(environments=environments, refused=refused, checked_at=now)
 
 
-def openings_in_progress(*, trader: Trader) -> list[Any]:
-    """The trader's account openings that are not finished, newest first."""
+def ctid_jobs_to_show(**trader: Any) -> QuerySet[CtidJob]:
+    """The trader's jobs still running, and those finished that the trader has not been shown yet
+    (``trader=`` a trader, or ``trader__user=`` a reference to its user)."""
+    return CtidJob.objects.filter(**trader).exclude(
+        state__in=(CtidJob.State.DONE, CtidJob.State.FAILED), seen=True
+    )
+
+
+def unfinished_openings(**trader: Any) -> QuerySet[Any]:
+    """The trader's account openings that are not finished (``trader=`` a trader, or ``trader__user=`` a
+    reference to its user)."""
     from accounts.models import AccountOpening
 
     unfinished = [AccountOpening.State.DONE, AccountOpening.State.FAILED, AccountOpening.State.DECLINED]
-    return list(
-        AccountOpening.objects.filter(trader=trader)
-        .exclude(state__in=unfinished)
-        .select_related("account_type")
-        .order_by("-created_at")[:5]
-    )
+    return AccountOpening.objects.filter(**trader).exclude(state__in=unfinished)
+
+
+def openings_in_progress(*, trader: Trader) -> list[Any]:
+    """The trader's account openings that are not finished, newest first."""
+    return list(unfinished_openings(trader=trader).select_related("account_type").order_by("-created_at")[:5])
 
 
 # --- account history ---

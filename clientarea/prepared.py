@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 # Other cursors on the connection (the ORM's bind values client-side and never prepare) are unaffected: only
 # a statement this module runs asks for preparation, and no statement runs this often on its own.
@@ -57,6 +57,15 @@ def _preparing_cursor_class() -> type:
 _cursor_class: type | None = None
 
 
+class _LoggedCursor(CursorDebugWrapper):
+    """Django's query log (``CaptureQueriesContext``, ``connection.queries``) for these statements: psycopg keeps
+    no text of a statement it runs prepared, so the log gets the statement as written, its values apart."""
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        with self.debug_sql(sql, params):
+            return CursorWrapper.execute(self, sql, params)
+
+
 @contextmanager
 def cursor() -> Iterator[CursorWrapper]:
     """A cursor whose statements are prepared (PostgreSQL), else Django's cursor."""
@@ -78,6 +87,58 @@ def cursor() -> Iterator[CursorWrapper]:
             _cursor_class = _preparing_cursor_class()
         db.validate_thread_sharing()
         own = _cursor_class(raw)
-        wrapped = db.make_debug_cursor(own) if db.queries_logged else db.make_cursor(own)
+        wrapped = _LoggedCursor(own, db) if db.queries_logged else db.make_cursor(own)
     with wrapped:
         yield wrapped
+
+
+# A value no query of ours compares with: it marks where the varying value goes in a compiled query's parameters.
+# Negative (no id is) and within a 32-bit integer (Django finds nothing, without SQL, for a value out of a
+# column's range).
+_MARK = -1_987_654_321
+
+
+class CompiledQuery:
+    """A ``values_list`` queryset of one varying value (a user's or a trader's id), compiled to SQL once per
+    process and then run through ``cursor``: each request pays neither Django's query building and SQL
+    compilation nor PostgreSQL's planning, only the execution.
+
+    ``build(value)`` returns the queryset for ``value``; it must give the same SQL for every value, with
+    ``value`` only in the parameters (any filter on it does). The rows are the tuples the queryset itself
+    yields: should a column need one of Django's converters, or the database not prepare statements, the
+    queryset runs as it is.
+    """
+
+    def __init__(self, build: Any) -> None:
+        self._build = build
+        # alias -> (sql, parameters, positions of the varying value in them), or None: run the queryset.
+        self._compiled: dict[str, tuple[str, tuple[Any, ...], tuple[int, ...]] | None] = {}
+
+    def _compile(self, alias: str) -> tuple[str, tuple[Any, ...], tuple[int, ...]] | None:
+        queryset = self._build(_MARK)
+        compiler = queryset.query.get_compiler(using=alias)
+        sql, params = compiler.as_sql()
+        fields = [column for column, _, _ in compiler.select[: compiler.col_count]]
+        if compiler.get_converters(fields):
+            return None
+        positions = tuple(i for i, param in enumerate(params) if param == _MARK)
+        if not positions:
+            raise ValueError("the compiled query does not take its varying value as a parameter")
+        return sql, tuple(params), positions
+
+    def rows(self, value: int) -> list[tuple[Any, ...]]:
+        db = connections[DEFAULT_DB_ALIAS]
+        if not _enabled(db):
+            return list(self._build(value))
+        if db.alias not in self._compiled:
+            self._compiled[db.alias] = self._compile(db.alias)
+        compiled = self._compiled[db.alias]
+        if compiled is None:
+            return list(self._build(value))
+        sql, params, positions = compiled
+        values = list(params)
+        for position in positions:
+            values[position] = value
+        with cursor() as prepared_cursor:
+            prepared_cursor.execute(sql, values)
+            return prepared_cursor.fetchall()

@@ -95,6 +95,12 @@ class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
         return bool(verified)
 
 
+def authenticators_confirmed(*, user: Any) -> models.QuerySet[AuthenticatorDevice]:
+    """The user's confirmed authenticator apps: two-step sign-in is on when there is one (``user``: a user or a
+    reference to one's id)."""
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True)
+
+
 class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
     """Single-use recovery codes, kept as digests; a code is deleted when it is used."""
 

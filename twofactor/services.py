@@ -18,6 +18,7 @@ from twofactor.models import (
     AuthenticatorDevice,
     RecoveryCode,
     RecoveryCodeDevice,
+    authenticators_confirmed,
     recovery_code_digests,
     recovery_code_new,
 )
@@ -34,9 +35,7 @@ class CodeRefused(ValueError):
 def two_factor_enabled(*, user: Any) -> bool:
     # The authenticator decides: recovery codes are issued with it and removed with it. One query, where
     # django-otp's user_has_device would ask every device model installed (the retired ones included).
-    return bool(
-        user.is_authenticated and AuthenticatorDevice.objects.filter(user=user, confirmed=True).exists()
-    )
+    return bool(user.is_authenticated and authenticators_confirmed(user=user).exists())
 
 
 def totp_device_pending(*, user: Any) -> AuthenticatorDevice:

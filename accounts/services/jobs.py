@@ -25,6 +25,7 @@ from django.utils.translation import gettext as _
 
 from accounts.ctrader.oauth import TokenPair
 from accounts.models import Ctid, CtidJob, Trader
+from accounts.selectors import ctid_jobs_to_show
 from accounts.services.sync import SyncError, SyncNeedsReconnect, ctid_sync_accounts
 from clientarea.celery import embedded_mode
 
@@ -247,11 +248,7 @@ def ctid_jobs_expire(*, older_than: timedelta = timedelta(minutes=15)) -> int:
 def ctid_jobs_for_dashboard(*, trader: Trader) -> list[CtidJob]:
     """The trader's jobs still running, and those finished that the trader has not been shown yet
     (marked shown now)."""
-    jobs = list(
-        CtidJob.objects.filter(trader=trader)
-        .exclude(state__in=(CtidJob.State.DONE, CtidJob.State.FAILED), seen=True)
-        .order_by("created_at")[:20]
-    )
+    jobs = list(ctid_jobs_to_show(trader=trader).order_by("created_at")[:20])
     finished = [j.pk for j in jobs if j.finished]
     if finished:
         CtidJob.objects.filter(pk__in=finished).update(seen=True)

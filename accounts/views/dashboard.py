@@ -15,9 +15,11 @@ from accounts.charts import PERIODS, line_chart
 from accounts.figures_display import figures_view, totals_per_currency
 from accounts.models import AccountFigures, Ctid, TradingAccount
 from accounts.selectors import (
+    DashboardNotices,
     account_history,
     accounts_for_user,
     dashboard_ctids,
+    dashboard_notices,
     openings_in_progress,
     trader_for_user,
 )
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 def dashboard(request: HttpRequest) -> HttpResponse:
     trader = trader_for_user(user=request.user)
     listed = dashboard_ctids(user=request.user) if trader else []
+    notices = dashboard_notices(user=request.user) if trader else DashboardNotices(False, False, False)
     ctids = [ctid for ctid, _accounts in listed]
     accounts = [account for _ctid, accounts in listed for account in accounts]
     now = timezone.now()
@@ -49,9 +52,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "totals": totals_per_currency(accounts, now=now, number=rows.number),
             "margin_calls": rows.margin_calls,
             "can_open": bool(trader) and opening_available(),
-            "openings": openings_in_progress(trader=trader) if trader else [],
-            "jobs": ctid_jobs_for_dashboard(trader=trader) if trader else [],
-            "offer_two_factor": trader is not None and not _two_factor_on(request),
+            "openings": openings_in_progress(trader=trader) if trader and notices.openings else [],
+            "jobs": ctid_jobs_for_dashboard(trader=trader) if trader and notices.jobs else [],
+            "offer_two_factor": trader is not None and not notices.two_factor,
         },
     )
 
@@ -107,9 +110,3 @@ def account_detail(request: HttpRequest, ctid_trader_account_id: int) -> HttpRes
             "updating": _queue_figures_read(account),
         },
     )
-
-
-def _two_factor_on(request: HttpRequest) -> bool:
-    from twofactor.services import two_factor_enabled
-
-    return two_factor_enabled(user=request.user)

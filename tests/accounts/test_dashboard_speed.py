@@ -489,10 +489,10 @@ def _statements(client: Client, url: str) -> int:
 
 
 # What the page needs, whatever the number of accounts: the session and the user with their trader; for the
-# dashboard the cTIDs joined to their accounts (with figures and jurisdictions), the openings and jobs in
-# progress and whether two-step sign-in is on (the brand comes from the cache); for the API the count and
-# the page.
-@pytest.mark.parametrize(("url", "statements"), [("/", 6), ("/api/v1/accounts/?page_size=200", 4)])
+# dashboard the cTIDs joined to their accounts (with figures and jurisdictions) and, in one statement, whether
+# there are openings or jobs in progress and whether two-step sign-in is on (the brand comes from the cache);
+# for the API the count and the page.
+@pytest.mark.parametrize(("url", "statements"), [("/", 4), ("/api/v1/accounts/?page_size=200", 4)])
 def test_statements_are_the_same_for_20_and_200_accounts(trader, trader_client, url, statements):
     _accounts_with_figures(trader, 20)
     _statements(trader_client, url)  # the first request of a session also records when it was last seen
@@ -546,3 +546,80 @@ def test_the_account_list_gives_the_same_bytes_as_the_account_serializer(many_ki
     assert page["results"] == json.loads(
         JSONRenderer().render(TradingAccountSerializer(accounts[4:8], many=True).data)
     )
+
+
+def test_the_dashboard_reads_openings_and_jobs_only_when_there_are_some(trader, trader_client):
+    # Most dashboards have neither: one statement says so. When there are some, they are read and shown.
+    import uuid
+
+    from accounts.models import AccountOpening, AccountType, CtidJob
+
+    _accounts_with_figures(trader, 3)
+    _statements(trader_client, "/")
+    assert _statements(trader_client, "/") == 4
+    account_type = AccountType.objects.create(
+        jurisdiction=JurisdictionFactory(),
+        name="Zephyr",
+        environment="demo",
+        group_name="G",
+        who_may_open="anyone",
+    )
+    AccountOpening.objects.create(
+        public_id=uuid.uuid4(), key="k", trader=trader, account_type=account_type, deposit_currency="USD",
+        leverage=100, tag="ca-open-dash", state=AccountOpening.State.RUNNING,
+    )  # fmt: skip
+    with CaptureQueriesContext(connection) as captured:
+        page = trader_client.get("/").content.decode()
+    assert len(captured) == 5
+    assert "Your Zephyr account is being opened." in page
+    CtidJob.objects.create(
+        public_id=uuid.uuid4(), trader=trader, kind=CtidJob.Kind.CONNECT, state=CtidJob.State.DONE
+    )
+    assert _statements(trader_client, "/") == 7  # the job is read, shown and marked shown
+    assert _statements(trader_client, "/") == 5  # shown once: no longer read
+    AccountOpening.objects.update(state=AccountOpening.State.FAILED)
+    assert "Your Zephyr account is being opened." not in trader_client.get("/").content.decode()
+    assert _statements(trader_client, "/") == 4
+
+
+@pytest.mark.skipif("postgres" not in connection.vendor, reason="needs PostgreSQL")
+def test_the_dashboard_statements_are_prepared_once_per_connection(trader, trader_client):
+    # The accounts and the notices: compiled once per process, planned once per connection
+    # (clientarea/prepared.py), whatever the trader.
+    def prepared(table: str) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE %s",
+                [f'%FROM "{table}"%'],
+            )
+            return cursor.fetchone()[0]
+
+    _accounts_with_figures(trader, 3)
+    for _ in range(3):
+        assert trader_client.get("/").status_code == 200
+    assert prepared("accounts_ctid") == 1
+    assert prepared("auth_user") == 1
+
+
+@pytest.mark.skipif("postgres" not in connection.vendor, reason="needs PostgreSQL")
+def test_the_dashboard_reads_every_table_by_the_traders_keys_whatever_the_tables_hold(trader, trader_client):
+    # Planned once per connection for every trader (a generic plan): each table is read through an index on
+    # the trader's or the user's key, never scanned, so 100,000 traders' openings, jobs and devices cost the
+    # dashboard nothing.
+    from tests.helpers.plans import generic_plan, scans_of
+
+    _accounts_with_figures(trader, 3)
+    with CaptureQueriesContext(connection) as captured:
+        assert trader_client.get("/").status_code == 200
+    notices = [q["sql"] for q in captured if q["sql"].startswith("SELECT EXISTS")]
+    assert len(notices) == 1, [q["sql"] for q in captured]
+    plan = generic_plan(notices[0])
+    for table in (
+        "accounts_accountopening",
+        "accounts_ctidjob",
+        "twofactor_authenticatordevice",
+        "auth_user",
+    ):
+        reads = scans_of(plan, table)
+        assert reads, plan
+        assert not any("Seq Scan" in line for line in reads), plan  # an index scan, or a bitmap of one

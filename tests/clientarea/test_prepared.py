@@ -41,3 +41,107 @@ def _probe(**env: str) -> str:
 def test_prepared_statements_are_on_by_default_and_off_with_the_variable():
     assert _probe() == "True 1"
     assert _probe(DATABASE_PREPARED_STATEMENTS="0") == "False 0"
+
+
+PREPARED_COUNT = "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql"
+needs_postgres = pytest.mark.skipif(
+    "postgres" not in os.environ.get("DATABASE_URL", ""), reason="needs PostgreSQL"
+)
+
+
+def _jurisdictions(jurisdiction_id: int):  # type: ignore[no-untyped-def]
+    from accounts.models import Jurisdiction
+
+    return (
+        Jurisdiction.objects.filter(pk__gte=jurisdiction_id, broker_name__startswith="CQ-")
+        .order_by("pk")
+        .values_list("pk", "broker_name", "tradingview_enabled", "margin_call_level")
+    )
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_compiled_query_gives_the_rows_of_its_queryset_from_one_prepared_statement():
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clientarea import prepared
+    from tests.factories import JurisdictionFactory
+
+    first = JurisdictionFactory(broker_name="CQ-A", margin_call_level=Decimal("80.5"))
+    second = JurisdictionFactory(broker_name="CQ-B", tradingview_enabled=False)
+    query = prepared.CompiledQuery(_jurisdictions)
+    with connection.cursor() as cursor:
+        cursor.execute(PREPARED_COUNT)
+        before = cursor.fetchone()[0]
+    with CaptureQueriesContext(connection) as captured:
+        for start in (first.pk, second.pk, first.pk):
+            assert query.rows(start) == list(_jurisdictions(start))
+    assert len(captured) == 6  # three through the compiled query, three through the queryset
+    # The query log shows the prepared statement as written (psycopg keeps no text of it).
+    assert all('FROM "accounts_jurisdiction"' in query["sql"] for query in captured)
+    assert query.rows(second.pk) == [(second.pk, "CQ-B", False, None)]
+    with connection.cursor() as cursor:
+        cursor.execute(PREPARED_COUNT)
+        assert cursor.fetchone()[0] == before + 1  # prepared on its first run, then only executed
+
+
+@pytest.mark.django_db
+def test_a_compiled_query_runs_its_queryset_when_statements_are_not_prepared(settings, monkeypatch):
+    from django.db import connections
+
+    from clientarea import prepared
+    from tests.factories import JurisdictionFactory
+
+    jurisdiction = JurisdictionFactory(broker_name="CQ-C")
+    monkeypatch.setitem(connections["default"].settings_dict["OPTIONS"], "prepare_threshold", None)
+    built: list[int] = []
+
+    def build(value: int):  # type: ignore[no-untyped-def]
+        built.append(value)
+        return _jurisdictions(value)
+
+    query = prepared.CompiledQuery(build)
+    assert query.rows(jurisdiction.pk) == list(_jurisdictions(jurisdiction.pk))
+    assert query.rows(jurisdiction.pk)[0][1] == "CQ-C"
+    assert built == [jurisdiction.pk, jurisdiction.pk]  # the queryset itself, every time
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_compiled_query_leaves_columns_that_need_a_converter_to_the_queryset():
+    from django.db.models import F
+
+    from accounts.models import CtidJob, Jurisdiction
+    from clientarea import prepared
+    from tests.factories import JurisdictionFactory
+
+    jurisdiction = JurisdictionFactory(broker_name="CQ-D")
+    built: list[int] = []
+
+    def encrypted(value: int):  # type: ignore[no-untyped-def]
+        built.append(value)
+        return CtidJob.objects.filter(trader_id=value).values_list("access_token")  # decrypted by its field
+
+    def computed(value: int):  # type: ignore[no-untyped-def]
+        built.append(value)
+        return Jurisdiction.objects.filter(pk=value).values_list(F("pk") + 1)  # made an int by Django
+
+    query = prepared.CompiledQuery(encrypted)
+    assert query.rows(1) == []
+    assert query.rows(2) == []
+    assert built[1:] == [1, 2]  # compiled once to see the converter, then the queryset each time
+    assert prepared.CompiledQuery(computed).rows(jurisdiction.pk) == [(jurisdiction.pk + 1,)]
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_a_compiled_query_must_take_its_value_as_a_parameter():
+    from accounts.models import Jurisdiction
+    from clientarea import prepared
+
+    query = prepared.CompiledQuery(lambda value: Jurisdiction.objects.values_list("pk"))
+    with pytest.raises(ValueError, match="varying value"):
+        query.rows(1)
