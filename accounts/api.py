@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -290,7 +291,8 @@ class AccountListView(generics.ListAPIView):
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The serializer describes the items (schema, detail view); a page of them is built from plain values.
-        page = self.paginate_queryset(account_list_for_user(user=request.user))
+        # Counted and sliced like a queryset, by prepared statements (accounts.selectors.AccountListRows).
+        page = self.paginate_queryset(cast(Sequence[Any], account_list_for_user(user=request.user)))
         assert page is not None  # AccountPagination always pages
         return self.get_paginated_response(account_items(account_values(page)))
 

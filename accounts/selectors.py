@@ -288,15 +288,45 @@ _ACCOUNT_LIST_COLUMNS = (
 )
 
 
-def account_list_for_user(*, user: Any) -> QuerySet[Any]:
-    """``accounts_for_user`` (same accounts, same order) as rows of plain values, for ``account_values``: a
-    page of 200 accounts without 800 model instances and with its times read as text."""
-    return accounts_for_user(user=user).values_list(
+def _account_list(user_id: int) -> QuerySet[Any]:
+    return accounts_for_user(user=user_id).values_list(
         *_ACCOUNT_LIST_COLUMNS,
         UtcText("balance_updated_at"),
         UtcText("last_synced_at"),
         UtcText("figures__read_at"),
     )
+
+
+# Every page of the account list API runs it: compiled once, prepared once per connection.
+_ACCOUNT_LIST = prepared.CompiledQuery(_account_list)
+
+
+class AccountListRows:
+    """The user's accounts as ``accounts_for_user`` orders them, as rows of plain values for
+    ``account_values``, for a paginator: counted and sliced by prepared statements (a page of 200 accounts
+    without 800 model instances, with its times read as text, and without building the query again)."""
+
+    ordered = True
+
+    def __init__(self, user_id: int) -> None:
+        self.user_id = user_id
+
+    def count(self) -> int:
+        return _ACCOUNT_LIST.count(self.user_id)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[tuple[Any, ...]]:
+        start, stop, step = index.indices(2**62)
+        if step != 1:
+            raise ValueError("account rows are read in pages")
+        return _ACCOUNT_LIST.rows(self.user_id, limit=max(stop - start, 0), offset=start)
+
+
+def account_list_for_user(*, user: Any) -> AccountListRows:
+    """``accounts_for_user`` (same accounts, same order) as rows of plain values, for a paginator."""
+    return AccountListRows(user.pk)
 
 
 def account_values(rows: Iterable[tuple[Any, ...]]) -> list[AccountValues]:

@@ -105,16 +105,17 @@ class CompiledQuery:
 
     ``build(value)`` returns the queryset for ``value``; it must give the same SQL for every value, with
     ``value`` only in the parameters (any filter on it does). The rows are the tuples the queryset itself
-    yields: should a column need one of Django's converters, or the database not prepare statements, the
-    queryset runs as it is.
+    yields (a slice of them with ``limit`` and ``offset``; ``count`` counts them): should a column need one of
+    Django's converters, or the database not prepare statements, the queryset runs as it is.
     """
 
     def __init__(self, build: Any) -> None:
         self._build = build
-        # alias -> (sql, parameters, positions of the varying value in them), or None: run the queryset.
-        self._compiled: dict[str, tuple[str, tuple[Any, ...], tuple[int, ...]] | None] = {}
+        # alias -> (sql, count sql, parameters, positions of the varying value in them), or None: run the
+        # queryset.
+        self._compiled: dict[str, tuple[str, str, tuple[Any, ...], tuple[int, ...]] | None] = {}
 
-    def _compile(self, alias: str) -> tuple[str, tuple[Any, ...], tuple[int, ...]] | None:
+    def _compile(self, alias: str) -> tuple[str, str, tuple[Any, ...], tuple[int, ...]] | None:
         queryset = self._build(_MARK)
         compiler = queryset.query.get_compiler(using=alias)
         sql, params = compiler.as_sql()
@@ -124,21 +125,49 @@ class CompiledQuery:
         positions = tuple(i for i, param in enumerate(params) if param == _MARK)
         if not positions:
             raise ValueError("the compiled query does not take its varying value as a parameter")
-        return sql, tuple(params), positions
+        unordered, unordered_params = queryset.order_by().query.get_compiler(using=alias).as_sql()
+        if tuple(unordered_params) != tuple(params):
+            raise ValueError("the compiled query's ordering takes parameters")
+        counted = f"SELECT count(*) FROM ({unordered}) AS counted"  # noqa: S608 - Django's SQL, values apart
+        return sql, counted, tuple(params), positions
 
-    def rows(self, value: int) -> list[tuple[Any, ...]]:
+    def _statement(self) -> tuple[str, str, list[Any], tuple[int, ...]] | None:
         db = connections[DEFAULT_DB_ALIAS]
         if not _enabled(db):
-            return list(self._build(value))
+            return None
         if db.alias not in self._compiled:
             self._compiled[db.alias] = self._compile(db.alias)
         compiled = self._compiled[db.alias]
         if compiled is None:
-            return list(self._build(value))
-        sql, params, positions = compiled
-        values = list(params)
+            return None
+        sql, count_sql, params, positions = compiled
+        return sql, count_sql, list(params), positions
+
+    def rows(self, value: int, *, limit: int | None = None, offset: int = 0) -> list[tuple[Any, ...]]:
+        """The rows for ``value``; with ``limit``, ``limit`` of them after the first ``offset``."""
+        statement = self._statement()
+        if statement is None:
+            queryset = self._build(value)
+            return list(queryset[offset : offset + limit] if limit is not None else queryset[offset:])
+        sql, _count_sql, values, positions = statement
         for position in positions:
             values[position] = value
+        if limit is not None or offset:
+            # Its own prepared statement, the limit and the offset as parameters like the value.
+            sql += " LIMIT %s OFFSET %s"
+            values += [limit, offset]
         with cursor() as prepared_cursor:
             prepared_cursor.execute(sql, values)
             return prepared_cursor.fetchall()
+
+    def count(self, value: int) -> int:
+        """How many rows there are for ``value``."""
+        statement = self._statement()
+        if statement is None:
+            return self._build(value).count()
+        _sql, count_sql, values, positions = statement
+        for position in positions:
+            values[position] = value
+        with cursor() as prepared_cursor:
+            prepared_cursor.execute(count_sql, values)
+            return int(prepared_cursor.fetchone()[0])

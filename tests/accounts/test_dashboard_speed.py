@@ -623,3 +623,31 @@ def test_the_dashboard_reads_every_table_by_the_traders_keys_whatever_the_tables
         reads = scans_of(plan, table)
         assert reads, plan
         assert not any("Seq Scan" in line for line in reads), plan  # an index scan, or a bitmap of one
+
+
+def test_the_account_list_pages_through_every_account_in_order_from_prepared_statements(
+    trader, trader_client
+):
+    # Counted and sliced by two statements compiled once per process and prepared once per connection: the
+    # pages hold every account once, in the list's order, whatever the page size.
+    from accounts.selectors import accounts_for_user
+
+    _accounts_with_figures(trader, 7)
+    expected = list(accounts_for_user(user=trader.user).values_list("ctid_trader_account_id", flat=True))
+    for size in (1, 3, 7, 200):
+        seen, url = [], f"/api/v1/accounts/?page_size={size}"
+        while url:
+            page = trader_client.get(url).json()
+            assert page["count"] == 7
+            assert len(page["results"]) <= size
+            seen += [item["ctid_trader_account_id"] for item in page["results"]]
+            url = page["next"]
+        assert seen == expected
+    assert trader_client.get("/api/v1/accounts/?page=9&page_size=3").status_code == 404
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql AND statement LIKE %s",
+                ['%FROM "accounts_tradingaccount"%'],
+            )
+            assert cursor.fetchone()[0] == 2  # the page and the count

@@ -145,3 +145,27 @@ def test_a_compiled_query_must_take_its_value_as_a_parameter():
     query = prepared.CompiledQuery(lambda value: Jurisdiction.objects.values_list("pk"))
     with pytest.raises(ValueError, match="varying value"):
         query.rows(1)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("prepare", [True, False], ids=["prepared", "not-prepared"])
+def test_a_compiled_query_counts_and_slices_as_its_queryset_does(monkeypatch, prepare):
+    from django.db import connections
+
+    from clientarea import prepared
+    from tests.factories import JurisdictionFactory
+
+    made = [JurisdictionFactory(broker_name=f"CQ-S{i}") for i in range(5)]
+    if not prepare:
+        monkeypatch.setitem(connections["default"].settings_dict["OPTIONS"], "prepare_threshold", None)
+    query = prepared.CompiledQuery(_jurisdictions)
+    start = made[0].pk
+    everything = list(_jurisdictions(start))
+    assert len(everything) == 5
+    assert query.count(start) == 5
+    assert query.count(made[3].pk) == 2
+    assert query.rows(start, limit=2) == everything[:2]
+    assert query.rows(start, limit=2, offset=2) == everything[2:4]
+    assert query.rows(start, limit=10, offset=4) == everything[4:]
+    assert query.rows(start, limit=0) == []
+    assert query.rows(start) == everything
