@@ -651,3 +651,18 @@ def test_the_account_list_pages_through_every_account_in_order_from_prepared_sta
                 ['%FROM "accounts_tradingaccount"%'],
             )
             assert cursor.fetchone()[0] == 2  # the page and the count
+
+
+def test_a_translated_label_with_percent_signs_and_braces_prints_as_written(trader, monkeypatch):
+    # The rows' markup is filled once per page with the translated labels, then with each row's values:
+    # neither step may read a label's "%" or "{...}" as a field.
+    from accounts.selectors import dashboard_ctids
+    from accounts.views import dashboard_rows
+
+    _accounts_with_figures(trader, 1)
+    monkeypatch.setattr(dashboard_rows, "gettext", lambda text: f"{text} 100% {{x}} %s <b>")
+    [(_ctid, accounts)] = dashboard_ctids(user=trader.user)
+    row = str(dashboard_rows.AccountRows(now=FRESH).table(accounts))
+    assert 'data-label="Balance 100% {x} %s &lt;b&gt;"' in row
+    assert 'data-label="As of 100% {x} %s &lt;b&gt;"' in row
+    assert f">{accounts[0].login}</a>" in row
