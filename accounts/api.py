@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.figures_display import call_level, is_stale, margin_call_level
+from accounts.figures_display import call_level, is_stale, margin_call_level, stale_before
 from accounts.models import AccountFigures, Ctid, Jurisdiction, TradingAccount
 from accounts.selectors import (
     HISTORY_RESOLUTIONS,
@@ -221,7 +221,8 @@ def account_items(accounts: list[AccountValues]) -> list[dict[str, Any]]:
     ``tests/accounts/test_dashboard_speed.py``), built from plain values: for a page of 200 accounts, a
     serializer per account and per jurisdiction would cost several times the rest of the request. A time or
     a jurisdiction that recurs is formatted once."""
-    now = timezone.now()
+    before = stale_before()
+    default_level = call_level(None)
     times: dict[datetime, str] = {}
     jurisdictions: dict[int | None, dict[str, Any] | None] = {None: None}
 
@@ -255,9 +256,9 @@ def account_items(accounts: list[AccountValues]) -> list[dict[str, Any]]:
                     a.figures_source,
                 ),
                 currency=a.figures_currency or a.currency,
-                level=call_level(a.margin_call_level),
+                level=default_level if a.margin_call_level is None else a.margin_call_level,
                 read_at=at(read_at),
-                stale=is_stale(read_at, now=now),
+                stale=read_at < before,
             )
         items.append(
             {

@@ -106,7 +106,12 @@ def figures_view(
 
 
 def is_stale(read_at: datetime, *, now: datetime | None = None) -> bool:
-    return (now or timezone.now()) - read_at > timedelta(seconds=settings.FIGURES_STALE_SECONDS)
+    return read_at < stale_before(now)
+
+
+def stale_before(now: datetime | None = None) -> datetime:
+    """Figures read before this time are out of date (``is_stale``): worked out once for a page of accounts."""
+    return (now or timezone.now()) - timedelta(seconds=settings.FIGURES_STALE_SECONDS)
 
 
 @dataclass
@@ -126,7 +131,7 @@ def totals_per_currency(
     accounts: Iterable[DashboardAccount], *, now: datetime | None = None, number: NumberFormat | None = None
 ) -> list[CurrencyTotal]:
     """Sums of the figures per deposit currency, over active accounts that have figures."""
-    now = now or timezone.now()
+    before = stale_before(now)
     money = number or NumberFormat()
     totals: dict[str, CurrencyTotal] = {}
     for account in accounts:
@@ -135,7 +140,7 @@ def totals_per_currency(
         currency = account.figures_currency or account.currency
         total = totals.setdefault(currency, CurrencyTotal(currency))
         total.accounts += 1
-        total.stale += is_stale(account.read_at, now=now)
+        total.stale += account.read_at < before
         total.balance += account.figures_balance or 0
         total.equity += account.figures_equity or 0
         total.used_margin += account.figures_used_margin or 0

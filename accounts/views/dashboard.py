@@ -47,6 +47,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "trader": trader,
             "ctids": ctids,
             "sections": sections,
+            "account_header": rows.header,
             "needs_reconnect": [c for c in ctids if c.state == Ctid.State.NEEDS_RECONNECT],
             "account_count": len(accounts),
             "totals": totals_per_currency(accounts, now=now, number=rows.number),

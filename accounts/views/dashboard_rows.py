@@ -22,7 +22,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, gettext_noop
 
-from accounts.figures_display import NumberFormat, call_level, is_stale
+from accounts.figures_display import NumberFormat, call_level, stale_before
 from accounts.models import TradingAccount
 from accounts.selectors import DashboardAccount
 
@@ -103,6 +103,7 @@ class AccountRows:
 
     def __init__(self, *, now: datetime) -> None:
         self.now = now
+        self._stale_before = stale_before(now)
         self.number = NumberFormat()
         self.margin_calls: list[MarginCall] = []
         self._times: dict[datetime, str] = {}
@@ -116,6 +117,10 @@ class AccountRows:
         url = reverse("account-detail", args=[_ID_MARK])
         self.detail, _mark, self.after_id = url.partition(str(_ID_MARK))
         fixed = {name: gettext(text) for name, text in _LABELS.items()}
+        # The tables' header row, in the order of the cells.
+        self.header = mark_safe(  # noqa: S308 - escaped labels
+            "<tr>" + "".join(f'<th scope="col">{escape(fixed[name])}</th>' for name in _LABELS) + "</tr>"
+        )
         fixed.update(detail=self.detail, after_id=self.after_id)
         self._row = _fill(_ROW, fixed, _ROW_FIELDS)
         self._figures = _fill(_FIGURES, fixed, _FIGURES_FIELDS)
@@ -227,5 +232,5 @@ class AccountRows:
             " loss" if pnl is not None and pnl < 0 else "",
             number(pnl),
             self.time(read_at),
-            self.stale if is_stale(read_at, now=self.now) else "",
+            self.stale if read_at < self._stale_before else "",
         )
