@@ -17,13 +17,14 @@ connection: PgBouncer in transaction mode needs ``max_prepared_statements`` (1.2
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
+from django.db.models import QuerySet
 
 # Other cursors on the connection (the ORM's bind values client-side and never prepare) are unaffected: only
 # a statement this module runs asks for preparation, and no statement runs this often on its own.
@@ -109,7 +110,7 @@ class CompiledQuery:
     Django's converters, or the database not prepare statements, the queryset runs as it is.
     """
 
-    def __init__(self, build: Any) -> None:
+    def __init__(self, build: Callable[[int], QuerySet[Any]]) -> None:
         self._build = build
         # alias -> (sql, count sql, parameters, positions of the varying value in them), or None: run the
         # queryset.

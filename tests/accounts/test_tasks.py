@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any, NamedTuple
 
 import pytest
 from django.utils import timezone
@@ -115,20 +119,40 @@ def test_in_embedded_mode_a_transient_failure_waits_for_the_next_sweep(world, ct
     assert world.token_calls == 2
 
 
-def test_a_fan_out_declares_its_queue_once_not_for_every_message(celery_worker, monkeypatch):
-    # The queue is declared (or found declared) once per fan-out; every message after the first is only
-    # published, without kombu's declaration bookkeeping.
-    import os
+class FanOut(NamedTuple):
+    task: Any
+    queue: str
+    broker: Any  # a Redis client on the tests' broker database
 
-    import kombu
+    def messages(self) -> list[dict]:
+        """The messages on the queue, oldest first, as JSON."""
+        return [json.loads(raw) for raw in reversed(self.broker.lrange(self.queue, 0, -1))]
+
+
+@pytest.fixture
+def fan_out(celery_worker, monkeypatch, request) -> Iterator[FanOut]:  # type: ignore[no-untyped-def]
+    """The refresh task sent to a queue of its own that no worker reads, emptied before and after."""
     import redis
 
     from tests.helpers.ops import TEST_REDIS_URL
 
-    queue = f"test-fan-out-declare-{os.getpid()}"
+    queue = f"test-fan-out-{request.node.name}-{os.getpid()}"
     task = tasks.refresh_ctid_token
     monkeypatch.setattr(task, "queue", queue, raising=False)
     monkeypatch.setattr(task, "_exec_options", None)
+    broker = redis.Redis.from_url(TEST_REDIS_URL)
+    broker.delete(queue)
+    try:
+        yield FanOut(task, queue, broker)
+    finally:
+        broker.delete(queue)
+
+
+def test_a_fan_out_declares_its_queue_once_not_for_every_message(fan_out, monkeypatch):
+    # The queue is declared (or found declared) once per fan-out; every message after the first is only
+    # published, without kombu's declaration bookkeeping.
+    import kombu
+
     declared: list[str] = []
     original = kombu.Producer.maybe_declare
 
@@ -137,31 +161,18 @@ def test_a_fan_out_declares_its_queue_once_not_for_every_message(celery_worker, 
         return original(self, entity, *args, **kwargs)
 
     monkeypatch.setattr(kombu.Producer, "maybe_declare", counted)
-    broker = redis.Redis.from_url(TEST_REDIS_URL)
-    broker.delete(queue)
-    try:
-        assert tasks._enqueue(task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
-        assert broker.llen(queue) == 600
-    finally:
-        broker.delete(queue)
-    assert declared == [queue]
+    assert tasks._enqueue(fan_out.task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
+    assert fan_out.broker.llen(fan_out.queue) == 600
+    assert declared == [fan_out.queue]
 
 
-def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monkeypatch):
+def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(fan_out, monkeypatch):
     # One message per id (each refresh keeps its own time limit), sent over Redis hundreds at a time: the
     # messages are those a single send makes, in order, to the task's queue.
     import base64
-    import json
-    import os
 
     import redis
 
-    from tests.helpers.ops import TEST_REDIS_URL
-
-    queue = f"test-fan-out-{os.getpid()}"  # a queue no worker reads
-    task = tasks.refresh_ctid_token
-    monkeypatch.setattr(task, "queue", queue, raising=False)
-    monkeypatch.setattr(task, "_exec_options", None)
     sent: list[str] = []
     original = redis.client.Pipeline.execute
 
@@ -177,19 +188,14 @@ def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monke
     single.original = redis.Redis.execute_command
     monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
     monkeypatch.setattr(redis.Redis, "execute_command", single)
-    broker = redis.Redis.from_url(TEST_REDIS_URL)
-    broker.delete(queue)
     ids = list(range(1, 1201))
-    try:
-        assert tasks._enqueue(task, [ids[:700], ids[700:]], only_if_due=True, reason="sweep") == 1200
-        messages = [json.loads(raw) for raw in reversed(broker.lrange(queue, 0, -1))]
-    finally:
-        broker.delete(queue)
+    assert tasks._enqueue(fan_out.task, [ids[:700], ids[700:]], only_if_due=True, reason="sweep") == 1200
+    messages = fan_out.messages()
     # The queue's declaration once, then the messages 500 to a round trip; none sent on its own.
     assert [s for s in sent if "LPUSH" in s] == ["LPUSH x500", "LPUSH x500", "LPUSH x200"]
     assert len(messages) == 1200
     first = messages[0]
-    assert first["headers"]["task"] == task.name
+    assert first["headers"]["task"] == fan_out.task.name
     assert first["headers"]["argsrepr"] == "(1,)"
     assert first["headers"]["kwargsrepr"] == "{'only_if_due': True, 'reason': 'sweep'}"
     bodies = [json.loads(base64.b64decode(m["body"])) for m in messages]
@@ -197,22 +203,12 @@ def test_a_worker_fans_a_batch_out_in_pipelined_round_trips(celery_worker, monke
     assert all(body[1] == {"only_if_due": True, "reason": "sweep"} for body in bodies)
 
 
-def _fan_out_messages(queue: str, send) -> list[dict]:  # type: ignore[no-untyped-def]
-    """The messages ``send`` puts on ``queue``, oldest first, with what differs between any two sends (the
-    task id and the ids derived from it) taken out."""
-    import json
-
-    import redis
-
-    from tests.helpers.ops import TEST_REDIS_URL
-
-    broker = redis.Redis.from_url(TEST_REDIS_URL)
-    broker.delete(queue)
-    try:
-        send()
-        messages = [json.loads(raw) for raw in reversed(broker.lrange(queue, 0, -1))]
-    finally:
-        broker.delete(queue)
+def _sent(fan_out: FanOut, send) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The messages ``send`` puts on the queue, oldest first, with what differs between any two sends (the
+    task id and the ids derived from it) taken out; the queue is emptied again."""
+    send()
+    messages = fan_out.messages()
+    fan_out.broker.delete(fan_out.queue)
     for message in messages:
         task_id = message["headers"].pop("id")
         if message["headers"]["root_id"] == task_id:  # sent outside a task: the message is its own root
@@ -223,17 +219,12 @@ def _fan_out_messages(queue: str, send) -> list[dict]:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize("in_a_worker_task", [False, True], ids=["from-the-sweep", "from-a-batch-task"])
-def test_a_fan_out_sends_exactly_the_messages_single_sends_make(celery_worker, monkeypatch, in_a_worker_task):
+def test_a_fan_out_sends_exactly_the_messages_single_sends_make(fan_out, in_a_worker_task):
     # Headers (time limits, argsrepr, origin, parent and root ids inside a task), properties, routing and
     # body: each fanned-out message is the one ``apply_async`` would have sent for that id.
-    import os
-
     from celery._state import _task_stack
 
-    queue = f"test-fan-out-same-{os.getpid()}"
-    task = tasks.refresh_ctid_token
-    monkeypatch.setattr(task, "queue", queue, raising=False)
-    monkeypatch.setattr(task, "_exec_options", None)
+    task = fan_out.task
     parent = tasks.refresh_ctid_tokens
     if in_a_worker_task:
         parent.push_request(
@@ -243,13 +234,13 @@ def test_a_fan_out_sends_exactly_the_messages_single_sends_make(celery_worker, m
     try:
         kwargs = {"only_if_due": True, "reason": "sweep"}
         ids = [7, 8, 9]
-        fanned = _fan_out_messages(queue, lambda: tasks._enqueue(task, [ids[:2], ids[2:]], **kwargs))
+        fanned = _sent(fan_out, lambda: tasks._enqueue(task, [ids[:2], ids[2:]], **kwargs))
 
         def one_by_one() -> None:
             for ctid_id in ids:
                 task.apply_async(args=(ctid_id,), kwargs=kwargs)
 
-        single = _fan_out_messages(queue, one_by_one)
+        single = _sent(fan_out, one_by_one)
     finally:
         if in_a_worker_task:
             _task_stack.pop()
@@ -262,20 +253,11 @@ def test_a_fan_out_sends_exactly_the_messages_single_sends_make(celery_worker, m
         assert fanned[0]["headers"]["root_id"] == "sweep-task-id"
 
 
-def test_a_fan_out_routes_and_resolves_its_options_once_not_for_every_message(celery_worker, monkeypatch):
+def test_a_fan_out_routes_and_resolves_its_options_once_not_for_every_message(fan_out, monkeypatch):
     # Routing, the task's execution options and the app's configuration are the same for every message of
     # a fan-out: they are worked out once, and each message costs only its own id and body.
-    import os
-
-    import redis
-
     from clientarea.celery import app
-    from tests.helpers.ops import TEST_REDIS_URL
 
-    queue = f"test-fan-out-route-{os.getpid()}"
-    task = tasks.refresh_ctid_token
-    monkeypatch.setattr(task, "queue", queue, raising=False)
-    monkeypatch.setattr(task, "_exec_options", None)
     routed: list[str] = []
     router = app.amqp.router
     original = type(router).route
@@ -285,32 +267,12 @@ def test_a_fan_out_routes_and_resolves_its_options_once_not_for_every_message(ce
         return original(self, options, name, *args, **kwargs)
 
     monkeypatch.setattr(type(router), "route", counted)
-    broker = redis.Redis.from_url(TEST_REDIS_URL)
-    broker.delete(queue)
-    try:
-        assert tasks._enqueue(task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
-        assert broker.llen(queue) == 600
-    finally:
-        broker.delete(queue)
-    assert routed == [task.name]
+    assert tasks._enqueue(fan_out.task, [list(range(1, 301)), list(range(301, 601))], reason="sweep") == 600
+    assert fan_out.broker.llen(fan_out.queue) == 600
+    assert routed == [fan_out.task.name]
 
 
-def test_a_fan_out_with_a_wrong_argument_fails_before_sending_anything(celery_worker, monkeypatch):
-    import os
-
-    import redis
-
-    from tests.helpers.ops import TEST_REDIS_URL
-
-    queue = f"test-fan-out-wrong-{os.getpid()}"
-    task = tasks.refresh_ctid_token
-    monkeypatch.setattr(task, "queue", queue, raising=False)
-    monkeypatch.setattr(task, "_exec_options", None)
-    broker = redis.Redis.from_url(TEST_REDIS_URL)
-    broker.delete(queue)
-    try:
-        with pytest.raises(TypeError):
-            tasks._enqueue(task, [[1, 2, 3]], no_such_argument=True)
-        assert broker.llen(queue) == 0
-    finally:
-        broker.delete(queue)
+def test_a_fan_out_with_a_wrong_argument_fails_before_sending_anything(fan_out):
+    with pytest.raises(TypeError):
+        tasks._enqueue(fan_out.task, [[1, 2, 3]], no_such_argument=True)
+    assert fan_out.broker.llen(fan_out.queue) == 0
