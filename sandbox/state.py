@@ -65,14 +65,14 @@ def restore(sandbox: Sandbox, state: dict[str, Any]) -> None:
         return
     world = sandbox.world
     with world.lock:
-        world.access_tokens = {
-            token: AccessToken(_grant(value["grant"]), float(value["expires_at"]), bool(value["revoked"]))
-            for token, value in state.get("access_tokens", {}).items()
-        }
-        world.refresh_tokens = {
-            token: _grant(value) for token, value in state.get("refresh_tokens", {}).items()
-        }
-        world.used_refresh_tokens = set(state.get("used_refresh_tokens", []))
+        world.tokens_restore(
+            access={
+                token: AccessToken(_grant(value["grant"]), float(value["expires_at"]), bool(value["revoked"]))
+                for token, value in state.get("access_tokens", {}).items()
+            },
+            refresh={token: _grant(value) for token, value in state.get("refresh_tokens", {}).items()},
+            used=set(state.get("used_refresh_tokens", [])),
+        )
         balances = state.get("balances", {})
         for ctid in world.ctids.values():
             for account in ctid.accounts:
