@@ -24,7 +24,8 @@ migrated at the start and dropped at the end with everything it wrote, bench/scr
 
 Options: --redis URL (also runs with the cache, then the sessions, in Redis; default $BENCH_REDIS_URL),
 --threads N (client threads, default 8), --seconds S (per measurement, default 8, taken in --rounds turns,
-default 4), --latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote
+default 8: a burst of load elsewhere on the machine falls on a short turn of each, and the ratio of each round
+is printed beside the whole run's), --latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote
 adapter is not on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the
 same cores and the ratio is one of CPU costs).
 """
@@ -36,6 +37,7 @@ import os
 import re
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -352,6 +354,7 @@ class Run:
     link: Measured
     fair: Measured
     bare: Measured
+    turn_ratios: list[float]  # link / fair floor in each round of turns, in order
 
     @property
     def ratio(self) -> float:
@@ -416,7 +419,7 @@ def create_fair_table() -> None:
 
 
 def throughput(
-    threads: int, seconds: float, latency_ms: float, setup: str, redis_url: str = "", rounds: int = 4
+    threads: int, seconds: float, latency_ms: float, setup: str, redis_url: str = "", rounds: int = 8
 ) -> Run:
     import requests
 
@@ -504,22 +507,21 @@ def throughput(
         meter = CpuMeter(web.pid, adapter.pid)
         paths = {"fair": (fair, fair_steps), "link": (link, link_steps), "bare": (floor, floor_steps)}
         tallies = {name: Tally() for name in paths}
+        turn_ratios = []
         # Short rounds, taking turns: a change in the machine's load (other users of its cores) falls on all
         # three alike instead of on whichever was being measured at the time.
         for _ in range(rounds):
+            turn = {}
             for name, (work, _steps) in paths.items():
-                tallies[name].add(measure(work, threads, seconds / rounds, meter))
+                turn[name] = measure(work, threads, seconds / rounds, meter)
+                tallies[name].add(turn[name])
+            if turn["fair"].rate:
+                turn_ratios.append(turn["link"].rate / turn["fair"].rate)
         results = {
             name: Measured(tally.rate, tally.errors, tally.cpu_per_op(), paths[name][1].per_request_ms())
             for name, tally in tallies.items()
         }
-        return Run(
-            latency_ms,
-            setup,
-            results["link"],
-            results["fair"],
-            results["bare"],
-        )
+        return Run(latency_ms, setup, results["link"], results["fair"], results["bare"], turn_ratios)
     finally:
         web.terminate()
         adapter.terminate()
@@ -600,6 +602,13 @@ def cpu_ratio(run: Run) -> float:
     return own(run.fair.cpu) / own(run.link.cpu) if run.link.cpu and run.fair.cpu else 0.0
 
 
+def _spread(run: Run) -> str:
+    if not run.turn_ratios:
+        return "-"
+    turns = sorted(run.turn_ratios)
+    return f"{turns[0]:.2f}-{turns[-1]:.2f} (median {statistics.median(turns):.2f})"
+
+
 def verdict(run: Run) -> str:
     return (
         f"link / fair floor {run.ratio:.2f}, aim >= {AIM:.2f}: {'met' if run.ratio >= AIM else 'missed'}"
@@ -614,6 +623,12 @@ def print_run(run: Run, threads: int) -> None:
         f"{run.link.errors + run.fair.errors + run.bare.errors}"
     )
     print(f"    link / fair floor {run.ratio:.2f}   link / bare floor {run.bare_ratio:.3f}")
+    if run.turn_ratios:
+        print(
+            f"    link / fair floor in each of the {len(run.turn_ratios)} rounds: "
+            + " ".join(f"{r:.2f}" for r in run.turn_ratios)
+            + f" ({_spread(run)})"
+        )
     print(f"    verdict: {verdict(run)}")
     if run.link.cpu and run.fair.cpu:
         print(
@@ -647,7 +662,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=4, help="turns the three measurements take (default 4)")
+    parser.add_argument("--rounds", type=int, default=8, help="turns the three measurements take (default 8)")
     parser.add_argument("--latency", type=float, action="append", help="adapter latency in ms (repeatable)")
     parser.add_argument(
         "--redis",
@@ -703,7 +718,8 @@ def measure_all(args: argparse.Namespace) -> None:
     for run in runs:
         steps = run.link.steps
         print(
-            f"  {verdict(run)}; by CPU {cpu_ratio(run):.2f}; link / bare floor {run.bare_ratio:.3f};"
+            f"  {verdict(run)}; by CPU {cpu_ratio(run):.2f}; rounds {_spread(run)}; link / bare floor"
+            f" {run.bare_ratio:.3f};"
             " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
         )
     print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
