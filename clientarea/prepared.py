@@ -13,10 +13,16 @@ see these statements as they see any other. Other databases get Django's ordinar
 Prepared statements live in the database session. A pooler in front of PostgreSQL must keep them with the
 connection: PgBouncer in transaction mode needs ``max_prepared_statements`` (1.21 or later). Setting
 ``"prepare_threshold": None`` in the database ``OPTIONS`` turns them off here too.
+
+A migration that changes the type of a column a prepared statement returns (a longer ``max_length``) makes
+PostgreSQL refuse that statement for the rest of the session. The cursor then has psycopg forget the session's
+prepared statements and, outside a transaction, runs the statement again at once; inside one the transaction
+has failed, and its rollback leaves the next run to prepare afresh.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +31,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import QuerySet
+
+logger = logging.getLogger(__name__)
 
 # Other cursors on the connection (the ORM's bind values client-side and never prepare) are unaffected: only
 # a statement this module runs asks for preparation, and no statement runs this often on its own.
@@ -43,14 +51,46 @@ def enabled() -> bool:
     return _enabled(connections[DEFAULT_DB_ALIAS])
 
 
+# PostgreSQL's answer to a prepared statement whose result columns changed type since it was prepared (a
+# migration gave a column a longer ``max_length``, say): it refuses the statement for as long as the session
+# lives, and psycopg keeps sending it by the same name.
+_STALE_PLAN = "cached plan must not change result type"
+
+
+def _forget_prepared(connection: Any) -> bool:
+    """Have psycopg forget every statement ``connection`` prepared (to prepare each again on its next run), as
+    it does itself after a rollback; False if this psycopg cannot."""
+    manager = getattr(connection, "_prepared", None)
+    clear = getattr(manager, "clear", None)
+    if clear is None:
+        return False
+    clear()
+    return True
+
+
 def _preparing_cursor_class() -> type:
     import psycopg
+    from psycopg import pq
 
     class PreparingCursor(psycopg.Cursor[Any]):
         def execute(
             self, query: Any, params: Any = None, *, prepare: bool | None = None, **kwargs: Any
         ) -> Any:
-            return super().execute(query, params, prepare=True if prepare is None else prepare, **kwargs)
+            prepare = True if prepare is None else prepare
+            try:
+                return super().execute(query, params, prepare=prepare, **kwargs)
+            except psycopg.errors.FeatureNotSupported as exc:
+                # In a transaction the failure has aborted it, and its rollback makes psycopg forget the
+                # prepared statements. Outside one nothing was done: forget them now and run this one again.
+                if (
+                    exc.diag.message_primary != _STALE_PLAN
+                    or self.connection.info.transaction_status != pq.TransactionStatus.IDLE
+                    or not _forget_prepared(self.connection)
+                ):
+                    raise
+                super().execute("DEALLOCATE ALL", prepare=False)
+                logger.info("prepared statements renewed after a change of the columns they return")
+                return super().execute(query, params, prepare=prepare, **kwargs)
 
     return PreparingCursor
 

@@ -169,3 +169,84 @@ def test_a_compiled_query_counts_and_slices_as_its_queryset_does(monkeypatch, pr
     assert query.rows(start, limit=10, offset=4) == everything[4:]
     assert query.rows(start, limit=0) == []
     assert query.rows(start) == everything
+
+
+def _alter(sql: str) -> None:
+    """Run a schema change from a connection of its own, as a deploy's migration does beside running processes."""
+    import psycopg
+    from django.db import connection
+
+    params = connection.settings_dict
+    with psycopg.connect(
+        dbname=params["NAME"],
+        user=params["USER"] or None,
+        password=params["PASSWORD"] or None,
+        host=params["HOST"] or None,
+        port=params["PORT"] or None,
+        autocommit=True,
+        connect_timeout=10,
+    ) as other:
+        other.execute(sql)
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_prepared_statement_survives_a_migration_that_changes_the_type_of_a_column_it_returns():
+    # A longer max_length is the everyday case: PostgreSQL then refuses to run the statement prepared before
+    # ("cached plan must not change result type"), on this connection for as long as it lives.
+    from accounts.models import Jurisdiction
+    from clientarea import prepared
+    from tests.factories import JurisdictionFactory
+
+    jurisdiction = JurisdictionFactory(broker_name="CQ-M")
+    query = prepared.CompiledQuery(_jurisdictions)
+    assert query.rows(jurisdiction.pk) == list(_jurisdictions(jurisdiction.pk))
+
+    def other_statement() -> tuple[object, ...]:
+        with prepared.cursor() as cursor:
+            cursor.execute("SELECT %s::integer + 1", [41])
+            return tuple(cursor.fetchone())
+
+    assert other_statement() == (42,)
+    length = Jurisdiction._meta.get_field("broker_name").max_length
+    table = Jurisdiction._meta.db_table
+    _alter(f"ALTER TABLE {table} ALTER COLUMN broker_name TYPE varchar({length + 40})")
+    try:
+        assert query.rows(jurisdiction.pk) == list(_jurisdictions(jurisdiction.pk))
+        assert query.rows(jurisdiction.pk) == list(_jurisdictions(jurisdiction.pk))
+        # The connection's other statements, prepared before, are prepared again as they run.
+        assert other_statement() == (42,)
+    finally:
+        _alter(f"ALTER TABLE {table} ALTER COLUMN broker_name TYPE varchar({length})")
+    assert query.rows(jurisdiction.pk) == list(_jurisdictions(jurisdiction.pk))
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_in_a_transaction_a_statement_whose_columns_changed_fails_once_then_is_prepared_afresh():
+    # The transaction's rollback has psycopg forget its prepared statements: the next run prepares afresh.
+    from django.db import NotSupportedError, connection, transaction
+
+    from clientarea import prepared
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (id integer PRIMARY KEY, name varchar(20) NOT NULL)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (1, 'first')")
+    try:
+
+        def read() -> tuple[object, ...]:
+            with prepared.cursor() as cursor:
+                cursor.execute("SELECT name FROM prepared_probe WHERE id = %s", [1])
+                return tuple(cursor.fetchone())
+
+        assert read() == ("first",)
+        _alter("ALTER TABLE prepared_probe ALTER COLUMN name TYPE text")
+        # The failure aborts the transaction it happens in: nothing can run again in it.
+        with pytest.raises(NotSupportedError), transaction.atomic():
+            read()
+        assert read() == ("first",)
+        with transaction.atomic():
+            assert read() == ("first",)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE prepared_probe")
