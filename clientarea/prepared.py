@@ -17,7 +17,8 @@ connection: PgBouncer in transaction mode needs ``max_prepared_statements`` (1.2
 A migration that changes the type of a column a prepared statement returns (a longer ``max_length``) makes
 PostgreSQL refuse that statement for the rest of the session. The cursor then has psycopg forget the session's
 prepared statements and, outside a transaction, runs the statement again at once; inside one the transaction
-has failed, and its rollback leaves the next run to prepare afresh.
+has failed, and its rollback leaves the next run to prepare afresh. Statements deallocated behind psycopg's
+back (a pooler's reset, an operator's ``DEALLOCATE ALL``) are prepared again the same way.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def enabled() -> bool:
 
 # PostgreSQL's answer to a prepared statement whose result columns changed type since it was prepared (a
 # migration gave a column a longer ``max_length``, say): it refuses the statement for as long as the session
-# lives, and psycopg keeps sending it by the same name.
+# lives, and psycopg keeps sending it by the same name. (Statements deallocated behind psycopg's back, by a
+# pooler's reset or an operator, fail by their name in the same way: InvalidSqlStatementName.)
 _STALE_PLAN = "cached plan must not change result type"
 
 
@@ -79,17 +81,20 @@ def _preparing_cursor_class() -> type:
             prepare = True if prepare is None else prepare
             try:
                 return super().execute(query, params, prepare=prepare, **kwargs)
-            except psycopg.errors.FeatureNotSupported as exc:
+            except (psycopg.errors.FeatureNotSupported, psycopg.errors.InvalidSqlStatementName) as exc:
                 # In a transaction the failure has aborted it, and its rollback makes psycopg forget the
                 # prepared statements. Outside one nothing was done: forget them now and run this one again.
                 if (
-                    exc.diag.message_primary != _STALE_PLAN
+                    (
+                        isinstance(exc, psycopg.errors.FeatureNotSupported)
+                        and exc.diag.message_primary != _STALE_PLAN
+                    )
                     or self.connection.info.transaction_status != pq.TransactionStatus.IDLE
                     or not _forget_prepared(self.connection)
                 ):
                     raise
                 super().execute("DEALLOCATE ALL", prepare=False)
-                logger.info("prepared statements renewed after a change of the columns they return")
+                logger.info("prepared statements renewed", extra={"reason": type(exc).__name__})
                 return super().execute(query, params, prepare=prepare, **kwargs)
 
     return PreparingCursor

@@ -250,3 +250,24 @@ def test_in_a_transaction_a_statement_whose_columns_changed_fails_once_then_is_p
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE prepared_probe")
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_statements_deallocated_behind_psycopgs_back_are_prepared_again():
+    # A pooler's reset or an operator's DEALLOCATE ALL empties the session's statements while psycopg still
+    # holds their names.
+    from django.db import connection
+
+    from clientarea import prepared
+
+    def read() -> tuple[object, ...]:
+        with prepared.cursor() as cursor:
+            cursor.execute("SELECT %s::integer * 2", [21])
+            return tuple(cursor.fetchone())
+
+    assert read() == (42,)
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    assert read() == (42,)
+    assert read() == (42,)
