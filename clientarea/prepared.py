@@ -53,10 +53,12 @@ def enabled() -> bool:
 
 
 # PostgreSQL's answer to a prepared statement whose result columns changed type since it was prepared (a
-# migration gave a column a longer ``max_length``, say): it refuses the statement for as long as the session
-# lives, and psycopg keeps sending it by the same name. (Statements deallocated behind psycopg's back, by a
-# pooler's reset or an operator, fail by their name in the same way: InvalidSqlStatementName.)
-_STALE_PLAN = "cached plan must not change result type"
+# migration gave a column a longer ``max_length``, say), "cached plan must not change result type": it refuses
+# the statement for as long as the session lives, and psycopg keeps sending it by the same name. Told apart
+# from other FeatureNotSupported errors by the server function raising it (its message may be translated).
+# (Statements deallocated behind psycopg's back, by a pooler's reset or an operator, fail by their name in the
+# same way: InvalidSqlStatementName.)
+_STALE_PLAN_ROUTINE = "RevalidateCachedQuery"
 
 
 def _forget_prepared(connection: Any) -> bool:
@@ -87,7 +89,7 @@ def _preparing_cursor_class() -> type:
                 if (
                     (
                         isinstance(exc, psycopg.errors.FeatureNotSupported)
-                        and exc.diag.message_primary != _STALE_PLAN
+                        and exc.diag.source_function != _STALE_PLAN_ROUTINE
                     )
                     or self.connection.info.transaction_status != pq.TransactionStatus.IDLE
                     or not _forget_prepared(self.connection)

@@ -271,3 +271,23 @@ def test_statements_deallocated_behind_psycopgs_back_are_prepared_again():
         cursor.execute("DEALLOCATE ALL")
     assert read() == (42,)
     assert read() == (42,)
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)
+def test_other_unsupported_statements_fail_as_they_are_and_leave_the_prepared_ones():
+    from django.db import NotSupportedError, connection
+
+    from clientarea import prepared
+
+    with prepared.cursor() as cursor:
+        cursor.execute("SELECT %s::integer - 1", [43])
+        assert cursor.fetchone() == (42,)
+    with connection.cursor() as cursor:
+        cursor.execute(PREPARED_COUNT)
+        before = cursor.fetchone()[0]
+    with pytest.raises(NotSupportedError, match="FOR UPDATE"), prepared.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM django_migrations WHERE id > %s FOR UPDATE", [0])
+    with connection.cursor() as cursor:
+        cursor.execute(PREPARED_COUNT)
+        assert cursor.fetchone()[0] == before
