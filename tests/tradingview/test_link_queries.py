@@ -351,7 +351,9 @@ def test_the_links_own_statements_are_prepared_once_per_connection(
     adapter, tv_client, browser_client, trader, accounts
 ):
     # The consent page's reads, the consent's re-check and store, the code exchange: parsed and planned by
-    # PostgreSQL on the first link of the connection, only executed on the next ones.
+    # PostgreSQL on the first link of the connection, only executed on the next ones. (Any signed-in page
+    # prepares the session's and the user's reads, counted apart.)
+    assert browser_client.get("/tradingview/").status_code == 200
     before = _prepared_statements()
     assert exchange(tv_client, link(browser_client, tv_client, [accounts[0].pk])).status_code == 200
     first = _prepared_statements() - before
