@@ -187,8 +187,7 @@ if REDIS_URL:
         }
     }
 # Sessions live in PostgreSQL, so a Redis outage signs nobody out and keeps every page that needs no task.
-# Django's database sessions, read through a prepared statement (clientarea/session_backend.py).
-SESSION_ENGINE = "clientarea.session_backend"
+SESSION_ENGINE = "clientarea.session_backend"  # Django's database sessions, read prepared
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
 # Idle timeouts in seconds, besides the absolute SESSION_COOKIE_AGE: staff and traders separately.
 SESSION_IDLE_TIMEOUT_STAFF_SECONDS = env.int("SESSION_IDLE_TIMEOUT_STAFF_SECONDS", default=30 * 60)
