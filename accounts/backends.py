@@ -18,8 +18,10 @@ def is_suspended(user: Any) -> bool:
     return bool(trader is not None and trader.suspended)
 
 
-_USER_FIELDS = tuple(f for f in User._meta.concrete_fields)
-_TRADER_FIELDS = tuple(f for f in Trader._meta.concrete_fields)
+_USER_FIELDS = tuple(User._meta.concrete_fields)
+_TRADER_FIELDS = tuple(Trader._meta.concrete_fields)
+_USER_ATTNAMES = [f.attname for f in _USER_FIELDS]
+_TRADER_ATTNAMES = [f.attname for f in _TRADER_FIELDS]
 # The user and its trader profile (None when it has none) in one row, as ``select_related("trader")`` reads
 # them: every signed-in request loads them, through one statement prepared once per connection.
 _USER_WITH_TRADER = prepared.CompiledQuery(
@@ -36,10 +38,10 @@ def user_with_trader(user_id: int) -> User | None:
         return None
     row = rows[0]
     split = len(_USER_FIELDS)
-    user = User.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _USER_FIELDS], row[:split])
+    user = User.from_db(DEFAULT_DB_ALIAS, _USER_ATTNAMES, row[:split])
     trader = None
     if row[split] is not None:
-        trader = Trader.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _TRADER_FIELDS], row[split:])
+        trader = Trader.from_db(DEFAULT_DB_ALIAS, _TRADER_ATTNAMES, row[split:])
         Trader.user.field.set_cached_value(trader, user)
     # As select_related leaves it: the profile, or None, which ``user.trader`` raises DoesNotExist for.
     User.trader.related.set_cached_value(user, trader)
@@ -55,9 +57,10 @@ class TraderModelBackend(ModelBackend):
 
     def get_user(self, user_id: Any) -> User | None:
         try:
-            user = user_with_trader(int(user_id))
+            pk = int(user_id)
         except (TypeError, ValueError):
             return None
+        user = user_with_trader(pk)
         if user is None or not self.user_can_authenticate(user) or is_suspended(user):
             return None
         return user

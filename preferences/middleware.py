@@ -3,14 +3,14 @@ what Django's LocaleMiddleware found (the language cookie, then the browser's Ac
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
+
+from clientarea.paths import path_of
 
 SESSION_KEY = "preferences.language"
 
@@ -30,23 +30,19 @@ def supported_language(code: str) -> str:
     return base if base in ours else ""
 
 
-@functools.lru_cache(maxsize=16)
-def _flow_paths(script_prefix: str, urlconf: str) -> tuple[str, frozenset[str]]:
-    """The authorize page's path and the sign-in forms' paths, reversed once per script prefix and URL
-    configuration (every request passes here)."""
-    return reverse("tradingview:authorize"), frozenset(
-        {reverse("login"), reverse("signup"), reverse("two_factor_verify")}
-    )
+def _sign_in_paths() -> tuple[str, ...]:
+    return path_of("login"), path_of("signup"), path_of("two_factor_verify")
 
 
 def flow_language(request: HttpRequest) -> str:
     """TradingView's ``lang`` when the request belongs to its authorization flow (the authorize page itself, or a
     sign-in, sign-up or second-factor page on the way back to it)."""
-    authorize, sign_in_paths = _flow_paths(get_script_prefix(), str(get_urlconf() or settings.ROOT_URLCONF))
+    # Every request passes here: the paths are reversed once (clientarea.paths).
+    authorize = path_of("tradingview:authorize")
     if request.path == authorize:
         return supported_language(request.GET.get("lang", ""))
     nxt = request.GET.get("next", "")
-    if not nxt and request.method == "POST" and request.path in sign_in_paths:
+    if not nxt and request.method == "POST" and request.path in _sign_in_paths():
         # Only the small sign-in forms: any other body is left for its view to parse.
         nxt = request.POST.get("next", "")
     if nxt:

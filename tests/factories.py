@@ -7,6 +7,7 @@ unique per row, so a test can assert that the plaintext of a token never reaches
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,7 +15,15 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from accounts.models import Ctid, CtidToken, Jurisdiction, Trader, TradingAccount
+from accounts.models import (
+    AccountOpening,
+    AccountType,
+    Ctid,
+    CtidToken,
+    Jurisdiction,
+    Trader,
+    TradingAccount,
+)
 
 PASSWORD = "Sturdy-Password-4-Tests"
 
@@ -104,3 +113,27 @@ class TradingAccountFactory(factory.django.DjangoModelFactory):
     currency = "USD"
     balance_updated_at = factory.LazyFunction(timezone.now)
     last_synced_at = factory.LazyFunction(timezone.now)
+
+
+class AccountTypeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccountType
+
+    jurisdiction = factory.SubFactory(JurisdictionFactory)
+    name = factory.Sequence(lambda n: f"Type {n}")
+    environment = "demo"
+    group_name = "G"
+    who_may_open = AccountType.Access.ANYONE
+
+
+class AccountOpeningFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AccountOpening
+
+    public_id = factory.LazyFunction(uuid.uuid4)
+    key = factory.Sequence(lambda n: f"k{n}")
+    trader = factory.SubFactory(TraderFactory)
+    account_type = factory.SubFactory(AccountTypeFactory)
+    deposit_currency = "USD"
+    leverage = 100
+    tag = factory.Sequence(lambda n: f"ca-open-{n}")

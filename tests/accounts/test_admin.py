@@ -1,5 +1,3 @@
-import uuid
-
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
@@ -8,8 +6,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import (
-    AccountOpening,
-    AccountType,
     AuditEvent,
     CtidToken,
     GatewayAssignment,
@@ -18,7 +14,7 @@ from accounts.models import (
     Trader,
 )
 from accounts.services.audit import audit_event_record
-from tests.factories import CtidTokenFactory, JurisdictionFactory, TradingAccountFactory
+from tests.factories import AccountOpeningFactory, AccountTypeFactory, CtidTokenFactory, TradingAccountFactory
 
 
 @pytest.fixture
@@ -27,17 +23,7 @@ def admin_data(trader):
     account = TradingAccountFactory(ctid=token.ctid)
     audit_event_record(category="trader", action="sign_up", outcome="ok", trader=trader)
     GatewayStatus.objects.create(environment="demo", state="connected")
-    account_type = AccountType.objects.create(
-        jurisdiction=JurisdictionFactory(),
-        name="Demo",
-        environment="demo",
-        group_name="G",
-        who_may_open="anyone",
-    )
-    AccountOpening.objects.create(
-        public_id=uuid.uuid4(), key="k", trader=trader, account_type=account_type, deposit_currency="USD",
-        leverage=100, tag="ca-open-admin",
-    )  # fmt: skip
+    AccountOpeningFactory(trader=trader, account_type=AccountTypeFactory(name="Demo"), tag="ca-open-admin")
     process = GatewayProcess.objects.create(
         name="gw-1:4242:abc",
         host="gw-1",

@@ -552,22 +552,15 @@ def test_the_dashboard_reads_openings_and_jobs_only_when_there_are_some(trader, 
     # Most dashboards have neither: one statement says so. When there are some, they are read and shown.
     import uuid
 
-    from accounts.models import AccountOpening, AccountType, CtidJob
+    from accounts.models import AccountOpening, CtidJob
+    from tests.factories import AccountOpeningFactory, AccountTypeFactory
 
     _accounts_with_figures(trader, 3)
     _statements(trader_client, "/")
     assert _statements(trader_client, "/") == 4
-    account_type = AccountType.objects.create(
-        jurisdiction=JurisdictionFactory(),
-        name="Zephyr",
-        environment="demo",
-        group_name="G",
-        who_may_open="anyone",
+    AccountOpeningFactory(
+        trader=trader, account_type=AccountTypeFactory(name="Zephyr"), state=AccountOpening.State.RUNNING
     )
-    AccountOpening.objects.create(
-        public_id=uuid.uuid4(), key="k", trader=trader, account_type=account_type, deposit_currency="USD",
-        leverage=100, tag="ca-open-dash", state=AccountOpening.State.RUNNING,
-    )  # fmt: skip
     with CaptureQueriesContext(connection) as captured:
         page = trader_client.get("/").content.decode()
     assert len(captured) == 5

@@ -91,12 +91,13 @@ def test_without_prepared_statements_the_reads_are_djangos(trader, trader_client
     from django.db import connections
 
     monkeypatch.setitem(connections["default"].settings_dict["OPTIONS"], "prepare_threshold", None)
+    postgres = connection.vendor == "postgresql"
+    before = _prepared("%") if postgres else 0
     with CaptureQueriesContext(connection) as captured:
         assert trader_client.get("/account/settings/").status_code == 200
     assert any('FROM "django_session"' in q["sql"] for q in captured)
-    assert any(
-        'INNER JOIN "accounts_trader"' in q["sql"] or 'LEFT OUTER JOIN "accounts_trader"' in q["sql"]
-        for q in captured
-    )
+    assert any('LEFT OUTER JOIN "accounts_trader"' in q["sql"] for q in captured)
+    if postgres:
+        assert _prepared("%") == before  # nothing prepared
     Session.objects.update(expire_date=timezone.now() - timedelta(seconds=1))
     assert trader_client.get("/account/settings/").status_code == 302

@@ -111,16 +111,17 @@ def test_money_and_dates_follow_the_language(trader, trader_client: Client) -> N
 
 def test_the_flow_language_reverses_its_paths_once_not_on_every_request(monkeypatch) -> None:
     # Every request passes the language middleware; it compares paths it reverses once per URL configuration.
-    from preferences import middleware
+    from clientarea import paths
 
     calls: list[str] = []
-    real = middleware.reverse
+    real = paths.reverse
 
     def counting(name: str, *args, **kwargs) -> str:
         calls.append(name)
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(middleware, "reverse", counting)
+    monkeypatch.setattr(paths, "reverse", counting)
+    paths._reversed.cache_clear()
     client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.get(reverse("login"))
     client.post(reverse("login"), {"username": "nobody", "password": "wrong"})
