@@ -26,7 +26,7 @@ from clientarea.environment import (
 
 # --- Core: the applications, the request pipeline, templates, static files, sign-in ---
 SECRET_KEY = secret_key()
-# Newest first: the first key encrypts, all decrypt (MultiFernet). Rotate with manage.py rotate_token_keys.
+# Newest first: the first key encrypts, all decrypt (clientarea.crypto). Rotate with manage.py rotate_token_keys.
 TOKEN_ENCRYPTION_KEYS = fernet_keys("TOKEN_ENCRYPTION_KEYS")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -134,7 +134,7 @@ def email_is_verified(*, trader: Trader) -> bool:
 
 # --- the password's hash, sealed for the task message ---
 def seal_password_hash(password: str) -> str:
-    return crypto.encrypt(ws.md5_hex(password))
+    return crypto.seal(ws.md5_hex(password))
 
 
 # --- starting ---

@@ -11,7 +11,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
@@ -40,12 +39,7 @@ RECONCILE_MARGIN = timedelta(minutes=10)
 def _unseal(sealed: str) -> str | None:
     if not sealed:
         return None
-    try:
-        return (
-            crypto.fernet().decrypt(sealed.encode(), ttl=settings.ACCOUNT_OPENING_SECRET_TTL_SECONDS).decode()
-        )
-    except InvalidToken:
-        return None
+    return crypto.unseal(sealed, ttl=settings.ACCOUNT_OPENING_SECRET_TTL_SECONDS)
 
 
 # --- running ---
