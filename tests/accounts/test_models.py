@@ -215,3 +215,23 @@ def test_seed_demo_refuses_production(settings):
 def test_trader_factory_traits():
     assert TraderFactory(verified=True).kyc_verified_at is not None
     assert TraderFactory(is_suspended=True).suspended_at is not None
+
+
+def test_rotate_token_keys_moves_values_written_with_fernet_to_the_current_format(capsys):
+    from clientarea import crypto
+
+    token = CtidTokenFactory()
+    plain = token.refresh_token
+    written_before = crypto.fernet().encrypt(plain.encode()).decode()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_ctidtoken SET refresh_token = %s WHERE id = %s", [written_before, token.pk]
+        )
+    assert CtidToken.objects.get(pk=token.pk).refresh_token == plain  # still read as it is
+
+    call_command("rotate_token_keys")
+    assert "accounts.CtidToken.refresh_token: 1 re-encrypted" in capsys.readouterr().out
+    stored = _raw("refresh_token", token.pk)
+    assert stored != written_before
+    assert crypto.is_encrypted_with_newest_key(stored)
+    assert CtidToken.objects.get(pk=token.pk).refresh_token == plain
