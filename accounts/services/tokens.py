@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
@@ -44,6 +44,9 @@ from accounts.selectors import keyset_batches
 from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
 from clientarea import crypto, http, prepared
+
+if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -205,16 +208,20 @@ def ctid_token_refresh(
     while True:
         now = timezone.now()
         if not waited:
-            claimed = _claim(
-                ctid_id=ctid_id,
-                owner=owner,
-                now=now,
-                version=expected_version,
-                due_before=_refresh_window_end(now) if only_if_due else None,
-                recent_after=recent_after,
-            )
-            if claimed is not None:
-                return _refresh_claimed(claimed, owner=owner, reason=reason, follow_up=follow_up)
+            # One cursor for the claim and the write: setting one up again after the token call, when the
+            # process has waited on the network, costs more than the write's own client work.
+            with prepared.cursor() as cursor:
+                claimed = _claim(
+                    cursor,
+                    ctid_id=ctid_id,
+                    owner=owner,
+                    now=now,
+                    version=expected_version,
+                    due_before=_refresh_window_end(now) if only_if_due else None,
+                    recent_after=recent_after,
+                )
+                if claimed is not None:
+                    return _refresh_claimed(cursor, claimed, owner=owner, reason=reason, follow_up=follow_up)
 
         row = CtidToken.objects.only(
             "version",
@@ -303,6 +310,7 @@ def _claim_sql(vendor: str, by_version: bool, by_due: bool, not_recent: bool) ->
 
 
 def _claim(
+    cursor: CursorWrapper,
     *,
     ctid_id: int,
     owner: str,
@@ -333,16 +341,17 @@ def _claim(
     if recent_after is not None:
         params.extend([CtidToken.Outcome.OK.value, adapt(recent_after)])
     sql = _claim_sql(db.vendor, version is not None, due_before is not None, recent_after is not None)
-    with prepared.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    cursor.execute(sql, params)
+    row = cursor.fetchone()
     if row is None:
         return None
     pk, claimed_version, ciphertext, outcome, error = row
     return _Claimed(pk, ctid_id, claimed_version, crypto.decrypt(ciphertext), outcome, error)
 
 
-def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: bool) -> RefreshResult:
+def _refresh_claimed(
+    cursor: CursorWrapper, claimed: _Claimed, *, owner: str, reason: str, follow_up: bool
+) -> RefreshResult:
     released = False
     ctid_id = claimed.ctid_id
     try:
@@ -365,7 +374,7 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: b
 
         now = timezone.now()
         expires_at = _expiry(pair, now)
-        updated = _store_refreshed(claimed, pair=pair, now=now, expires_at=expires_at)
+        updated = _store_refreshed(cursor, claimed, pair=pair, now=now, expires_at=expires_at)
         released = True
         if updated:
             logger.info(
@@ -389,7 +398,7 @@ def _refresh_claimed(claimed: _Claimed, *, owner: str, reason: str, follow_up: b
             "ctid token version moved during a leased refresh; storing the new pair anyway",
             extra={"ctid_id": ctid_id, "expected_version": version, "found_version": current.version},
         )
-        _store_refreshed(claimed, pair=pair, now=now, expires_at=expires_at, any_version=True)
+        _store_refreshed(cursor, claimed, pair=pair, now=now, expires_at=expires_at, any_version=True)
         stored = CtidToken.objects.only("version").get(pk=claimed.pk)
         return RefreshResult(RefreshOutcome.REFRESHED, stored.version, expires_at)
     finally:
@@ -412,7 +421,13 @@ def _store_sql(vendor: str, any_version: bool) -> str:
 
 
 def _store_refreshed(
-    claimed: _Claimed, *, pair: TokenPair, now: datetime, expires_at: datetime, any_version: bool = False
+    cursor: CursorWrapper,
+    claimed: _Claimed,
+    *,
+    pair: TokenPair,
+    now: datetime,
+    expires_at: datetime,
+    any_version: bool = False,
 ) -> bool:
     """Write both tokens, the expiry and the new version in one UPDATE conditional on the version read.
 
@@ -433,9 +448,8 @@ def _store_refreshed(
     ]
     if not any_version:
         params.append(claimed.version)
-    with prepared.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount == 1
+    cursor.execute(sql, params)
+    return cursor.rowcount == 1
 
 
 def _on_transient(*, token: _Claimed, owner: str, error: TokenTransientError, at: datetime) -> None:

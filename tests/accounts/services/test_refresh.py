@@ -350,3 +350,22 @@ def test_a_refresh_costs_two_statements_and_a_coalesced_one_two_reads(
     with django_assert_num_queries(2):
         assert ctid_token_refresh(ctid_id=ctid.pk, reason="gateway", seen_version=1).coalesced is False
     assert ctrader_id.calls == ["refresh_token"]
+
+
+def test_the_claim_and_the_write_go_through_one_cursor(world, ctrader_id, monkeypatch):
+    """Setting a cursor up again after the token call (the process has waited on the network) costs more than
+    the write's own client work: the claim's cursor carries the write."""
+    from clientarea import prepared
+
+    opened = []
+    real = prepared.cursor
+
+    def counting():
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(prepared, "cursor", counting)
+    ctid, _ = connect_in_world(world, trader=make_trader())
+    assert ctid_token_refresh(ctid_id=ctid.pk, reason="sweep").outcome == RefreshOutcome.REFRESHED
+    assert len(opened) == 1
+    assert stored(ctid).version == 2
