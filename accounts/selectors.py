@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db.models import CharField, Exists, F, Func, OuterRef, QuerySet, Window
+from django.db.models import CharField, Exists, F, Func, OuterRef, Q, QuerySet, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.http import Http404
 from django.utils import timezone
@@ -18,6 +18,7 @@ from accounts.models import (
     AccountSnapshot,
     Ctid,
     CtidJob,
+    CtidToken,
     GatewayProcess,
     GatewayStatus,
     Trader,
@@ -536,3 +537,19 @@ def gateway_processes() -> list[dict[str, Any]]:
 def ctid_job_for_user(*, user: Any, public_id: Any) -> CtidJob | None:
     """One of the user's own cTID jobs by its public id, or None (another trader's job is not found)."""
     return CtidJob.objects.filter(trader__user=user, public_id=public_id).first()
+
+
+def ctid_tokens_lost_refreshes(*, older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
+    """(cTID id, version) of active tokens whose last refresh answer was lost and is not being retried."""
+    now = timezone.now()
+    return list(
+        CtidToken.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            state=CtidToken.State.ACTIVE,
+            last_refresh_outcome=CtidToken.Outcome.TRANSIENT,
+            last_refresh_error__startswith="ambiguous",
+            last_refresh_at__lt=now - timedelta(seconds=older_than_seconds),
+        )
+        .order_by("last_refresh_at")
+        .values_list("ctid_id", "version")[:limit]
+    )

@@ -17,14 +17,13 @@ from kombu.utils.uuid import uuid
 
 from accounts.ctrader.backoff import backoff_delay
 from accounts.models import Ctid, CtidToken
-from accounts.selectors import keyset_batches
+from accounts.selectors import ctid_tokens_lost_refreshes, keyset_batches
 from accounts.services.sync import SyncNeedsReconnect, SyncTransient, ctid_sync_accounts
 from accounts.services.tokens import (
     TokenRefreshTransient,
     ctid_token_follow_up,
     ctid_token_refresh,
     ctid_tokens_due_batches,
-    ctid_tokens_lost_refreshes,
 )
 from clientarea.celery import embedded_mode
 

@@ -31,7 +31,7 @@ from django.db import models
 
 # The first byte of every value of this format, authenticated with it; a Fernet value's first byte is 0x80.
 _VERSION = b"\x01"
-_FERNET_VERSION = 0x80
+_FERNET_HEADER = b"\x80"
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _KEY_LABEL = b"clientarea at-rest AES-256-GCM v1"
@@ -111,7 +111,7 @@ def unseal(token: str, *, ttl: int) -> str | None:
 
 def decrypt(token: str) -> str:
     raw = _unpack(token)
-    if raw[:1] != bytes([_FERNET_VERSION]):
+    if raw[:1] != _FERNET_HEADER:
         return _open(raw, _ciphers(_keys()))
     try:
         return fernet().decrypt(token.encode()).decode()

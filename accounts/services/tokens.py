@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -44,9 +45,6 @@ from accounts.selectors import keyset_batches
 from accounts.services.audit import audit_event_record
 from accounts.signals import ctid_needs_reconnect
 from clientarea import crypto, http, prepared
-
-if TYPE_CHECKING:
-    from django.db.backends.utils import CursorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -208,8 +206,7 @@ def ctid_token_refresh(
     while True:
         now = timezone.now()
         if not waited:
-            # One cursor for the claim and the write: setting one up again after the token call, when the
-            # process has waited on the network, costs more than the write's own client work.
+            # One cursor for the claim and the write: none to set up after the token call (a cold process).
             with prepared.cursor() as cursor:
                 claimed = _claim(
                     cursor,
@@ -324,11 +321,11 @@ def _claim(
     One conditional UPDATE ... RETURNING (PostgreSQL, and SQLite >= 3.35): the claim and the read cannot
     be separated by another writer, and the hot path costs one round trip.
 
-    On PostgreSQL the claim commits without waiting for its WAL flush (``synchronous_commit`` off for this
-    one statement's transaction). Other sessions see the lease as soon as it commits, so single flight
-    does not depend on the flush. Only a server crash can lose the claim, and a crash also ends the holder's
-    connection, so its write could not land anyway. The refresh's write, which carries the new tokens,
-    still commits durably and flushes the claim's WAL with its own.
+    On PostgreSQL the claim commits without waiting for its WAL flush (``synchronous_commit`` off for this one
+    statement's transaction). Other sessions see the lease as soon as it commits, so single flight does not
+    depend on the flush. Only a server crash can lose the claim, and a crash also ends the holder's
+    connection, so its write could not land anyway. The refresh's write, which carries the new tokens, still
+    commits durably and flushes the claim's WAL with its own.
     """
     db = connections[DEFAULT_DB_ALIAS]
     adapt = db.ops.adapt_datetimefield_value
@@ -431,8 +428,7 @@ def _store_refreshed(
 ) -> bool:
     """Write both tokens, the expiry and the new version in one UPDATE conditional on the version read.
 
-    Plain SQL with the same encryption the model field applies: this is the one write on the refresh path
-    and the ORM's update machinery would cost more than the statement itself.
+    Plain SQL with the model field's encryption: the ORM's update machinery would cost more than the statement.
     """
     db = connections[DEFAULT_DB_ALIAS]
     adapt = db.ops.adapt_datetimefield_value
@@ -571,22 +567,6 @@ def ctid_token_follow_up(*, ctid_id: int, seen_version: int) -> RefreshResult:
     """
     return ctid_token_refresh(
         ctid_id=ctid_id, reason="follow-up of a lost answer", seen_version=seen_version, follow_up=False
-    )
-
-
-def ctid_tokens_lost_refreshes(*, older_than_seconds: float, limit: int = 1000) -> list[tuple[int, int]]:
-    """(cTID id, version) of active tokens whose last refresh answer was lost and is not being retried."""
-    now = timezone.now()
-    return list(
-        CtidToken.objects.filter(
-            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-            state=CtidToken.State.ACTIVE,
-            last_refresh_outcome=CtidToken.Outcome.TRANSIENT,
-            last_refresh_error__startswith="ambiguous",
-            last_refresh_at__lt=now - timedelta(seconds=older_than_seconds),
-        )
-        .order_by("last_refresh_at")
-        .values_list("ctid_id", "version")[:limit]
     )
 
 
