@@ -63,12 +63,12 @@ def _ciphers(keys: tuple[str, ...]) -> tuple[AESGCM, ...]:
     )
 
 
-def fernet() -> MultiFernet:
-    return _multifernet(tuple(settings.TOKEN_ENCRYPTION_KEYS))
-
-
 def _keys() -> tuple[str, ...]:
     return tuple(settings.TOKEN_ENCRYPTION_KEYS)
+
+
+def fernet() -> MultiFernet:
+    return _multifernet(_keys())
 
 
 def encrypt(value: str) -> str:
