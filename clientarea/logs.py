@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -74,6 +75,14 @@ def reset_known_secrets() -> None:
 
 
 class JsonFormatter(_JsonFormatter):
+    """python-json-logger's formatter, scrubbed, with the common line built in one pass.
+
+    A line with no exception, stack or dict message, from a formatter configured without defaults, static
+    fields or a timestamp field (as the settings configure it), is built here: the format's fields, then the
+    record's extra attributes, encoded by one shared encoder, exactly as the library builds it. Any other line,
+    or a subclass that processes the data, goes through the library.
+    """
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # ``json.dumps`` with an encoder class builds a new encoder for every line; one instance serves all
@@ -85,14 +94,52 @@ class JsonFormatter(_JsonFormatter):
             and self.json_default is None
         ):
             self._encoder = JsonEncoder(indent=self.json_indent, ensure_ascii=self.json_ensure_ascii)
+        # The format's fields with their output names, renamed once.
+        self._fields = tuple((name, self._get_rename(name)) for name in self._required_fields)
+        self._asctime = "asctime" in self._required_fields
+        self._one_pass = (
+            self._encoder is not None
+            and not (self.defaults or self.static_fields or self.timestamp or self.rename_fields_keep_missing)
+            and type(self).process_log_record is _JsonFormatter.process_log_record
+            and type(self).add_fields is _JsonFormatter.add_fields
+        )
+        # The last whole second formatted by ``formatTime`` and its text: lines come many to a second.
+        self._second: tuple[int, str] = (-1, "")
 
     def jsonify_log_record(self, log_data: LogData) -> str:
         if self._encoder is None:
             return super().jsonify_log_record(log_data)
         return self._encoder.encode(log_data)
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt or self.default_msec_format is None:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        cached, text = self._second
+        if second != cached:
+            text = time.strftime(self.default_time_format, self.converter(record.created))
+            self._second = (second, text)
+        return self.default_msec_format % (text, record.msecs)
+
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+        if (
+            not self._one_pass
+            or isinstance(record.msg, dict)
+            or record.exc_info
+            or record.exc_text
+            or record.stack_info
+        ):
+            return scrub(super().format(record))
+        record.message = record.getMessage()
+        if self._asctime:
+            record.asctime = self.formatTime(record, self.datefmt)
+        values = record.__dict__
+        data = {output: values.get(name) for name, output in self._fields}
+        skip, rename = self._skip_fields, self.rename_fields
+        for key, value in values.items():
+            if key not in skip and not (isinstance(key, str) and key.startswith("_")):
+                data[rename.get(key, key)] = value
+        return scrub(self.prefix + self._encoder.encode(data))  # type: ignore[union-attr]
 
 
 class PlainFormatter(logging.Formatter):

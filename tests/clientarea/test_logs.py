@@ -93,3 +93,67 @@ def test_credentials_in_an_encoded_url_inside_a_url_are_blanked():
     assert "rt-nested" not in line
     assert "cs-nested" not in line
     assert line.startswith("redirect to /next?back=%2Fapps%2Ftoken%3Frefresh_token%3D")
+
+
+def _library_line(formatter_kwargs: dict, record: logging.LogRecord) -> str:
+    """The line python-json-logger itself makes of ``record``, scrubbed as ours are."""
+    from pythonjsonlogger.json import JsonFormatter as LibraryFormatter
+
+    from clientarea.logs import scrub
+
+    return scrub(LibraryFormatter(**formatter_kwargs).format(record))
+
+
+SETTINGS_FORMAT = {
+    "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+}
+
+
+@pytest.mark.parametrize(
+    "formatter_kwargs",
+    [
+        SETTINGS_FORMAT,
+        {"fmt": "%(message)s"},
+        {"fmt": "%(asctime)s %(levelname)s %(message)s", "datefmt": "%H:%M:%S"},
+        {**SETTINGS_FORMAT, "rename_fields": {**SETTINGS_FORMAT["rename_fields"], "ctid_id": "ctid"}},
+        {**SETTINGS_FORMAT, "static_fields": {"service": "clientarea"}},
+        {**SETTINGS_FORMAT, "rename_fields": {"ctid_id": "ctid"}, "rename_fields_keep_missing": True},
+        {**SETTINGS_FORMAT, "timestamp": True, "defaults": {"region": "eu"}},
+    ],
+)
+def test_each_line_is_the_one_the_library_makes(formatter_kwargs):
+    import datetime
+    import sys
+
+    records = []
+    plain = _record("ctid token refreshed")
+    plain.ctid_id, plain.version, plain.reason = 7, 3, "sweep"
+    plain.request_id = "req-1"
+    plain._private = "kept out"
+    records.append(plain)
+    args = _record("calling %s with %d accounts and " + BEARER, "the adapter", 3)
+    args.at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+    records.append(args)
+    records.append(logging.LogRecord("tests", logging.INFO, __file__, 1, {"event": "as a dict"}, (), None))
+    try:
+        raise ValueError(f"refused: client_secret={CLIENT_SECRET}")
+    except ValueError:
+        records.append(_record("failed", exc_info=sys.exc_info()))
+    stacked = _record("where")
+    stacked.stack_info = "Stack (most recent call last):\n  File x"
+    records.append(stacked)
+    for record in records:
+        expected = _library_line(formatter_kwargs, record)
+        assert JsonFormatter(**formatter_kwargs).format(record) == expected
+
+
+def test_the_time_of_each_line_is_its_own_across_seconds():
+    formatter = JsonFormatter(**SETTINGS_FORMAT)
+    first, same_second, next_second = _record("a"), _record("b"), _record("c")
+    first.created, first.msecs = 1_800_000_000.123, 123.0
+    same_second.created, same_second.msecs = 1_800_000_000.987, 987.0
+    next_second.created, next_second.msecs = 1_800_000_001.004, 4.0
+    for record in (first, same_second, next_second, first):
+        expected = logging.Formatter().formatTime(record)
+        assert json.loads(formatter.format(record))["time"] == expected
