@@ -79,8 +79,9 @@ class JsonFormatter(_JsonFormatter):
 
     A line with no exception, stack or dict message, from a formatter configured without defaults, static
     fields or a timestamp field (as the settings configure it), is built here: the format's fields, then the
-    record's extra attributes, encoded by one shared encoder, exactly as the library builds it. Any other line,
-    or a subclass that processes the data, goes through the library.
+    record's extra attributes, serialised as the library serialises it (by one shared encoder), exactly as the
+    library builds it. Any other line, or a subclass that adds fields or processes the data, goes through the
+    library.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -98,8 +99,7 @@ class JsonFormatter(_JsonFormatter):
         self._fields = tuple((name, self._get_rename(name)) for name in self._required_fields)
         self._asctime = "asctime" in self._required_fields
         self._one_pass = (
-            self._encoder is not None
-            and not (self.defaults or self.static_fields or self.timestamp or self.rename_fields_keep_missing)
+            not (self.defaults or self.static_fields or self.timestamp or self.rename_fields_keep_missing)
             and type(self).process_log_record is _JsonFormatter.process_log_record
             and type(self).add_fields is _JsonFormatter.add_fields
         )
@@ -139,7 +139,7 @@ class JsonFormatter(_JsonFormatter):
         for key, value in values.items():
             if key not in skip and not (isinstance(key, str) and key.startswith("_")):
                 data[rename.get(key, key)] = value
-        return scrub(self.prefix + self._encoder.encode(data))  # type: ignore[union-attr]
+        return scrub(self.serialize_log_record(data))
 
 
 class PlainFormatter(logging.Formatter):

@@ -157,3 +157,36 @@ def test_the_time_of_each_line_is_its_own_across_seconds():
     for record in (first, same_second, next_second, first):
         expected = logging.Formatter().formatTime(record)
         assert json.loads(formatter.format(record))["time"] == expected
+
+
+def test_the_settings_formatter_builds_a_plain_line_itself_and_hands_the_rest_to_the_library(monkeypatch):
+    import sys
+
+    from pythonjsonlogger.json import JsonFormatter as LibraryFormatter
+
+    built_by_library = []
+    library_add_fields = LibraryFormatter.add_fields
+
+    def counted(self, *args, **kwargs):
+        built_by_library.append(self)
+        return library_add_fields(self, *args, **kwargs)
+
+    monkeypatch.setattr(LibraryFormatter, "add_fields", counted)
+    formatter = JsonFormatter(**SETTINGS_FORMAT)
+    plain = _record("ctid token refreshed")
+    plain.ctid_id = 7
+    assert json.loads(formatter.format(plain))["ctid_id"] == 7
+    assert built_by_library == []
+    try:
+        raise ValueError("refused")
+    except ValueError:
+        formatter.format(_record("failed", exc_info=sys.exc_info()))
+    assert built_by_library == [formatter]
+
+
+def test_a_subclass_that_serialises_its_own_way_is_used_for_every_line():
+    class Tagged(JsonFormatter):
+        def jsonify_log_record(self, log_data):
+            return "tagged " + super().jsonify_log_record(log_data)
+
+    assert Tagged(**SETTINGS_FORMAT).format(_record("plain")).startswith("tagged {")
