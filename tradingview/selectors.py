@@ -228,6 +228,105 @@ def _consent_options_from(trader: Trader, rows: Sequence[Sequence[Any]]) -> Cons
     return ConsentOptions(ctids=list(groups.values()), trader=trader)
 
 
+def grant_for_refresh_token(
+    *,
+    presented: str,
+    grant_fields: tuple[str, ...],
+    client_fields: tuple[str, ...],
+    trader_fields: tuple[str, ...],
+) -> tuple[Grant | None, list[TradingAccount]]:
+    """The grant whose refresh token hashes to ``presented`` (None if none does), with ``grant_fields`` of it,
+    ``client_fields`` of its client and ``trader_fields`` of its trader, its cTID as the link reads one, and
+    the accounts it covers that still belong to that cTID, each with its broker entity (as the link reads
+    them): one prepared statement (PostgreSQL), whatever the number of accounts.
+
+    The instances are those ``select_related(...).only(...)`` would load: a field left out is read when used.
+    """
+    statement, shapes = _refresh_grant_statement(grant_fields, client_fields, trader_fields)
+    with prepared.cursor() as cursor:
+        cursor.execute(statement, [presented])
+        rows = cursor.fetchall()
+    if not rows:
+        return None, []
+    (g_names, g_at), (c_names, c_at), (t_names, t_at), (k_names, k_at), (a_names, a_at), (j_names, j_at) = (
+        shapes
+    )
+    first = rows[0]
+    grant = _loaded(Grant, g_names, first[g_at : g_at + len(g_names)])
+    grant.client = _loaded(OAuthClient, c_names, first[c_at : c_at + len(c_names)])
+    grant.trader = _loaded(Trader, t_names, first[t_at : t_at + len(t_names)])
+    grant.ctid = ctid = _loaded(Ctid, k_names, first[k_at : k_at + len(k_names)])
+    accounts = []
+    for row in rows:
+        # No account: a grant left without any. One that moved to another cTID is not this grant's any more.
+        if row[a_at] is None or row[a_at + 1] != ctid.pk:
+            continue
+        account = _loaded(TradingAccount, a_names, row[a_at : a_at + len(a_names)])
+        account.ctid = ctid
+        account.jurisdiction = (
+            None if row[j_at] is None else _loaded(Jurisdiction, j_names, row[j_at : j_at + len(j_names)])
+        )
+        accounts.append(account)
+    return grant, accounts
+
+
+@functools.cache
+def _concrete(model: type[models.Model]) -> dict[str, models.Field[Any, Any]]:
+    """The concrete fields of ``model`` by name and by attribute name."""
+    fields: dict[str, models.Field[Any, Any]] = {}
+    for f in model._meta.concrete_fields:
+        fields[f.name] = fields[f.attname] = f
+    return fields
+
+
+def _attnames(model: type[models.Model], names: Sequence[str]) -> tuple[str, ...]:
+    """``id`` and the attribute names of the fields ``names`` of ``model`` (``client`` -> ``client_id``)."""
+    return tuple(dict.fromkeys(("id", *(_concrete(model)[name].attname for name in names))))
+
+
+@functools.cache
+def _refresh_grant_statement(
+    grant_fields: tuple[str, ...], client_fields: tuple[str, ...], trader_fields: tuple[str, ...]
+) -> tuple[str, tuple[tuple[tuple[str, ...], int], ...]]:
+    """The statement of ``grant_for_refresh_token`` and, per model it reads, its columns' attribute names and
+    where they start in a row: grant, client, trader, cTID, account (``id``, ``ctid_id`` first), broker entity."""
+    grant = _attnames(Grant, (*grant_fields, "client", "trader", "ctid"))
+    account_own = ("ctid", *(n for n in LINK_ACCOUNT_FIELDS if "__" not in n and n != "ctid"), "jurisdiction")
+    parts = (
+        ("g", Grant, grant),
+        ("c", OAuthClient, _attnames(OAuthClient, client_fields)),
+        ("tr", Trader, _attnames(Trader, trader_fields)),
+        ("t", Ctid, _attnames(Ctid, LINK_CTID_FIELDS)),
+        ("a", TradingAccount, _attnames(TradingAccount, account_own)),
+        (
+            "j",
+            Jurisdiction,
+            _attnames(
+                Jurisdiction,
+                [n.split("__", 1)[1] for n in LINK_ACCOUNT_FIELDS if n.startswith("jurisdiction__")],
+            ),
+        ),
+    )
+    columns, shapes, at = [], [], 0
+    for alias, model, names in parts:
+        columns += [f"{alias}.{connection.ops.quote_name(_concrete(model)[n].column)}" for n in names]
+        shapes.append((names, at))
+        at += len(names)
+    link = Grant.accounts.through
+    # Table and column names are the models'; the one value is a parameter.
+    statement = (
+        f"SELECT {', '.join(columns)} FROM {_table(Grant)} g"  # noqa: S608
+        f" JOIN {_table(OAuthClient)} c ON c.id = g.client_id"
+        f" JOIN {_table(Trader)} tr ON tr.id = g.trader_id"
+        f" JOIN {_table(Ctid)} t ON t.id = g.ctid_id"
+        f" LEFT JOIN {_table(link)} l ON l.grant_id = g.id"
+        f" LEFT JOIN {_table(TradingAccount)} a ON a.id = l.tradingaccount_id"
+        f" LEFT JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
+        " WHERE g.refresh_token_hash = %s"
+    )
+    return statement, tuple(shapes)
+
+
 @dataclass(frozen=True)
 class ConsentRecheck:
     """What one narrow query finds of a consent as its page offered it."""

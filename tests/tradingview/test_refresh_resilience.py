@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import timedelta
@@ -243,6 +244,31 @@ def test_no_token_to_hand_back_is_a_503_with_retry_after_and_loses_nothing(
 
 
 # --- the statements of one refresh -------------------------------------------------------------------------
+def _placeholders_out(statement: str) -> str:
+    """A statement with its parameter placeholders (``%s`` as written, ``$1`` as PostgreSQL keeps it) alike."""
+    return re.sub(r"\$\d+", "?", statement.replace("%s", "?"))
+
+
+def test_every_statement_of_a_refresh_runs_prepared(adapter, tv_client, browser_client, accounts):
+    if connection.vendor != "postgresql":
+        pytest.skip("statements are prepared on PostgreSQL only")
+    first = _linked(tv_client, browser_client, accounts)
+    second = _pair(_refresh(tv_client, first["refresh_token"]))
+    with CaptureQueriesContext(connection) as ctx:
+        response = _refresh(tv_client, second[1])
+    assert response.status_code == 200
+    statements = [
+        q["sql"]
+        for q in ctx.captured_queries
+        if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        kept = {_placeholders_out(row[0]) for row in cursor.fetchall()}
+    # The read of the grant, the lease, the new grant with its accounts, the supersession and the audit record:
+    # each parsed and planned once per connection, not on every refresh.
+    assert len(statements) >= 5, statements
+    assert [s for s in statements if _placeholders_out(s) not in kept] == []
 
 
 def test_a_refresh_takes_at_most_seven_statements_and_rewrites_no_unchanged_secret(

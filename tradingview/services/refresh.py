@@ -9,11 +9,13 @@
   current adapter token for the rest of its life, marked degraded; the token TradingView keeps using is not
   logged out. With no usable token left the answer is 503 with ``Retry-After``: nothing is spent.
 
-The common case is six statements, none in an explicit transaction and no adapter call inside one: one read of
-the grant with its client, trader, cTID and accounts; the lease claim; the new grant, inserted pending, and its
-accounts; one UPDATE that supersedes the old grant and activates the new one (both or, if the old one was
-revoked meanwhile, only the new one, which is then revoked); the audit record. A request that dies between the
-insert and the update leaves a pending grant, which the revocation sweep logs out.
+The common case is five statements and no adapter call inside a transaction: one read of the grant with its
+client, trader, cTID and accounts; the lease claim; then in one transaction (one durable commit) the new grant,
+inserted pending, with its accounts; one UPDATE that supersedes the old grant and activates the new one (both
+or, if the old one was revoked meanwhile, only the new one, which is then revoked); the audit record. On
+PostgreSQL each is prepared once per connection (``clientarea.prepared``), so a refresh pays neither Django's
+query building nor PostgreSQL's planning. A request that dies before its commit stores nothing (the adapter
+token it was given is never handed out) and its lease runs out.
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
-from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from accounts.models import TradingAccount
-from accounts.services.audit import audit_event_record
+from accounts.services.audit import audit_event_new, audit_event_record
+from clientarea import prepared
 
 from .. import adapter
 from ..models import AUDIT_CATEGORY, Grant, OAuthClient, token_hash
-from ..selectors import LINK_ACCOUNT_FIELDS, LINK_CTID_FIELDS, account_ineligibility
+from ..selectors import LINK_ACCOUNT_FIELDS, LINK_CTID_FIELDS, account_ineligibility, grant_for_refresh_token
+from . import statements
 from .consent import adapter_token_expiry
 from .revocation import grant_chain_revoke, grant_revoke, logout_enqueue
 from .tokens import (
@@ -66,11 +69,12 @@ _GRANT_FIELDS = (
     "adapter_token_issued_at",
     "adapter_token_expires_at",
 )
+_CLIENT_FIELDS = (*CLIENT_AUTH_FIELDS, "is_active")
+_TRADER_FIELDS = ("suspended", "kyc_verified")
 _ROW_FIELDS = (
     *(f"grant__{f}" for f in _GRANT_FIELDS),
-    *(f"grant__client__{f}" for f in (*CLIENT_AUTH_FIELDS, "is_active")),
-    "grant__trader__suspended",
-    "grant__trader__kyc_verified",
+    *(f"grant__client__{f}" for f in _CLIENT_FIELDS),
+    *(f"grant__trader__{f}" for f in _TRADER_FIELDS),
     *(f"grant__ctid__{f}" for f in LINK_CTID_FIELDS),
     *(f"tradingaccount__{f}" for f in LINK_ACCOUNT_FIELDS),
 )
@@ -117,7 +121,15 @@ def token_refresh(*, client_id: str, client_secret: str, refresh_token: str) -> 
 
 
 def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
-    """The grant of a refresh token with its client, trader and cTID, and its accounts, in one statement."""
+    """The grant of a refresh token with its client, trader and cTID, and its accounts, in one statement (two
+    through the ORM, on databases other than PostgreSQL, for a grant left without accounts or none)."""
+    if statements.available():
+        return grant_for_refresh_token(
+            presented=presented,
+            grant_fields=_GRANT_FIELDS,
+            client_fields=_CLIENT_FIELDS,
+            trader_fields=_TRADER_FIELDS,
+        )
     link = Grant.accounts.through
     rows = list(
         link.objects.filter(grant__refresh_token_hash=presented)
@@ -145,9 +157,8 @@ def _grant_read(*, presented: str) -> tuple[Grant | None, list[TradingAccount]]:
         Grant.objects.select_related("client", "trader", "ctid")
         .only(
             *_GRANT_FIELDS,
-            *(f"client__{f}" for f in (*CLIENT_AUTH_FIELDS, "is_active")),
-            "trader__suspended",
-            "trader__kyc_verified",
+            *(f"client__{f}" for f in _CLIENT_FIELDS),
+            *(f"trader__{f}" for f in _TRADER_FIELDS),
             *(f"ctid__{f}" for f in LINK_CTID_FIELDS),
         )
         .filter(refresh_token_hash=presented)
@@ -179,7 +190,7 @@ def _lease_claim(*, grant_id: int) -> bool:
         f"UPDATE {table} SET refresh_lease_until = %s FROM async_commit "
         "WHERE id = %s AND state = %s AND (refresh_lease_until IS NULL OR refresh_lease_until < %s)"
     )
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, [adapt(lease_until), grant_id, Grant.State.ACTIVE.value, adapt(now)])
         return bool(cursor.rowcount)
 
@@ -425,42 +436,8 @@ def _successor_insert(
         issued_refresh_token=refresh_token,
         degraded=degraded,
     )
-    account_ids = [a.pk for a in successor.accounts]
-    if connection.vendor == "postgresql":
-        _insert_with_accounts(new, account_ids)
-    else:
-        new.save(force_insert=True)
-        Grant.accounts.through.objects.bulk_create(
-            Grant.accounts.through(grant_id=new.pk, tradingaccount_id=pk) for pk in account_ids
-        )
+    statements.grant_with_accounts_insert(grant=new, account_ids=[a.pk for a in successor.accounts])
     return new
-
-
-def _insert_with_accounts(grant: Grant, account_ids: list[int]) -> None:
-    """INSERT the grant and its account links in one statement (a data-modifying WITH), setting ``grant.pk``.
-
-    Django's own insert compiler builds the grant's INSERT, so every field is prepared (encrypted, serialised,
-    ``auto_now`` set) exactly as ``save()`` would.
-    """
-    fields = [f for f in Grant._meta.concrete_fields if not f.primary_key]
-    query = InsertQuery(Grant)
-    query.insert_values(fields, [grant])
-    compiler = query.get_compiler(connection=connection)
-    compiler.returning_fields = [Grant._meta.pk]
-    [(insert_sql, insert_params)] = compiler.as_sql()
-    link = Grant.accounts.through._meta
-    qn = connection.ops.quote_name
-    sql = (
-        f"WITH g AS ({insert_sql}) "  # noqa: S608 - the compiler's SQL and quoted names; values are parameters
-        f"INSERT INTO {qn(link.db_table)} ({qn(link.get_field('grant').column)}, "
-        f"{qn(link.get_field('tradingaccount').column)}) "
-        "SELECT g.id, a FROM g, unnest(%s::bigint[]) AS a RETURNING grant_id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*insert_params, account_ids])
-        grant.pk = cursor.fetchone()[0]
-    grant._state.adding = False
-    grant._state.db = connection.alias
 
 
 def _supersede(
@@ -505,11 +482,11 @@ def _supersede(
         adapt(now),
         *(old.pk, Grant.State.ACTIVE.value, new.pk, Grant.State.PENDING.value),
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(sql, params)
         updated = cursor.rowcount
     superseded = updated == 2
-    audit_event_record(
+    audit = audit_event_new(
         category=AUDIT_CATEGORY,
         action="refreshed",
         outcome=outcome if superseded else "revoked_meanwhile",
@@ -523,6 +500,7 @@ def _supersede(
             **detail,
         },
     )
+    statements.audit_insert(audit)
     return superseded
 
 

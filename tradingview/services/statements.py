@@ -147,6 +147,50 @@ def grant_insert(
     return int(row[0]) if row else None
 
 
+def grant_with_accounts_insert(*, grant: Grant, account_ids: Sequence[int]) -> None:
+    """INSERT ``grant`` and its account links, setting ``grant.pk``: one statement on PostgreSQL (a
+    data-modifying WITH), the ORM elsewhere. Every field is prepared as ``save()`` prepares it."""
+    if not available():
+        grant.save(force_insert=True)
+        Grant.accounts.through.objects.bulk_create(
+            Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=pk) for pk in account_ids
+        )
+        return
+    through = Grant.accounts.through
+    columns, values, params = _row(grant)
+    # Table and column names come from the models' metadata; every value is a parameter.
+    statement = (
+        f"WITH g AS (INSERT INTO {_qn(Grant._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
+        f" RETURNING {_qn('id')}),"
+        f" a AS (INSERT INTO {_qn(through._meta.db_table)} ({_qn('grant_id')}, {_qn('tradingaccount_id')})"
+        " SELECT g.id, account FROM g, unnest(%s::bigint[]) AS account)"
+        " SELECT id FROM g"
+    )
+    with prepared.cursor() as cursor:
+        cursor.execute(statement, [*params, list(account_ids)])
+        grant.pk = cursor.fetchone()[0]
+    grant._state.adding = False
+    grant._state.db = DEFAULT_DB_ALIAS
+
+
+def audit_insert(audit: AuditEvent) -> None:
+    """INSERT ``audit`` as ``save()`` would, setting its pk; a prepared statement on PostgreSQL."""
+    if not available():
+        audit.save(force_insert=True)
+        return
+    columns, values, params = _row(audit)
+    # Table and column names come from the model's metadata; every value is a parameter.
+    statement = (
+        f"INSERT INTO {_qn(AuditEvent._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
+        f" RETURNING {_qn('id')}"
+    )
+    with prepared.cursor() as cursor:
+        cursor.execute(statement, params)
+        audit.pk = cursor.fetchone()[0]
+    audit._state.adding = False
+    audit._state.db = DEFAULT_DB_ALIAS
+
+
 def _json(audit: AuditEvent, value: dict[str, Any]) -> Any:
     return AuditEvent._meta.get_field("detail").get_db_prep_save(value, _db())
 
