@@ -9,13 +9,14 @@
   current adapter token for the rest of its life, marked degraded; the token TradingView keeps using is not
   logged out. With no usable token left the answer is 503 with ``Retry-After``: nothing is spent.
 
-The common case is five statements and no adapter call inside a transaction: one read of the grant with its
-client, trader, cTID and accounts; the lease claim; then in one transaction (one durable commit) the new grant,
-inserted pending, with its accounts; one UPDATE that supersedes the old grant and activates the new one (both
-or, if the old one was revoked meanwhile, only the new one, which is then revoked); the audit record. On
-PostgreSQL each is prepared once per connection (``clientarea.prepared``), so a refresh pays neither Django's
-query building nor PostgreSQL's planning. A request that dies before its commit stores nothing (the adapter
-token it was given is never handed out) and its lease runs out.
+The common case is five statements (seven with the transaction's BEGIN and COMMIT) and no adapter call inside
+a transaction: one read of the grant with its client, trader, cTID and accounts; the lease claim; then in one
+transaction (one durable commit) the new grant, inserted pending, with its accounts; one UPDATE that supersedes
+the old grant and activates the new one (both or, if the old one was revoked meanwhile, only the new one, which
+is then revoked); the audit record. On PostgreSQL each is prepared once per connection
+(``clientarea.prepared``), so a refresh pays neither Django's query building nor PostgreSQL's planning. A
+request that dies before its commit stores nothing (the adapter token it was given is never handed out) and
+its lease runs out.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""The link's writes as single PostgreSQL statements: one round trip each, atomic on their own.
+"""The link's and the refresh grant's writes as single PostgreSQL statements: one round trip each, atomic on
+their own, prepared once per connection (``clientarea.prepared``).
 
 A consent stores its grant, the grant's accounts, the first code and the audit record in one statement whose
 parts all hang on the grant's INSERT (``ON CONFLICT (consent_key) DO NOTHING``: a form already stored stores
 nothing). A code exchange takes the code with one ``UPDATE ... WHERE used_at IS NULL ... RETURNING`` that
 also checks the client, the code and the grant, stores the grant's refresh token hash, appends the audit
-record and reads the grant's adapter token. Values are prepared by the models' own fields (encryption,
-JSON, dates), so the rows are those the ORM would write.
+record and reads the grant's adapter token. A refresh inserts its new grant with the grant's accounts in one
+statement, and its audit record in another. Values are prepared by the models' own fields (encryption, JSON,
+dates), so the rows are those the ORM would write.
 
-Only PostgreSQL runs these (``available``); elsewhere the services write through the ORM in a transaction.
+Only PostgreSQL runs these (``available``); elsewhere the services write through the ORM in a transaction (the
+refresh's two inserts do so themselves).
 """
 
 from __future__ import annotations
