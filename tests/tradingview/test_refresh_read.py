@@ -97,3 +97,35 @@ def test_a_grant_left_without_accounts_loads_in_one_statement_as_the_orm_loads_i
 def test_an_unknown_refresh_token_finds_nothing(monkeypatch, presented):
     prepared, orm, _ = _both(monkeypatch, token_hash("not a refresh token"))
     assert prepared == orm == (None, [])
+
+
+@pytest.mark.parametrize("adapter_mode", ["", "500"])
+def test_a_refresh_through_the_orm_stores_what_the_statements_store(
+    monkeypatch, adapter, tv_client, presented, accounts, adapter_mode
+):
+    """Databases other than PostgreSQL read and write the refresh through the ORM: the same grants, accounts and
+    audit records, and the refresh token handed back works on either path."""
+    from accounts.models import AuditEvent
+    from tests.helpers.tradingview import token_post
+
+    old = Grant.objects.get(refresh_token_hash=presented)
+    adapter.sim.mode = adapter_mode
+    data = {"grant_type": "refresh_token", "client_secret": tv_client.secret}
+    with monkeypatch.context() as m:
+        m.setattr(statements, "available", lambda: False)
+        # The refresh token is only known by its hash here: a grant read through the ORM hands back a new one.
+        old.refresh_token_hash = token_hash("refresh-through-the-orm")
+        old.save(update_fields=["refresh_token_hash"])
+        response = token_post({**data, "refresh_token": "refresh-through-the-orm"})
+    assert response.status_code == 200, response.content
+    new = Grant.objects.get(state=Grant.State.ACTIVE)
+    old.refresh_from_db()
+    assert old.superseded_by_id == new.pk
+    assert sorted(new.accounts.values_list("pk", flat=True)) == sorted(a.pk for a in accounts)
+    assert new.degraded == (adapter_mode == "500")
+    record = AuditEvent.objects.get(action="refreshed")
+    assert record.detail["grant"] == new.pk
+    assert record.outcome == ("degraded" if adapter_mode else "ok")
+    adapter.sim.mode = ""
+    again = token_post({**data, "refresh_token": response.json()["refresh_token"]})
+    assert again.status_code == 200, again.content
