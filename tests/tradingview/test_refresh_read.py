@@ -113,7 +113,7 @@ def test_a_refresh_through_the_orm_stores_what_the_statements_store(
     data = {"grant_type": "refresh_token", "client_secret": tv_client.secret}
     with monkeypatch.context() as m:
         m.setattr(statements, "available", lambda: False)
-        # The refresh token is only known by its hash here: a grant read through the ORM hands back a new one.
+        # The fixture keeps only the refresh token's hash: give the grant one whose token this test knows.
         old.refresh_token_hash = token_hash("refresh-through-the-orm")
         old.save(update_fields=["refresh_token_hash"])
         response = token_post({**data, "refresh_token": "refresh-through-the-orm"})
