@@ -258,10 +258,11 @@ def grant_for_refresh_token(
     grant.ctid = ctid = _loaded(Ctid, k_names, first[k_at : k_at + len(k_names)])
     accounts = []
     for row in rows:
-        # No account: a grant left without any. One that moved to another cTID is not this grant's any more.
-        if row[a_at] is None or row[a_at + 1] != ctid.pk:
-            continue
+        if row[a_at] is None:
+            continue  # a grant left without accounts
         account = _loaded(TradingAccount, a_names, row[a_at : a_at + len(a_names)])
+        if account.ctid_id != ctid.pk:
+            continue  # moved to another cTID: not this grant's any more
         account.ctid = ctid
         account.jurisdiction = (
             None if row[j_at] is None else _loaded(Jurisdiction, j_names, row[j_at : j_at + len(j_names)])
@@ -289,7 +290,7 @@ def _refresh_grant_statement(
     grant_fields: tuple[str, ...], client_fields: tuple[str, ...], trader_fields: tuple[str, ...]
 ) -> tuple[str, tuple[tuple[tuple[str, ...], int], ...]]:
     """The statement of ``grant_for_refresh_token`` and, per model it reads, its columns' attribute names and
-    where they start in a row: grant, client, trader, cTID, account (``id``, ``ctid_id`` first), broker entity."""
+    where they start in a row (``id`` first): grant, client, trader, cTID, account, broker entity."""
     grant = _attnames(Grant, (*grant_fields, "client", "trader", "ctid"))
     account_own = ("ctid", *(n for n in LINK_ACCOUNT_FIELDS if "__" not in n and n != "ctid"), "jurisdiction")
     parts = (

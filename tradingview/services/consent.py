@@ -406,9 +406,7 @@ def _grant_insert_orm(
             raise
         return None
     with transaction.atomic():
-        Grant.accounts.through.objects.bulk_create(
-            Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=pk) for pk in account_ids
-        )
+        statements.grant_accounts_insert_orm(grant_id=grant.pk, account_ids=account_ids)
         code.grant_id = grant.pk
         code.save(force_insert=True)
         audit.detail = {**audit.detail, "grant": grant.pk}

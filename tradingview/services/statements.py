@@ -117,6 +117,24 @@ def _row(
     return columns, values, params
 
 
+@functools.cache
+def _accounts_of_g() -> str:
+    """The WITH part that links the grant just inserted (``g``) to the accounts of an id array parameter."""
+    through = Grant.accounts.through._meta.db_table
+    # Table and column names come from the models' metadata; the ids are a parameter.
+    return (
+        f"a AS (INSERT INTO {_qn(through)} ({_qn('grant_id')}, {_qn('tradingaccount_id')})"  # noqa: S608
+        " SELECT g.id, account FROM g, unnest(%s::bigint[]) AS account)"
+    )
+
+
+def grant_accounts_insert_orm(*, grant_id: int, account_ids: Sequence[int]) -> None:
+    """The grant's account links through the ORM (databases other than PostgreSQL)."""
+    Grant.accounts.through.objects.bulk_create(
+        Grant.accounts.through(grant_id=grant_id, tradingaccount_id=pk) for pk in account_ids
+    )
+
+
 def grant_insert(
     *, grant: Grant, account_ids: Sequence[int], code: AuthorizationCode, audit: AuditEvent
 ) -> int | None:
@@ -125,7 +143,6 @@ def grant_insert(
     ``code.grant`` and ``audit.detail["grant"]`` are filled in from the new grant. None when a grant with the
     same ``consent_key`` exists: then nothing was stored.
     """
-    through = Grant.accounts.through
     grant_columns, grant_values, params = _row(grant)
     code_columns, code_values, code_params = _row(code, sql={"grant_id": ("g.id", [])})
     detail = dict(audit.detail)
@@ -137,9 +154,7 @@ def grant_insert(
     # Table and column names come from the models' metadata; every value is a parameter.
     statement = (
         f"WITH g AS (INSERT INTO {_qn(Grant._meta.db_table)} ({grant_columns}) VALUES ({grant_values})"  # noqa: S608
-        f" ON CONFLICT ({_qn('consent_key')}) DO NOTHING RETURNING {_qn('id')}),"
-        f" a AS (INSERT INTO {_qn(through._meta.db_table)} ({_qn('grant_id')}, {_qn('tradingaccount_id')})"
-        " SELECT g.id, account FROM g, unnest(%s::bigint[]) AS account),"
+        f" ON CONFLICT ({_qn('consent_key')}) DO NOTHING RETURNING {_qn('id')}), {_accounts_of_g()},"
         f" c AS (INSERT INTO {_qn(AuthorizationCode._meta.db_table)} ({code_columns}) SELECT {code_values} FROM g),"
         f" e AS (INSERT INTO {_qn(AuditEvent._meta.db_table)} ({audit_columns}) SELECT {audit_values} FROM g)"
         " SELECT id FROM g"
@@ -155,18 +170,13 @@ def grant_with_accounts_insert(*, grant: Grant, account_ids: Sequence[int]) -> N
     data-modifying WITH), the ORM elsewhere. Every field is prepared as ``save()`` prepares it."""
     if not available():
         grant.save(force_insert=True)
-        Grant.accounts.through.objects.bulk_create(
-            Grant.accounts.through(grant_id=grant.pk, tradingaccount_id=pk) for pk in account_ids
-        )
+        grant_accounts_insert_orm(grant_id=grant.pk, account_ids=account_ids)
         return
-    through = Grant.accounts.through
     columns, values, params = _row(grant)
     # Table and column names come from the models' metadata; every value is a parameter.
     statement = (
         f"WITH g AS (INSERT INTO {_qn(Grant._meta.db_table)} ({columns}) VALUES ({values})"  # noqa: S608
-        f" RETURNING {_qn('id')}),"
-        f" a AS (INSERT INTO {_qn(through._meta.db_table)} ({_qn('grant_id')}, {_qn('tradingaccount_id')})"
-        " SELECT g.id, account FROM g, unnest(%s::bigint[]) AS account)"
+        f" RETURNING {_qn('id')}), {_accounts_of_g()}"
         " SELECT id FROM g"
     )
     with prepared.cursor() as cursor:
