@@ -10,7 +10,6 @@
 """
 
 import hashlib
-import json
 import secrets
 
 from django.conf import settings
@@ -33,22 +32,22 @@ _FORM = engines["django"].from_string(
 
 
 def _generate_token() -> str:
+    # Made as the link makes it (tradingview/adapter.py): a JSON body, no redirects followed.
     response = _session.post(
         f"{settings.TRADINGVIEW_ADAPTER_URL}/generate/token",
-        data=json.dumps(
-            {
-                "userId": 14601,
-                "brokerNames": ["BESTBROKER"],
-                "ctidTraderAccountIds": [137780091, 137792301],
-                "isVerified": True,
-            }
-        ),
+        json={
+            "userId": 14601,
+            "brokerNames": ["BESTBROKER"],
+            "ctidTraderAccountIds": [137780091, 137792301],
+            "isVerified": True,
+        },
         headers={
             "Content-Type": "application/json",
             "Accept": "application/json",
             "Authorization": f"Bearer {settings.TRADINGVIEW_ADAPTER_TOKEN}",
         },
         timeout=http.timeout(),
+        allow_redirects=False,
     )
     return str(response.json()["d"])
 
