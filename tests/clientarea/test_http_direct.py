@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -38,6 +39,8 @@ def _answer(path: str) -> tuple[bytes, bytes, float]:
         return b"200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip", b"not gzip at all", 0
     if base == "/text":
         return b"200 OK\r\nContent-Type: text/plain", "d\xe9j\xe0".encode("latin-1"), 0
+    if base == "/adapter/generate/token":
+        return b"200 OK\r\nContent-Type: application/json", b'{"s": "ok", "d": "tv-adapter-token"}', 0
     if base == "/empty":
         return b"204 No Content", b"", 0
     if base == "/redirect":
@@ -336,3 +339,37 @@ def test_a_direct_call_retries_a_refused_connect_like_requests(monkeypatch):
     with pytest.raises(requests.ConnectionError):
         session.request("GET", f"http://127.0.0.1:{closed_port}/", allow_redirects=False, timeout=(1, 1))
     assert len(attempts) == 3
+
+
+def test_the_hot_peer_calls_take_the_direct_route(settings, monkeypatch):
+    # The Open API token refresh and the adapter's token request: if either ever asks for something the direct
+    # route leaves out, it falls back to requests silently; this says so instead.
+    from accounts.services.tokens import oauth_client
+    from tradingview import adapter
+
+    fallbacks = []
+    original = requests.Session.request
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        fallbacks.append(args[:2])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", counted)
+    with recording_peer() as (url, received):
+        settings.CTRADER_TOKEN_URL = f"{url}/apps/token"
+        settings.TRADINGVIEW_ADAPTER_URL = f"{url}/adapter"
+        settings.TRADINGVIEW_ADAPTER_TOKEN = "bearer-for-the-test"
+        pair = oauth_client().refresh(refresh_token="r" * 40)
+        generated = adapter.generate_token(
+            user_id=1, broker_names=["BROKER"], ctid_trader_account_ids=[2], is_verified=True
+        )
+    assert pair.access_token == "a" * 40
+    assert generated.token == "tv-adapter-token"
+    (_, token_request), (_, adapter_request) = received
+    method, target, _ = token_request.split(b" ", 2)
+    path, _, query = target.decode().partition("?")
+    assert (method, path) == (b"GET", "/apps/token")
+    assert parse_qs(query)["refresh_token"] == ["r" * 40]
+    assert adapter_request.startswith(b"POST /adapter/generate/token ")
+    assert b"Authorization: Bearer bearer-for-the-test" in adapter_request
+    assert fallbacks == []
