@@ -17,9 +17,9 @@ connections but is not meant to be shared between threads.
 The calls peer clients make (a method, a URL, query parameters, a JSON or bytes body, headers, timeouts, no
 redirects followed, the body read at once) go from the session straight to the urllib3 connection pool that
 ``requests`` itself would use, with the same headers on the wire, the same retries, the same ``requests``
-exceptions and a ``requests.Response`` with the body read: about half of a plain ``requests`` call's own CPU
+exceptions and a ``requests.Response`` with the body read: about a third of a plain ``requests`` call's CPU
 is the generality these calls do not use (merging cookies, hooks, authentication and environment settings
-into each request, redirect handling, cookie extraction). Peer sessions keep no cookies; a call that needs
+into each request, redirect handling, cookie extraction; ``bench/bench_http.py``). Peer sessions keep no cookies; a call that needs
 anything else goes through ``requests.Session.request`` unchanged.
 """
 
@@ -204,8 +204,8 @@ class DeadlineAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
-        # (URL up to its query, verify) -> (target path, pool key attributes), or None for a URL the direct
-        # route leaves to requests (see ``_target``).
+        # (URL as called, before the call's parameters are added; verify) -> (request target, pool key
+        # attributes), or None for a URL the direct route leaves to requests (see ``_target``).
         self.targets: dict[tuple[str, Any], _Target | None] = {}
 
 
