@@ -9,6 +9,7 @@ requests exception is never chained to it, because its text holds the URL.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, Required, TypedDict, Unpack
@@ -32,16 +33,24 @@ def mount_without_retries(session: requests.Session, url: str, **adapter_options
 
 
 def not_sent(exc: BaseException) -> bool:
-    """True when the request certainly never left: DNS failure, connection refused, connect timeout."""
+    """True when the request certainly never left: DNS failure, connection refused, connect timeout, a peer
+    certificate refused during the TLS handshake."""
     seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
+    stack: list[object] = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        # Exceptions only: some carry other things under the attributes followed (an SSL error's ``reason`` is
+        # a string).
+        if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
         if isinstance(
-            current, NewConnectionError | ConnectTimeoutError | NameResolutionError | requests.ConnectTimeout
+            current,
+            NewConnectionError
+            | ConnectTimeoutError
+            | NameResolutionError
+            | requests.ConnectTimeout
+            | ssl.SSLCertVerificationError,
         ):
             return True
         if getattr(current, "request_sent", None) is False:

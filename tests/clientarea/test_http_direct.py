@@ -8,13 +8,8 @@ compared: what the peer received, byte for byte, and what the caller got back or
 
 from __future__ import annotations
 
-import gzip
-import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,95 +19,8 @@ from urllib3.util.retry import Retry
 
 from accounts.ctrader.transport import mount_without_retries, not_sent
 from clientarea import http
+from tests.helpers.peers import recording_peer, tls_peer
 from tests.trickle import trickling_server
-
-BODY = json.dumps({"accessToken": "a" * 40, "refreshToken": "r" * 40, "expiresIn": 2628000}).encode()
-
-
-def _answer(path: str) -> tuple[bytes, bytes, float]:
-    """(head, body, pause before answering) for each path the peer knows."""
-    base = path.split("?", 1)[0]
-    if base == "/gzip":
-        body = gzip.compress(BODY)
-        return b"200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip", body, 0
-    if base == "/bad-gzip":
-        return b"200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip", b"not gzip at all", 0
-    if base == "/text":
-        return b"200 OK\r\nContent-Type: text/plain", "d\xe9j\xe0".encode("latin-1"), 0
-    if base == "/adapter/generate/token":
-        return b"200 OK\r\nContent-Type: application/json", b'{"s": "ok", "d": "tv-adapter-token"}', 0
-    if base == "/empty":
-        return b"204 No Content", b"", 0
-    if base == "/redirect":
-        return b"302 Found\r\nLocation: /json", b"", 0
-    if base == "/cookie":
-        return b"200 OK\r\nContent-Type: application/json\r\nSet-Cookie: seen=1; Path=/", BODY, 0
-    if base == "/slow":
-        return b"200 OK\r\nContent-Type: application/json", BODY, 1.5
-    if base == "/error":
-        return b"503 Service Unavailable\r\nContent-Type: application/json", b'{"error": "busy"}', 0
-    return b"200 OK\r\nContent-Type: application/json; charset=utf-8\r\nX-Peer: yes", BODY, 0
-
-
-@contextmanager
-def recording_peer() -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
-    """A keep-alive HTTP/1.1 peer on loopback; yields its base URL and the (client port, raw request) it got."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
-    received: list[tuple[int, bytes]] = []
-    stop = threading.Event()
-
-    def serve(conn: socket.socket, client_port: int) -> None:
-        buffer = b""
-        with conn:
-            conn.settimeout(5)
-            while not stop.is_set():
-                try:
-                    while b"\r\n\r\n" not in buffer:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                    head, _, rest = buffer.partition(b"\r\n\r\n")
-                    length = 0
-                    for line in head.split(b"\r\n")[1:]:
-                        name, _, value = line.partition(b":")
-                        if name.strip().lower() == b"content-length":
-                            length = int(value)
-                    while len(rest) < length:
-                        rest += conn.recv(65536)
-                    received.append((client_port, head + b"\r\n\r\n" + rest[:length]))
-                    buffer = rest[length:]
-                    path = head.split(b" ")[1].decode()
-                    if path.startswith("/truncated"):
-                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
-                        return
-                    status, body, pause = _answer(path)
-                    if pause and stop.wait(pause):
-                        return
-                    conn.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-                except OSError:
-                    return
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, address = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn, address[1]), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(timeout=2)
 
 
 def _sessions(**options: Any) -> tuple[http.Session, http.Session]:
@@ -373,3 +281,37 @@ def test_the_hot_peer_calls_take_the_direct_route(settings, monkeypatch):
     assert adapter_request.startswith(b"POST /adapter/generate/token ")
     assert b"Authorization: Bearer bearer-for-the-test" in adapter_request
     assert fallbacks == []
+
+
+@pytest.mark.parametrize("case", ["GET with query parameters", "POST with JSON", "gzip body"])
+def test_over_tls_the_direct_route_sends_and_returns_what_requests_does(case, tmp_path):
+    context, ca = tls_peer()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    method, path, options = CALLS[case]
+    direct, through_requests = _sessions(deadline=10)
+    with recording_peer(tls=context) as (url, received):
+        got = []
+        for session in (direct, through_requests):
+            session.verify = str(bundle)
+            response = session.request(method, url + path, allow_redirects=False, timeout=(5, 5), **options)
+            got.append(_seen(response))
+    assert url.startswith("https://")
+    assert got[0] == got[1]
+    assert got[0]["status"] == 200
+    (_, sent_a), (_, sent_b) = received
+    assert sent_a == sent_b
+
+
+@pytest.mark.parametrize("connect_retries", [0, 2])
+def test_an_untrusted_certificate_is_refused_the_same_way(connect_retries):
+    # verify=True: the bundle requests ships, which does not hold the test CA.
+    context, _ = tls_peer()
+    with recording_peer(tls=context) as (url, received):
+        results = [
+            _failure(lambda s=session: s.request("GET", url + "/json", allow_redirects=False, timeout=(2, 2)))
+            for session in _sessions(deadline=10, connect_retries=connect_retries)
+        ]
+    assert results[0] == results[1]
+    assert results[0][0] is requests.exceptions.SSLError
+    assert received == []

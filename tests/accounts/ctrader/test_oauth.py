@@ -10,6 +10,7 @@ import pytest
 from accounts.ctrader.oauth import CtraderOAuth, TokenRejected, TokenTransientError
 from clientarea import http
 from sandbox.httpd import Request, Response
+from tests.helpers.peers import recording_peer, tls_peer
 
 SECRET = "s3cr3t-client-secret"
 
@@ -181,3 +182,14 @@ def test_connection_refused_is_transient_and_certainly_not_sent():
         client(f"http://127.0.0.1:{port}", connect_attempts=2).refresh(refresh_token="RT1")
     assert info.value.may_have_been_sent is False
     assert "RT1" not in str(info.value)
+
+
+def test_an_untrusted_certificate_is_transient_and_certainly_not_sent():
+    # A TLS handshake that fails on the peer's certificate: nothing of the request left, so the stored refresh
+    # token is certainly still valid (no ambiguous follow-up), and the failure is the client's own exception.
+    context, _ = tls_peer()
+    with recording_peer(tls=context) as (url, received), pytest.raises(TokenTransientError) as info:
+        client(url, connect_attempts=2).refresh(refresh_token="RT1")
+    assert info.value.may_have_been_sent is False
+    assert "RT1" not in str(info.value)
+    assert received == []
