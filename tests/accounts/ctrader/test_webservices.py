@@ -18,9 +18,11 @@ from accounts.ctrader.webservices import (
     WebServicesTransient,
     md5_hex,
 )
+from clientarea import http
 from sandbox.httpd import RunningServer, serve
 from sandbox.webservices_server import WebServicesSim
 from sandbox.world import Grant, World, demo_world
+from tests.helpers.peers import recording_peer, tls_peer
 
 MANAGER_LOGIN, MANAGER_PASSWORD = 30001, "manager-pass-Ω-2026"
 TRADING_PASSWORD = "Trad1ng-Secret!"
@@ -283,3 +285,20 @@ def test_money_fields_are_integers_with_money_digits(sim) -> None:
     assert trader.money_digits == 8
     assert trader.balance == 52_015_000_000
     assert trader.amount(trader.balance) == pytest.approx(520.15)
+
+
+def test_an_untrusted_certificate_is_transient_and_leaves_no_secret() -> None:
+    # The manager token request to a host whose TLS certificate is refused: nothing of it left the machine.
+    context, _ = tls_peer()
+    with recording_peer(tls=context) as (url, received):
+        client = WebServicesClient(
+            base_url=url, manager_login=MANAGER_LOGIN, manager_password=MANAGER_PASSWORD,
+            session=http.session(), timeout=(0.5, 0.5), sleep=lambda _: None,
+        )  # fmt: skip
+        with pytest.raises(WebServicesTransient) as caught:
+            client.trader_groups()
+    assert caught.value.error_code == "UNREACHABLE"
+    assert received == []
+    text = f"{caught.value!s} {caught.value!r} {caught.value.__cause__!r} {caught.value.__context__!r}"
+    assert md5_hex(MANAGER_PASSWORD) not in text
+    assert MANAGER_PASSWORD not in text
