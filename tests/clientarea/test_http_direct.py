@@ -73,6 +73,7 @@ CALLS = {
     ),
     "lower-case method": ("get", "/json", {}),
     "gzip body": ("GET", "/gzip", {}),
+    "chunked body": ("GET", "/chunked", {}),
     "text without a charset": ("GET", "/text", {}),
     "no content": ("GET", "/empty", {}),
     "redirect not followed": ("GET", "/redirect", {}),

@@ -81,6 +81,14 @@ def recording_peer(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, lis
                     received.append((client_port, head + b"\r\n\r\n" + rest[:length]))
                     buffer = rest[length:]
                     path = head.split(b" ")[1].decode()
+                    if path.startswith("/chunked"):
+                        half = len(BODY) // 2
+                        conn.sendall(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + b"%x\r\n%s\r\n" % (half, BODY[:half])
+                            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(BODY) - half, BODY[half:])
+                        )
+                        continue
                     if path.startswith("/truncated"):
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
                         return
