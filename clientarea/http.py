@@ -19,8 +19,8 @@ redirects followed, the body read at once) go from the session straight to the u
 ``requests`` itself would use, with the same headers on the wire, the same retries, the same ``requests``
 exceptions and a ``requests.Response`` with the body read: about a third of a plain ``requests`` call's CPU
 is the generality these calls do not use (merging cookies, hooks, authentication and environment settings
-into each request, redirect handling, cookie extraction; ``bench/bench_http.py``). Peer sessions keep no cookies; a call that needs
-anything else goes through ``requests.Session.request`` unchanged.
+into each request, redirect handling, cookie extraction; ``bench/bench_http.py``). Peer sessions keep no
+cookies; a call that needs anything else goes through ``requests.Session.request`` unchanged.
 """
 
 from __future__ import annotations
@@ -408,7 +408,7 @@ def _send_direct(
     response.url = url
     response.request = request
     response.connection = adapter
-    response._content = _read(raw, request)
+    response._content = _read(raw)
     response._content_consumed = True  # type: ignore[attr-defined]
     response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
     return response
@@ -442,7 +442,7 @@ def _sending_error(exc: Exception, request: requests.PreparedRequest) -> Excepti
     return exc
 
 
-def _read(raw: BaseHTTPResponse, request: requests.PreparedRequest) -> bytes:
+def _read(raw: BaseHTTPResponse) -> bytes:
     """The whole body, decoded as requests decodes it, with the exceptions ``Response.content`` raises."""
     try:
         return raw.read(decode_content=True) or b""

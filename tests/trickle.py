@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tests.helpers.peers import accepting
+
 
 @contextmanager
 def trickling_server(*, interval: float, body_first: bool = False, limit: float = 20.0) -> Iterator[str]:
@@ -15,14 +17,11 @@ def trickling_server(*, interval: float, body_first: bool = False, limit: float 
     ``body_first``: send the status line and headers at once and trickle only the body; otherwise the status
     line itself trickles. Yields the base URL.
     """
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
     stop = threading.Event()
     body = b'{"padding": "' + b"x" * 985 + b'"}'
     headers = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
 
-    def serve(conn: socket.socket) -> None:
+    def serve(conn: socket.socket, _client_port: int) -> None:
         with conn:
             conn.settimeout(1.0)
             try:
@@ -39,21 +38,5 @@ def trickling_server(*, interval: float, body_first: bool = False, limit: float 
             except OSError:
                 return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    with accepting(serve, stop) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        thread.join(2)
-        listener.close()

@@ -98,8 +98,10 @@ def test_the_direct_route_sends_and_returns_what_requests_does(case):
     assert port_again == port_a != port_b
 
 
-def test_a_peer_call_does_not_go_through_requests_session_machinery(monkeypatch):
-    calls = []
+@pytest.fixture
+def through_requests_calls(monkeypatch) -> list[tuple[Any, ...]]:
+    """The (method, URL) of every call that goes through ``requests.Session.request``, from now on."""
+    calls: list[tuple[Any, ...]] = []
     original = requests.Session.request
 
     def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -107,6 +109,11 @@ def test_a_peer_call_does_not_go_through_requests_session_machinery(monkeypatch)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(requests.Session, "request", counted)
+    return calls
+
+
+def test_a_peer_call_does_not_go_through_requests_session_machinery(through_requests_calls):
+    calls = through_requests_calls
     session = http.session(deadline=10)
     with recording_peer() as (url, _):
         assert (
@@ -250,20 +257,12 @@ def test_a_direct_call_retries_a_refused_connect_like_requests(monkeypatch):
     assert len(attempts) == 3
 
 
-def test_the_hot_peer_calls_take_the_direct_route(settings, monkeypatch):
+def test_the_hot_peer_calls_take_the_direct_route(settings, through_requests_calls):
     # The Open API token refresh and the adapter's token request: if either ever asks for something the direct
     # route leaves out, it falls back to requests silently; this says so instead.
     from accounts.services.tokens import oauth_client
     from tradingview import adapter
 
-    fallbacks = []
-    original = requests.Session.request
-
-    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        fallbacks.append(args[:2])
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(requests.Session, "request", counted)
     with recording_peer() as (url, received):
         settings.CTRADER_TOKEN_URL = f"{url}/apps/token"
         settings.TRADINGVIEW_ADAPTER_URL = f"{url}/adapter"
@@ -281,7 +280,7 @@ def test_the_hot_peer_calls_take_the_direct_route(settings, monkeypatch):
     assert parse_qs(query)["refresh_token"] == ["r" * 40]
     assert adapter_request.startswith(b"POST /adapter/generate/token ")
     assert b"Authorization: Bearer bearer-for-the-test" in adapter_request
-    assert fallbacks == []
+    assert through_requests_calls == []
 
 
 @pytest.mark.parametrize("case", ["GET with query parameters", "POST with JSON", "gzip body"])

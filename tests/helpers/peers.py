@@ -1,4 +1,5 @@
-"""A loopback HTTP/1.1 peer that records every raw request it gets and answers by path, over TLS if asked."""
+"""Loopback peers for the HTTP client tests: the accept loop they share, and an HTTP/1.1 peer that records every
+raw request it gets and answers by path, over TLS if asked."""
 
 from __future__ import annotations
 
@@ -8,12 +9,39 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import trustme
 
 BODY = json.dumps({"accessToken": "a" * 40, "refreshToken": "r" * 40, "expiresIn": 2628000}).encode()
+
+
+@contextmanager
+def accepting(serve: Callable[[socket.socket, int], None], stop: threading.Event) -> Iterator[int]:
+    """A loopback listener handing every connection to ``serve(connection, client port)`` in a thread of its
+    own; yields the port. At the end of the block ``stop`` is set and the listener closed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, address = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn, address[1]), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=2)
 
 
 def _answer(path: str) -> tuple[bytes, bytes, float]:
@@ -46,9 +74,6 @@ def recording_peer(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, lis
     """A keep-alive HTTP/1.1 peer on loopback; yields its base URL and the (client port, raw request) it got.
 
     With ``tls``, the peer speaks HTTPS with that server context."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    port = listener.getsockname()[1]
     received: list[tuple[int, bytes]] = []
     stop = threading.Event()
 
@@ -99,24 +124,8 @@ def recording_peer(tls: ssl.SSLContext | None = None) -> Iterator[tuple[str, lis
                 except OSError:
                     return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, address = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn, address[1]), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
+    with accepting(serve, stop) as port:
         yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", received
-    finally:
-        stop.set()
-        listener.close()
-        thread.join(timeout=2)
 
 
 @functools.cache
