@@ -7,6 +7,7 @@ Each simulator contributes routes ``(method, path, handler)``; a handler takes a
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -73,6 +74,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     routes: list[Route]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before its answer is written (a call cut at its deadline, a closed browser
+        # tab) is not the simulator's error: no traceback on stderr for it. Anything else is reported as before.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
