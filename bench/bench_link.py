@@ -12,7 +12,10 @@
    bench/settings.py adds).
 2. Database statements per link for 10 and for 200 chosen accounts (must not grow; 3, 4 and 1 as
    tests/tradingview/test_link_queries.py pins them).
-3. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
+3. CPU per request, step by step, of the link and the fair floor made one request at a time in this process:
+   the serving thread's and its PostgreSQL backend's (where the throughput run splits the database's CPU only
+   by operation).
+4. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
    simulator, the load generator and whatever else runs on the machine (read from /proc before and after
    each measurement), so a ratio measured on a busy machine can be read for what it is.
 
@@ -42,9 +45,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -529,11 +535,15 @@ def throughput(
         adapter.wait(timeout=20)
 
 
-def queries_per_link(accounts: int) -> dict[str, int]:
+@contextmanager
+def in_process_link(accounts: int) -> Iterator[tuple[Any, str, str, list[int]]]:
+    """An adapter simulator for this process and a trader with ``accounts`` accounts, signed in to a test client
+    as a browser that has been signed in for a while (and as tests/tradingview/test_link_queries.py counts):
+    the session's last-seen time written and the brand cached by an earlier page. Yields the client, the OAuth
+    client's id and secret, and the account ids."""
     from django.conf import settings
-    from django.db import connection
+    from django.contrib.auth import get_user_model
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     port = free_port()
     adapter = subprocess.Popen(
@@ -544,13 +554,21 @@ def queries_per_link(accounts: int) -> dict[str, int]:
         settings.TRADINGVIEW_ADAPTER_URL = f"http://127.0.0.1:{port}/adapter"
         settings.TRADINGVIEW_ADAPTER_TOKEN = BEARER
         client_id, secret, [(user_pk, account_ids)] = setup_data(accounts, 1)
-        from django.contrib.auth import get_user_model
-
         browser = Client()
         browser.force_login(get_user_model().objects.get(pk=user_pk))
-        # As in a browser that has been signed in for a while (and as tests/tradingview/test_link_queries.py
-        # counts): the session's last-seen time written and the brand cached by an earlier page.
         browser.get("/")
+        yield browser, client_id, secret, account_ids
+    finally:
+        adapter.terminate()
+        adapter.wait(timeout=20)
+
+
+def queries_per_link(accounts: int) -> dict[str, int]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    with in_process_link(accounts) as (browser, client_id, secret, account_ids):
         counts: dict[str, int] = {}
         params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "s"}
         with CaptureQueriesContext(connection) as q:
@@ -574,9 +592,112 @@ def queries_per_link(accounts: int) -> dict[str, int]:
         counts["token"] = len(q)
         counts["total"] = counts["authorize"] + counts["consent"] + counts["token"]
         return counts
-    finally:
-        adapter.terminate()
-        adapter.wait(timeout=20)
+
+
+def backend_cpu_ns() -> int:
+    """CPU time the PostgreSQL backend serving this process's connection has used so far, in ns
+    (/proc/<pid>/schedstat: exact, where /proc/<pid>/stat counts clock ticks)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    with open(f"/proc/{connection.connection.info.backend_pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+def serial_cpu_per_step(links: int) -> dict[str, dict[str, tuple[float, float]]]:
+    """CPU ms per request, step by step, of the link and the fair floor made one request at a time in this
+    process (Django's test client, the adapter in a process of its own): (this thread, its database backend).
+    Where the throughput run splits the database's CPU only by operation, this splits it by step."""
+    from django.test import Client
+
+    used: dict[str, dict[str, list[float]]] = {
+        name: {step: [0.0, 0.0] for step in STEPS} for name in ("link", "fair floor", "warm-up")
+    }
+
+    def timed(name: str, step: str, request: Callable[[], Any]) -> Any:
+        web, db = time.thread_time_ns(), backend_cpu_ns()
+        response = request()
+        used[name][step][0] += time.thread_time_ns() - web
+        used[name][step][1] += backend_cpu_ns() - db
+        return response
+
+    form = "application/x-www-form-urlencoded"
+    with in_process_link(2) as (browser, client_id, secret, account_ids):
+        token_client = Client()
+
+        def link(name: str = "link") -> None:
+            params = {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": REDIRECT_URI,
+                "state": "s",
+            }
+            page = timed(name, "authorize", lambda: browser.get("/tradingview/oauth/authorize", params))
+            text = page.content.decode()
+            fields = {
+                "csrfmiddlewaretoken": CSRF.search(text).group(1),
+                "consent": NONCE.search(text).group(1),
+                "action": "allow",
+                "accounts": account_ids,
+            }
+            consent = timed(
+                name,
+                "consent",
+                lambda: browser.post("/tradingview/oauth/authorize", urlencode(fields, doseq=True), form),
+            )
+            code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
+            body = urlencode(
+                {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": REDIRECT_URI,
+                    "client_id": client_id,
+                    "client_secret": secret,
+                }
+            )
+            token = timed(name, "token", lambda: token_client.post("/tradingview/oauth/token", body, form))
+            assert token.status_code == 200, token.content
+
+        def fair(name: str = "fair floor") -> None:
+            page = timed(name, "authorize", lambda: browser.get("/bench/fair/authorize"))
+            fields = {"csrfmiddlewaretoken": CSRF.search(page.content.decode()).group(1), "action": "allow"}
+            consent = timed(
+                name, "consent", lambda: browser.post("/bench/fair/authorize", urlencode(fields), form)
+            )
+            code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
+            token = timed(
+                name, "token", lambda: token_client.post("/bench/fair/token", urlencode({"code": code}), form)
+            )
+            assert token.status_code == 200, token.content
+
+        for _ in range(50):  # warm up, uncounted
+            link("warm-up")
+            fair("warm-up")
+        for _ in range(links):  # in turns, so both see the same machine
+            link()
+            fair()
+    return {
+        name: {step: (web / links / 1e6, db / links / 1e6) for step, (web, db) in steps.items()}
+        for name, steps in used.items()
+        if name != "warm-up"
+    }
+
+
+def print_serial(links: int, measured: dict[str, dict[str, tuple[float, float]]]) -> None:
+    print(
+        f"\nCPU ms per request, one request at a time in this process ({links} links and fair-floor links in turns,"
+        "\nDjango's test client): the serving thread (web) and the PostgreSQL backend serving it (db)."
+    )
+    print(f"  {'':<12}" + "".join(f"{step:>16}" for step in (*STEPS, "total")))
+    print(f"  {'':<12}" + f"{'web':>10}{'db':>6}" * (len(STEPS) + 1))
+    for name, steps in measured.items():
+        web = sum(w for w, _ in steps.values())
+        db = sum(d for _, d in steps.values())
+        print(
+            f"  {name:<12}"
+            + "".join(f"{w:10.2f}{d:6.2f}" for w, d in steps.values())
+            + f"{web:10.2f}{db:6.2f}"
+        )
 
 
 FLOOR_TEXT = """
@@ -670,6 +791,12 @@ def main() -> None:
         help="Redis URL for the runs with the cache and the sessions in Redis (default $BENCH_REDIS_URL; none: "
         "database only)",
     )
+    parser.add_argument(
+        "--serial",
+        type=int,
+        default=500,
+        help="links for the CPU per step one request at a time (default 500)",
+    )
     parser.add_argument("--serve-adapter", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_adapter:
@@ -697,6 +824,8 @@ def measure_all(args: argparse.Namespace) -> None:
         print(f"  {n:>3} accounts: {counts}")
     growth = "constant" if small["total"] == large["total"] else "GROWS"
     print(f"  -> {growth} ({small['total']} vs {large['total']}); the fair floor makes 6")
+
+    print_serial(args.serial, serial_cpu_per_step(args.serial))
 
     print(FLOOR_TEXT)
     print(
