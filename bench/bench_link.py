@@ -563,35 +563,73 @@ def in_process_link(accounts: int) -> Iterator[tuple[Any, str, str, list[int]]]:
         adapter.wait(timeout=20)
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def link_in_process(
+    browser: Any,
+    token_client: Any,
+    client_id: str,
+    secret: str,
+    account_ids: list[int],
+    step: Callable[..., Any],
+) -> None:
+    """One link through Django's test clients, as the load generator makes it (``one_link``); each request is
+    made by ``step(name, request)``, which calls ``request()`` and returns its response."""
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "s"}
+    page = step("authorize", lambda: browser.get("/tradingview/oauth/authorize", params))
+    text = page.content.decode()
+    fields = {
+        "csrfmiddlewaretoken": CSRF.search(text).group(1),
+        "consent": NONCE.search(text).group(1),
+        "action": "allow",
+        "accounts": account_ids,
+    }
+    consent = step(
+        "consent", lambda: browser.post("/tradingview/oauth/authorize", urlencode(fields, doseq=True), FORM)
+    )
+    code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
+    body = urlencode(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            "client_secret": secret,
+        }
+    )
+    token = step("token", lambda: token_client.post("/tradingview/oauth/token", body, FORM))
+    assert token.status_code == 200, token.content
+
+
+def fair_link_in_process(browser: Any, token_client: Any, step: Callable[..., Any]) -> None:
+    """The fair floor's link through Django's test clients, as ``fair_link`` makes it; requests as in
+    ``link_in_process``."""
+    page = step("authorize", lambda: browser.get("/bench/fair/authorize"))
+    fields = {"csrfmiddlewaretoken": CSRF.search(page.content.decode()).group(1), "action": "allow"}
+    consent = step("consent", lambda: browser.post("/bench/fair/authorize", urlencode(fields), FORM))
+    code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
+    token = step("token", lambda: token_client.post("/bench/fair/token", urlencode({"code": code}), FORM))
+    assert token.status_code == 200, token.content
+
+
 def queries_per_link(accounts: int) -> dict[str, int]:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
+    counts: dict[str, int] = {}
+
+    def counted(name: str, request: Callable[[], Any]) -> Any:
+        with CaptureQueriesContext(connection) as q:
+            response = request()
+        counts[name] = len(q)
+        return response
+
     with in_process_link(accounts) as (browser, client_id, secret, account_ids):
-        counts: dict[str, int] = {}
-        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT_URI, "state": "s"}
-        with CaptureQueriesContext(connection) as q:
-            page = browser.get("/tradingview/oauth/authorize", params)
-        counts["authorize"] = len(q)
-        nonce = NONCE.search(page.content.decode()).group(1)
-        with CaptureQueriesContext(connection) as q:
-            consent = browser.post(
-                "/tradingview/oauth/authorize", {"consent": nonce, "action": "allow", "accounts": account_ids}
-            )
-        counts["consent"] = len(q)
-        code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
-        with CaptureQueriesContext(connection) as q:
-            token = Client().post(
-                "/tradingview/oauth/token",
-                f"grant_type=authorization_code&code={code}&redirect_uri={REDIRECT_URI}"
-                f"&client_id={client_id}&client_secret={secret}",
-                content_type="application/x-www-form-urlencoded",
-            )
-        assert token.status_code == 200, token.content
-        counts["token"] = len(q)
-        counts["total"] = counts["authorize"] + counts["consent"] + counts["token"]
-        return counts
+        link_in_process(browser, Client(), client_id, secret, account_ids, counted)
+    counts["total"] = counts["authorize"] + counts["consent"] + counts["token"]
+    return counts
 
 
 def backend_cpu_ns() -> int:
@@ -614,68 +652,23 @@ def serial_cpu_per_step(links: int) -> dict[str, dict[str, tuple[float, float]]]
         name: {step: [0.0, 0.0] for step in STEPS} for name in ("link", "fair floor", "warm-up")
     }
 
-    def timed(name: str, step: str, request: Callable[[], Any]) -> Any:
-        web, db = time.thread_time_ns(), backend_cpu_ns()
-        response = request()
-        used[name][step][0] += time.thread_time_ns() - web
-        used[name][step][1] += backend_cpu_ns() - db
-        return response
+    def timed(name: str) -> Callable[[str, Callable[[], Any]], Any]:
+        def step(step_name: str, request: Callable[[], Any]) -> Any:
+            web, db = time.thread_time_ns(), backend_cpu_ns()
+            response = request()
+            used[name][step_name][0] += time.thread_time_ns() - web
+            used[name][step_name][1] += backend_cpu_ns() - db
+            return response
 
-    form = "application/x-www-form-urlencoded"
+        return step
+
     with in_process_link(2) as (browser, client_id, secret, account_ids):
         token_client = Client()
-
-        def link(name: str = "link") -> None:
-            params = {
-                "response_type": "code",
-                "client_id": client_id,
-                "redirect_uri": REDIRECT_URI,
-                "state": "s",
-            }
-            page = timed(name, "authorize", lambda: browser.get("/tradingview/oauth/authorize", params))
-            text = page.content.decode()
-            fields = {
-                "csrfmiddlewaretoken": CSRF.search(text).group(1),
-                "consent": NONCE.search(text).group(1),
-                "action": "allow",
-                "accounts": account_ids,
-            }
-            consent = timed(
-                name,
-                "consent",
-                lambda: browser.post("/tradingview/oauth/authorize", urlencode(fields, doseq=True), form),
-            )
-            code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
-            body = urlencode(
-                {
-                    "grant_type": "authorization_code",
-                    "code": code,
-                    "redirect_uri": REDIRECT_URI,
-                    "client_id": client_id,
-                    "client_secret": secret,
-                }
-            )
-            token = timed(name, "token", lambda: token_client.post("/tradingview/oauth/token", body, form))
-            assert token.status_code == 200, token.content
-
-        def fair(name: str = "fair floor") -> None:
-            page = timed(name, "authorize", lambda: browser.get("/bench/fair/authorize"))
-            fields = {"csrfmiddlewaretoken": CSRF.search(page.content.decode()).group(1), "action": "allow"}
-            consent = timed(
-                name, "consent", lambda: browser.post("/bench/fair/authorize", urlencode(fields), form)
-            )
-            code = parse_qs(urlsplit(consent["Location"]).query)["code"][0]
-            token = timed(
-                name, "token", lambda: token_client.post("/bench/fair/token", urlencode({"code": code}), form)
-            )
-            assert token.status_code == 200, token.content
-
-        for _ in range(50):  # warm up, uncounted
-            link("warm-up")
-            fair("warm-up")
-        for _ in range(links):  # in turns, so both see the same machine
-            link()
-            fair()
+        # Warmed up uncounted, then in turns, so both see the same machine.
+        for (link_as, fair_as), times in ((("warm-up", "warm-up"), 50), (("link", "fair floor"), links)):
+            for _ in range(times):
+                link_in_process(browser, token_client, client_id, secret, account_ids, timed(link_as))
+                fair_link_in_process(browser, token_client, timed(fair_as))
     return {
         name: {step: (web / links / 1e6, db / links / 1e6) for step, (web, db) in steps.items()}
         for name, steps in used.items()
