@@ -355,7 +355,7 @@ def consent_recheck(
     ids = [int(i) for i in account_ids]
     # One array parameter where statements are prepared, so the text does not change with the number of ids.
     in_ids, id_params = (
-        ("= ANY(%s::bigint[])", [ids])
+        ("= ANY(%s::bigint[])", [prepared.bigint_array(ids)])
         if prepared.enabled()
         else (f"IN ({', '.join(['%s'] * len(ids))})", ids)
     )

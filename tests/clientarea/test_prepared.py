@@ -291,3 +291,21 @@ def test_other_unsupported_statements_fail_as_they_are_and_leave_the_prepared_on
     with connection.cursor() as cursor:
         cursor.execute(PREPARED_COUNT)
         assert cursor.fetchone()[0] == before
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_an_id_array_goes_as_an_array_literal_that_holds_nothing_but_integers():
+    from clientarea import prepared
+
+    assert prepared.bigint_array([3, 1, 2]) == "{3,1,2}"
+    assert prepared.bigint_array([]) == "{}"
+    assert prepared.bigint_array([True, 7]) == "{1,7}"
+    with pytest.raises(ValueError):
+        prepared.bigint_array(["1}, {2"])
+    with prepared.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(i ORDER BY i) FROM unnest(%s::bigint[]) AS i",
+            [prepared.bigint_array([9_000_000_000_002, 5])],
+        )
+        assert cursor.fetchone()[0] == [5, 9_000_000_000_002]

@@ -160,7 +160,7 @@ def grant_insert(
         " SELECT id FROM g"
     )
     with prepared.cursor() as cursor:
-        cursor.execute(statement, [*params, list(account_ids), *code_params, *audit_params])
+        cursor.execute(statement, [*params, prepared.bigint_array(account_ids), *code_params, *audit_params])
         row = cursor.fetchone()
     return int(row[0]) if row else None
 
@@ -180,7 +180,7 @@ def grant_with_accounts_insert(*, grant: Grant, account_ids: Sequence[int]) -> N
         " SELECT id FROM g"
     )
     with prepared.cursor() as cursor:
-        cursor.execute(statement, [*params, list(account_ids)])
+        cursor.execute(statement, [*params, prepared.bigint_array(account_ids)])
         grant.pk = cursor.fetchone()[0]
     grant._state.adding = False
     grant._state.db = DEFAULT_DB_ALIAS
