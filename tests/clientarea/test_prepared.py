@@ -301,7 +301,7 @@ def test_an_id_array_goes_as_an_array_literal_that_holds_nothing_but_integers():
     assert prepared.bigint_array([3, 1, 2]) == "{3,1,2}"
     assert prepared.bigint_array([]) == "{}"
     assert prepared.bigint_array([True, 7]) == "{1,7}"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal for int"):
         prepared.bigint_array(["1}, {2"])
     with prepared.cursor() as cursor:
         cursor.execute(
