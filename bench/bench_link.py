@@ -16,8 +16,10 @@
    the serving thread's and its PostgreSQL backend's (where the throughput run splits the database's CPU only
    by operation).
 4. CPU per operation, split between the web workers, the PostgreSQL backends serving them, the adapter
-   simulator, the load generator and whatever else runs on the machine (read from /proc before and after
-   each measurement), so a ratio measured on a busy machine can be read for what it is.
+   simulator, the load generator, whatever else runs on the machine and the time the hypervisor gave to other
+   virtual machines (steal) (read from /proc before and after each measurement), so a ratio measured on a busy
+   machine can be read for what it is; a measurement during which steal took 5% of the CPU or more is marked
+   noisy.
 
 Run (``DATABASE_URL`` names the PostgreSQL server: the benchmark works in a database of its own, created and
 migrated at the start and dropped at the end with everything it wrote, bench/scratch.py):
@@ -237,12 +239,23 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def machine_busy_ms() -> float:
-    """CPU time every core of the machine spent busy so far (all processes, everyone's), in ms."""
+def _machine_ticks() -> list[int]:
     with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
+        return [int(v) for v in f.readline().split()[1:]]
+
+
+def machine_busy_ms() -> float:
+    """CPU time every core of the machine spent busy so far (all processes, everyone's), in ms; the time the
+    hypervisor gave to other virtual machines (steal) is not in it."""
+    values = _machine_ticks()
     idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:8]) - idle) * TICK_MS
+    return (sum(values[:7]) - idle) * TICK_MS
+
+
+def machine_stolen_ms() -> float:
+    """CPU time the hypervisor took from this machine's cores for other virtual machines so far (steal), in ms:
+    time the benchmark's processes wanted to run and could not."""
+    return _machine_ticks()[7] * TICK_MS
 
 
 def db_backend_pids() -> list[int]:
@@ -271,11 +284,12 @@ class CpuMeter:
             "adapter": proc_cpu_ms(self.adapter_pid),
             "client": time.process_time() * 1000,
             "machine": machine_busy_ms(),
+            "stolen": machine_stolen_ms(),
         }
 
     @staticmethod
     def used(before: dict, after: dict) -> dict[str, float]:
-        used = {k: after[k] - before[k] for k in ("web", "adapter", "client", "machine")}
+        used = {k: after[k] - before[k] for k in ("web", "adapter", "client", "machine", "stolen")}
         used["db"] = sum(v - before["db"].get(p, 0.0) for p, v in after["db"].items())
         used["other"] = max(
             0.0, used["machine"] - used["web"] - used["db"] - used["adapter"] - used["client"]
@@ -761,13 +775,35 @@ def print_run(run: Run, threads: int) -> None:
             + f"{sum(steps.get(s, 0.0) for s in STEPS):9.2f}"
         )
     print(f"    {'bare floor (one request)':<41}{run.bare.steps.get('floor', 0.0):9.2f}")
-    print("    CPU ms per op    web     db  adapter  client   other  capacity")
+    print("    CPU ms per op    web     db  adapter  client   other  stolen  capacity")
     for name, cpu in (("link", run.link.cpu), ("fair floor", run.fair.cpu), ("bare floor", run.bare.cpu)):
         if cpu:
             print(
                 f"    {name:<12}{cpu['web']:7.1f}{cpu['db']:7.1f}{cpu['adapter']:9.1f}{cpu['client']:8.1f}"
-                f"{cpu['other']:8.1f}{cpu['capacity']:10.1f}"
+                f"{cpu['other']:8.1f}{cpu['stolen']:8.1f}{cpu['capacity']:10.1f}"
             )
+    if stolen_share(run) >= NOISY_STEAL:
+        print(f"    {steal_warning(run)}")
+
+
+# Above this share of the machine's CPU taken by the hypervisor during a measurement, its ratios are not to be
+# trusted: what is taken comes in bursts that fall unevenly on the link's and the floors' turns.
+NOISY_STEAL = 0.05
+
+
+def stolen_share(run: Run) -> float:
+    """The share of the machine's CPU the hypervisor took during the link's and the fair floor's turns."""
+    # Per operation, weighted by the operations of each: both had turns of the same length.
+    measured = [m for m in (run.link, run.fair) if m.cpu]
+    capacity = sum(m.cpu["capacity"] * m.rate for m in measured)
+    return sum(m.cpu["stolen"] * m.rate for m in measured) / capacity if capacity else 0.0
+
+
+def steal_warning(run: Run) -> str:
+    return (
+        f"noisy: the hypervisor took {stolen_share(run):.0%} of the machine's CPU during this measurement (steal);"
+        " its ratios move with where that fell, measure again"
+    )
 
 
 def main() -> None:
@@ -827,7 +863,8 @@ def measure_all(args: argparse.Namespace) -> None:
     print(
         "CPU ms per operation, by consumer: web = gunicorn workers, db = PostgreSQL backends serving them,\n"
         "adapter = the simulator, client = this load generator, other = everything else on the machine\n"
-        f"(other users of its {os.cpu_count()} cores); capacity = CPU ms the machine had per operation."
+        f"(other users of its {os.cpu_count()} cores), stolen = CPU time the hypervisor gave to other virtual\n"
+        "machines while this one wanted it (steal); capacity = CPU ms the machine had per operation."
     )
     runs = []
     setups = list(SETUPS) if args.redis else ["database"]
@@ -844,6 +881,8 @@ def measure_all(args: argparse.Namespace) -> None:
             f" {run.bare_ratio:.3f};"
             " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
         )
+        if stolen_share(run) >= NOISY_STEAL:
+            print(f"    {steal_warning(run)}")
     print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
     print(f"  {describe(speed_before, python_speed_us())}")
 
