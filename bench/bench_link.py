@@ -57,7 +57,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import describe, python_speed_us  # noqa: E402
+from bench.machine import STEAL, cpu_ticks, describe, python_speed_us  # noqa: E402
 from bench.scratch import scratch_database  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -239,23 +239,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def _machine_ticks() -> list[int]:
-    with open("/proc/stat") as f:
-        return [int(v) for v in f.readline().split()[1:]]
-
-
 def machine_busy_ms() -> float:
     """CPU time every core of the machine spent busy so far (all processes, everyone's), in ms; the time the
     hypervisor gave to other virtual machines (steal) is not in it."""
-    values = _machine_ticks()
+    values = cpu_ticks()
     idle = values[3] + values[4]  # idle + iowait
-    return (sum(values[:7]) - idle) * TICK_MS
+    return (sum(values[:STEAL]) - idle) * TICK_MS
 
 
 def machine_stolen_ms() -> float:
     """CPU time the hypervisor took from this machine's cores for other virtual machines so far (steal), in ms:
     time the benchmark's processes wanted to run and could not."""
-    return _machine_ticks()[7] * TICK_MS
+    return cpu_ticks()[STEAL] * TICK_MS
 
 
 def db_backend_pids() -> list[int]:
