@@ -32,9 +32,9 @@ def _static(path: str, script_prefix: str) -> str:
 
 def static_of(path: str) -> str:
     """``{% static path %}`` for the current script prefix: the storage's URL of a static file (with the
-    manifest's hashed name in production), which costs a page more than the rest of its head. The files and
-    their manifest do not change while the process runs; a change of the static files settings (tests) drops
-    what was looked up."""
+    manifest's hashed name in production), looked up once instead of on every page (40 µs a page with the
+    manifest storage, where a variable costs 14). The files and their manifest do not change while the
+    process runs; a change of the static files settings (tests) drops what was looked up."""
     return _static(path, get_script_prefix())
 
 

@@ -142,9 +142,9 @@ def cursor() -> Iterator[CursorWrapper]:
 
 def bigint_array(values: Iterable[int]) -> str:
     """``values`` as a PostgreSQL array literal, for a ``%s::bigint[]`` parameter: sent as text and cast by the
-    server, where a Python list goes through psycopg's list dumper, which costs a statement's client about as
-    much again as the rest of its parameters. Every item is made an ``int`` first, so nothing but digits and
-    signs reaches the literal."""
+    server, it costs what a string parameter does, where a Python list goes through psycopg's list dumper,
+    written in Python (about 30 µs of the web process a statement). Every item is made an ``int`` first, so
+    nothing but digits and minus signs reaches the literal."""
     return "{" + ",".join(str(int(v)) for v in values) + "}"
 
 
