@@ -777,7 +777,7 @@ def print_run(run: Run, threads: int) -> None:
                 f"    {name:<12}{cpu['web']:7.1f}{cpu['db']:7.1f}{cpu['adapter']:9.1f}{cpu['client']:8.1f}"
                 f"{cpu['other']:8.1f}{cpu['stolen']:8.1f}{cpu['capacity']:10.1f}"
             )
-    if stolen_share(run) >= NOISY_STEAL:
+    if run_steal(run) >= NOISY_STEAL:
         print(f"    {steal_warning(run)}")
 
 
@@ -786,7 +786,7 @@ def print_run(run: Run, threads: int) -> None:
 NOISY_STEAL = 0.05
 
 
-def stolen_share(run: Run) -> float:
+def run_steal(run: Run) -> float:
     """The share of the machine's CPU the hypervisor took during the link's and the fair floor's turns."""
     # Per operation, weighted by the operations of each: both had turns of the same length.
     measured = [m for m in (run.link, run.fair) if m.cpu]
@@ -796,7 +796,7 @@ def stolen_share(run: Run) -> float:
 
 def steal_warning(run: Run) -> str:
     return (
-        f"noisy: the hypervisor took {stolen_share(run):.0%} of the machine's CPU during this measurement (steal);"
+        f"noisy: the hypervisor took {run_steal(run):.0%} of the machine's CPU during this measurement (steal);"
         " its ratios move with where that fell, measure again"
     )
 
@@ -876,7 +876,7 @@ def measure_all(args: argparse.Namespace) -> None:
             f" {run.bare_ratio:.3f};"
             " web CPU per request: " + ", ".join(f"{s} {steps.get(s, 0.0):.2f} ms" for s in STEPS)
         )
-        if stolen_share(run) >= NOISY_STEAL:
+        if run_steal(run) >= NOISY_STEAL:
             print(f"    {steal_warning(run)}")
     print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
     print(f"  {describe(speed_before, python_speed_us())}")
