@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password
@@ -87,6 +88,13 @@ class RedirectUri(models.Model):
 
     def __str__(self) -> str:
         return self.uri
+
+
+def seconds_until(moment: datetime | None) -> int:
+    """Whole seconds from now until ``moment`` (an adapter token's expiry); 0 when it has passed or is unknown."""
+    if moment is None:
+        return 0
+    return max(0, int((moment - timezone.now()).total_seconds()))
 
 
 class Grant(models.Model):
@@ -181,9 +189,7 @@ class Grant(models.Model):
         return f"TradingView grant #{self.pk} ({self.get_state_display()})"
 
     def seconds_left(self) -> int:
-        if self.adapter_token_expires_at is None:
-            return 0
-        return max(0, int((self.adapter_token_expires_at - timezone.now()).total_seconds()))
+        return seconds_until(self.adapter_token_expires_at)
 
 
 class GrantAccount(models.Model):

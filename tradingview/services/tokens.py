@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,15 @@ from django.utils import timezone
 
 from accounts.services.audit import audit_event_record
 
-from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, OAuthClient, client_secret_hash, token_hash
+from ..models import (
+    AUDIT_CATEGORY,
+    AuthorizationCode,
+    Grant,
+    OAuthClient,
+    client_secret_hash,
+    seconds_until,
+    token_hash,
+)
 from ..throttle import window_start as failures_window_start
 from . import statements
 from .revocation import grant_revoke
@@ -82,7 +91,12 @@ def client_verified(*, client: OAuthClient | None, client_id: str, client_secret
 
 
 def grant_expires_in(grant: Grant) -> int:
-    return max(0, min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, grant.seconds_left()))
+    return expires_in_until(grant.adapter_token_expires_at)
+
+
+def expires_in_until(adapter_token_expires_at: datetime | None) -> int:
+    """``expires_in`` of an access token whose adapter token expires at ``adapter_token_expires_at``."""
+    return min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, seconds_until(adapter_token_expires_at))
 
 
 _EXCHANGE_CODE_FIELDS = ("grant_id", "redirect_uri", "expires_at", "used_at", "superseded")
@@ -115,10 +129,9 @@ def code_exchange_at_once(
     )
     if taken is None:
         return None
-    taken_grant = Grant(pk=taken.grant_id, adapter_token_expires_at=taken.adapter_token_expires_at)
     return TokenResponse(
         access_token=taken.adapter_token,
-        expires_in=grant_expires_in(taken_grant),
+        expires_in=expires_in_until(taken.adapter_token_expires_at),
         refresh_token=refresh_token,
     )
 
