@@ -32,7 +32,10 @@ Options: --redis URL (also runs with the cache, then the sessions, in Redis; def
 default 8: a burst of load elsewhere on the machine falls on a short turn of each, and the ratio of each round
 is printed beside the whole run's), --latency MS (added by the adapter to every answer, repeatable; default 0, 20 and 50: a remote
 adapter is not on loopback; with 0 ms the load generator, the adapter, PostgreSQL and gunicorn compete for the
-same cores and the ratio is one of CPU costs).
+same cores and the ratio is one of CPU costs), --what-if minimal-page / no-foreign-keys (repeatable: the link with
+its branded authorization page replaced by the fair floor's one-line form, or with the foreign keys of the tables it
+writes dropped in the benchmark's database; every verdict then says it is not the product's: what each part takes
+of the ratio).
 """
 
 from __future__ import annotations
@@ -76,6 +79,20 @@ SETUPS = {
     "database+redis": ("sessions in the database, cache in Redis", True, False),
     "redis": ("sessions in Redis (cached_db), cache in Redis", True, True),
 }
+# Parts of the link a run can take away, to measure what each takes of the ratio (--what-if).
+WHAT_IFS = {
+    "minimal-page": "the authorization page is the fair floor's one-line form with the signed consent field"
+    " (bench/templates) instead of the product's branded, translated page",
+    "no-foreign-keys": "the grant, its account links, the code and the audit records are written without their"
+    " foreign-key constraints (dropped in the benchmark's own database)",
+}
+# The tables whose foreign keys the link's writes check.
+LINK_TABLES = (
+    "tradingview_grant",
+    "tradingview_grant_accounts",
+    "tradingview_authorizationcode",
+    "accounts_auditevent",
+)
 
 
 def free_port() -> int:
@@ -137,6 +154,24 @@ def setup_data(accounts_per_trader: int, traders: int) -> tuple[str, str, list[t
         )
         people.append((user.pk, [a.pk for a in created]))
     return client.client_id, secret, people
+
+
+def drop_link_foreign_keys() -> None:
+    """Drop the foreign-key constraints of the tables the link writes (--what-if no-foreign-keys), in the
+    benchmark's own database."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f'"
+            " AND conrelid::regclass::text = ANY(%s)",
+            [list(LINK_TABLES)],
+        )
+        for table, name in cursor.fetchall():
+            cursor.execute(
+                f"ALTER TABLE {connection.ops.quote_name(table)} DROP CONSTRAINT {connection.ops.quote_name(name)}"
+            )
+            print(f"  dropped {table}.{name}")
 
 
 def vacuum_analyze() -> None:
@@ -733,9 +768,12 @@ def _spread(run: Run) -> str:
 
 
 def verdict(run: Run) -> str:
+    what_if = os.environ.get("BENCH_WHAT_IF", "")
     return (
         f"link / fair floor {run.ratio:.2f}, aim >= {AIM:.2f}: {'met' if run.ratio >= AIM else 'missed'}"
-        f" ({SETUPS[run.setup][0]}, adapter latency {run.latency_ms:.0f} ms)"
+        f" ({SETUPS[run.setup][0]}, adapter latency {run.latency_ms:.0f} ms"
+        + (f"; what-if {what_if}, not the product" if what_if else "")
+        + ")"
     )
 
 
@@ -821,12 +859,22 @@ def main() -> None:
         default=500,
         help="links for the CPU per step one request at a time (default 500)",
     )
+    parser.add_argument(
+        "--what-if",
+        action="append",
+        choices=sorted(WHAT_IFS),
+        default=[],
+        help="measure the link with a part of it taken away (repeatable): "
+        + "; ".join(f"{name}: {text}" for name, text in sorted(WHAT_IFS.items())),
+    )
     parser.add_argument("--serve-adapter", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_adapter:
         serve_adapter(args.serve_adapter, (args.latency or [0.0])[0] / 1000)
         return
 
+    # Read by bench/settings.py, here and in the server.
+    os.environ["BENCH_WHAT_IF"] = ",".join(args.what_if)
     with scratch_database("bench_link"):
         measure_all(args)
 
@@ -841,6 +889,10 @@ def measure_all(args: argparse.Namespace) -> None:
     call_command("migrate", verbosity=0)
     setup_test_environment()
     create_fair_table()
+    if "no-foreign-keys" in args.what_if:
+        drop_link_foreign_keys()
+    for name in args.what_if:
+        print(f"WHAT-IF {name}: {WHAT_IFS[name]}. The ratios below are not the product's.")
     speed_before = python_speed_us()
     print("Database statements per link (authorize + consent + token), sessions in the database:")
     small, large = queries_per_link(10), queries_per_link(200)
