@@ -135,3 +135,21 @@ def test_the_flow_language_reverses_its_paths_once_not_on_every_request(monkeypa
         reverse("login"), {"username": "nobody", "password": "wrong", "next": _authorize_url("de")}
     )
     assert '<html lang="de">' in login.content.decode()
+
+
+def test_every_site_page_offers_the_languages_in_its_footer_and_the_navigation_in_its_header(
+    trader_client: Client,
+) -> None:
+    """base.html's header and footer (templates/_site_nav.html, _site_footer.html): on a page in German, the
+    language form selects German and returns to the page; the signed-in navigation marks the page it is on."""
+    trader_client.post(reverse("set_language"), {"language": "de", "next": "/"})
+    html = trader_client.get(reverse("settings")).content.decode()
+    assert f'<form method="post" action="{reverse("set_language")}" class="language-switch">' in html
+    assert f'<input type="hidden" name="next" value="{reverse("settings")}">' in html
+    assert '<option value="de" selected>Deutsch</option>' in html
+    assert html.count("<option value=") > 1
+    assert f'<a href="{reverse("settings")}" aria-current="page">' in html
+    assert f'<form method="post" action="{reverse("logout")}" class="inline">' in html
+    signed_out = Client().get(reverse("login"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert f'<a href="{reverse("login")}" aria-current="page">' in signed_out
+    assert reverse("logout") not in signed_out
