@@ -96,7 +96,9 @@ def grant_expires_in(grant: Grant) -> int:
 
 def expires_in_until(adapter_token_expires_at: datetime | None) -> int:
     """``expires_in`` of an access token whose adapter token expires at ``adapter_token_expires_at``."""
-    return min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, seconds_until(adapter_token_expires_at))
+    return max(
+        0, min(settings.TRADINGVIEW_TOKEN_EXPIRES_IN, MAX_EXPIRES_IN, seconds_until(adapter_token_expires_at))
+    )
 
 
 _EXCHANGE_CODE_FIELDS = ("grant_id", "redirect_uri", "expires_at", "used_at", "superseded")
