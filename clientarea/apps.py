@@ -15,3 +15,10 @@ class ClientareaConfig(AppConfig):
         from clientarea.db import on_connection_created
 
         connection_created.connect(on_connection_created, dispatch_uid="clientarea.web_statement_timeout")
+
+        # During development, a recompiled catalogue drops the templates that carry its words.
+        from django.utils.autoreload import file_changed
+
+        from clientarea.template_loader import reset_on_catalogue_change
+
+        file_changed.connect(reset_on_catalogue_change, dispatch_uid="clientarea.template_translations")

@@ -87,7 +87,6 @@ TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
@@ -96,6 +95,7 @@ TEMPLATES = [
                 "clientarea.context_processors.site",
                 "branding.context_processors.brand",
             ],
+            "loaders": ["clientarea.template_loader.Loader"],  # cached, a copy per language: see the module
         },
     },
 ]
