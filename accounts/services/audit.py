@@ -26,19 +26,29 @@ class AuditFields(TypedDict, total=False):
     detail: dict[str, Any] | None  # never carries a secret
 
 
-def audit_event_new(**fields: Unpack[AuditFields]) -> AuditEvent:
-    """The audit event ``audit_event_record`` stores, not yet saved (for a write that stores it with others)."""
+def audit_event_values(**fields: Unpack[AuditFields]) -> dict[str, Any]:
+    """The fields of the audit event ``audit_event_new`` makes, by attribute name (for a write that stores its
+    row without building the instance)."""
     trader = fields.get("trader")
     actor = fields.get("actor")
-    return AuditEvent(
-        category=fields["category"],
-        action=fields["action"],
-        outcome=fields["outcome"],
-        trader_id=trader.pk if trader is not None else fields.get("trader_id"),
-        actor=actor if isinstance(actor, User) else None,
-        message=fields.get("message", "")[:500],
-        detail=fields.get("detail") or {},
-    )
+    return {
+        "category": fields["category"],
+        "action": fields["action"],
+        "outcome": fields["outcome"],
+        "trader_id": trader.pk if trader is not None else fields.get("trader_id"),
+        "actor_id": actor.pk if isinstance(actor, User) else None,
+        "message": fields.get("message", "")[:500],
+        "detail": fields.get("detail") or {},
+    }
+
+
+def audit_event_new(**fields: Unpack[AuditFields]) -> AuditEvent:
+    """The audit event ``audit_event_record`` stores, not yet saved (for a write that stores it with others)."""
+    event = AuditEvent(**audit_event_values(**fields))
+    actor = fields.get("actor")
+    if isinstance(actor, User):
+        event.actor = actor  # at hand, as the caller had it
+    return event
 
 
 def audit_event_record(**fields: Unpack[AuditFields]) -> AuditEvent:

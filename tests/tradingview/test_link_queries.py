@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -412,3 +413,63 @@ def test_the_statements_send_each_value_as_its_field_prepares_it(adapter, tv_cli
                 assert (type(a), a.obj) == (type(b), b.obj)
             else:
                 assert (type(a), a) == (type(b), b), field.name
+
+
+def test_a_row_given_by_its_values_is_the_row_of_the_instance_made_with_them(trader, accounts, tv_client):
+    """The consent stores its grant, code and audit record from their fields' values: every other field at its
+    default and the save times now, the same parameters as the instance made with those values would give."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import AuditEvent
+    from accounts.services.audit import audit_event_values
+    from clientarea.crypto import decrypt
+    from tradingview.models import AuthorizationCode
+    from tradingview.services import statements
+
+    now = timezone.now()
+    grant = {
+        "client_id": tv_client.client.pk,
+        "trader_id": trader.pk,
+        "ctid_id": accounts[0].ctid_id,
+        "broker_names": ["BESTBROKER", "Ünïcode"],
+        "is_verified": True,
+        "scope": "",
+        "consent_key": "k" * 32,
+        "state": Grant.State.ACTIVE,
+        "adapter_token": "adapter-token",
+        "adapter_token_issued_at": now,
+        "adapter_token_expires_at": now + timedelta(days=30),
+    }
+    code = {
+        "code_hash": "h" * 64,
+        "client_id": tv_client.client.pk,
+        "redirect_uri": REDIRECT_URI,
+        "expires_at": now,
+    }
+    audit = audit_event_values(
+        category="tradingview",
+        action="grant_created",
+        outcome="ok",
+        trader=trader,
+        actor=trader.user,
+        detail={"a": 1},
+    )
+    for model, values in ((Grant, grant), (AuthorizationCode, code), (AuditEvent, audit)):
+        columns, placeholders, sent = statements._row_values(model, values)
+        expected_columns, expected_placeholders, expected = statements._row(model(**values))
+        assert (columns, placeholders) == (expected_columns, expected_placeholders)
+        fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+        for field, a, b in zip(fields, sent, expected, strict=True):
+            if field.name == "adapter_token":  # encrypted afresh each time
+                assert decrypt(a) == decrypt(b) == "adapter-token"
+            elif field.name in ("created_at", "updated_at"):  # now, when prepared
+                assert abs((a - b).total_seconds()) < 5
+            elif hasattr(a, "obj"):  # JSON, wrapped for the driver
+                assert (type(a), a.obj) == (type(b), b.obj)
+            else:
+                assert (type(a), a) == (type(b), b), field.name
+    # A name that is no field is refused rather than dropped.
+    with pytest.raises(ValueError, match="not fields of Grant"):
+        statements._row_values(Grant, {**grant, "adapter_tokn": "x"})

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Trader, TradingAccount
-from accounts.services.audit import audit_event_new, audit_event_record
+from accounts.services.audit import audit_event_record, audit_event_values
 
 from .. import adapter
 from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
@@ -61,7 +61,7 @@ class AlreadyLinked(Exception):
 
 @dataclass(frozen=True)
 class ConsentResult:
-    grant: Grant
+    grant_id: int
     code: str
     redirect_url: str
 
@@ -88,13 +88,18 @@ def adapter_token_expiry(issued_at: datetime) -> datetime:
     return issued_at + timedelta(days=settings.TRADINGVIEW_ADAPTER_TOKEN_LIFETIME_DAYS)
 
 
+def _code_values(*, client_id: int, code: str, redirect_uri: str) -> dict[str, Any]:
+    """A new code's fields (attribute names), its grant aside."""
+    return {
+        "code_hash": token_hash(code),
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "expires_at": timezone.now() + timedelta(seconds=settings.TRADINGVIEW_CODE_TTL_SECONDS),
+    }
+
+
 def _code_new(*, client_id: int, code: str, redirect_uri: str) -> AuthorizationCode:
-    return AuthorizationCode(
-        code_hash=token_hash(code),
-        client_id=client_id,
-        redirect_uri=redirect_uri,
-        expires_at=timezone.now() + timedelta(seconds=settings.TRADINGVIEW_CODE_TTL_SECONDS),
-    )
+    return AuthorizationCode(**_code_values(client_id=client_id, code=code, redirect_uri=redirect_uri))
 
 
 def _code_issue(*, grant: Grant, redirect_uri: str) -> str:
@@ -347,22 +352,23 @@ def _grant_store(
         raise ConsentFailed(exc.message, transient=isinstance(exc, adapter.AdapterTransientError)) from exc
 
     issued_at = timezone.now()
-    grant = Grant(
-        client_id=request.client.pk,
-        trader_id=trader.pk,
-        ctid_id=chosen.ctid_id,
-        broker_names=chosen.broker_names,
-        is_verified=trader.kyc_verified,
-        scope=request.scope,
-        consent_key=consent_key,
-        state=Grant.State.ACTIVE,
-        adapter_token=generated.token,
-        adapter_token_issued_at=issued_at,
-        adapter_token_expires_at=adapter_token_expiry(issued_at),
-    )
+    # The rows by their fields' values: one statement stores them, with no model instance built for it.
+    grant = {
+        "client_id": request.client.pk,
+        "trader_id": trader.pk,
+        "ctid_id": chosen.ctid_id,
+        "broker_names": chosen.broker_names,
+        "is_verified": trader.kyc_verified,
+        "scope": request.scope,
+        "consent_key": consent_key,
+        "state": Grant.State.ACTIVE,
+        "adapter_token": generated.token,
+        "adapter_token_issued_at": issued_at,
+        "adapter_token_expires_at": adapter_token_expiry(issued_at),
+    }
     code = secrets.token_urlsafe(32)
-    code_row = _code_new(client_id=request.client.pk, code=code, redirect_uri=request.redirect_uri)
-    audit = audit_event_new(
+    code_row = _code_values(client_id=request.client.pk, code=code, redirect_uri=request.redirect_uri)
+    audit = audit_event_values(
         category=AUDIT_CATEGORY,
         action="grant_created",
         outcome="ok",
@@ -377,21 +383,24 @@ def _grant_store(
         },
     )
     if statements.available():
-        grant.pk = statements.grant_insert(
+        grant_id = statements.grant_insert(
             grant=grant, account_ids=chosen.account_ids, code=code_row, audit=audit
         )
     else:
-        grant.pk = _grant_insert_orm(grant=grant, account_ids=chosen.account_ids, code=code_row, audit=audit)
-    if grant.pk is None:
+        grant_id = _grant_insert_orm(
+            grant=Grant(**grant),
+            account_ids=chosen.account_ids,
+            code=AuthorizationCode(**code_row),
+            audit=AuditEvent(**audit),
+        )
+    if grant_id is None:
         # Another submission of this form stored its grant meanwhile: this token is surplus.
-        _surplus_revoke(grant=grant)
+        _surplus_revoke(grant=Grant(**grant))
         earlier = Grant.objects.filter(consent_key=consent_key).first()
         if earlier is None or earlier.state == Grant.State.PENDING:
             raise _still_processing()
         return _consent_repeat(grant=earlier, request=request)
-    grant._state.adding = False
-    grant._state.db = "default"
-    return ConsentResult(grant=grant, code=code, redirect_url=_code_redirect(request, code))
+    return ConsentResult(grant_id=grant_id, code=code, redirect_url=_code_redirect(request, code))
 
 
 def _grant_insert_orm(
@@ -442,7 +451,7 @@ def _consent_repeat(*, grant: Grant, request: AuthorizationRequest) -> ConsentRe
         if locked.codes.filter(used_at__isnull=False).exists():
             raise AlreadyLinked()
         code = _code_issue(grant=locked, redirect_uri=request.redirect_uri)
-    return ConsentResult(grant=grant, code=code, redirect_url=_code_redirect(request, code))
+    return ConsentResult(grant_id=grant.pk, code=code, redirect_url=_code_redirect(request, code))
 
 
 def consent_deny(*, trader: Trader | None, actor: Any, request: AuthorizationRequest) -> str:

@@ -16,13 +16,14 @@ refresh's two inserts do so themselves).
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services.audit import audit_event_new
@@ -72,6 +73,7 @@ class _Column:
     field: models.Field
     attname: str
     as_is: tuple[type, ...]  # the value types sent without preparation
+    now: bool  # set to the time of the save (auto_now, auto_now_add)
 
 
 @functools.cache
@@ -84,7 +86,15 @@ def _columns(
     fields = tuple(f for f in model._meta.local_concrete_fields if not f.primary_key)
     columns = ", ".join(_qn(f.column) for f in fields)
     values = ", ".join(expressions.get(f.attname, "%s") for f in fields)
-    described = tuple(_Column(field=f, attname=f.attname, as_is=_AS_IS.get(type(f), ())) for f in fields)
+    described = tuple(
+        _Column(
+            field=f,
+            attname=f.attname,
+            as_is=_AS_IS.get(type(f), ()),
+            now=bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)),
+        )
+        for f in fields
+    )
     return described, columns, values
 
 
@@ -96,9 +106,39 @@ def _row(
 
     ``sql`` replaces the value of some fields (by attribute name) with an SQL expression and its parameters.
     """
+    return _row_of(type(obj), lambda column: column.field.pre_save(obj, add=True), sql)
+
+
+def _row_values(
+    model: type[models.Model], values: dict[str, Any], *, sql: dict[str, tuple[str, list[Any]]] | None = None
+) -> tuple[str, str, list[Any]]:
+    """``_row`` for a new row of ``model`` given by its ``values`` (attribute names), without building the
+    instance: every other field takes its default, and the fields set on saving (``auto_now``,
+    ``auto_now_add``) the time now, as the ORM would save a new instance made with ``values``."""
+    fields, _, _ = _columns(model, ())
+    unknown = values.keys() - {column.attname for column in fields}
+    if unknown:
+        raise ValueError(f"not fields of {model.__name__}: {sorted(unknown)}")
+    now = timezone.now()
+
+    def value_of(column: _Column) -> Any:
+        if column.attname in values:
+            return values[column.attname]
+        if column.now:
+            return now if isinstance(column.field, models.DateTimeField) else now.date()
+        return column.field.get_default()
+
+    return _row_of(model, value_of, sql)
+
+
+def _row_of(
+    model: type[models.Model],
+    value_of: Callable[[_Column], Any],
+    sql: dict[str, tuple[str, list[Any]]] | None,
+) -> tuple[str, str, list[Any]]:
     sql = sql or {}
     fields, columns, values = _columns(
-        type(obj), tuple(sorted((name, expression) for name, (expression, _) in sql.items()))
+        model, tuple(sorted((name, expression) for name, (expression, _) in sql.items()))
     )
     db = _db()
     params: list[Any] = []
@@ -106,7 +146,7 @@ def _row(
         if column.attname in sql:
             params.extend(sql[column.attname][1])
             continue
-        value = column.field.pre_save(obj, add=True)
+        value = value_of(column)
         if column.as_is and (
             value is None
             or (type(value) in column.as_is and (type(value) is not datetime or value.tzinfo is not None))
@@ -136,20 +176,21 @@ def grant_accounts_insert_orm(*, grant_id: int, account_ids: Sequence[int]) -> N
 
 
 def grant_insert(
-    *, grant: Grant, account_ids: Sequence[int], code: AuthorizationCode, audit: AuditEvent
+    *, grant: dict[str, Any], account_ids: Sequence[int], code: dict[str, Any], audit: dict[str, Any]
 ) -> int | None:
-    """Store an active grant with its accounts, its first code and its audit record; the grant's id.
+    """Store an active grant with its accounts, its first code and its audit record, each given by its fields'
+    values (attribute names; ``_row_values``); the grant's id.
 
-    ``code.grant`` and ``audit.detail["grant"]`` are filled in from the new grant. None when a grant with the
+    The code's grant and the audit record's ``detail["grant"]`` are the new grant. None when a grant with the
     same ``consent_key`` exists: then nothing was stored.
     """
-    grant_columns, grant_values, params = _row(grant)
-    code_columns, code_values, code_params = _row(code, sql={"grant_id": ("g.id", [])})
-    detail = dict(audit.detail)
-    detail.pop("grant", None)
-    audit.detail = detail
-    audit_columns, audit_values, audit_params = _row(
-        audit, sql={"detail": ("%s::jsonb || jsonb_build_object('grant', g.id)", [_json(audit, detail)])}
+    grant_columns, grant_values, params = _row_values(Grant, grant)
+    code_columns, code_values, code_params = _row_values(
+        AuthorizationCode, code, sql={"grant_id": ("g.id", [])}
+    )
+    detail = {key: value for key, value in audit.get("detail", {}).items() if key != "grant"}
+    audit_columns, audit_values, audit_params = _row_values(
+        AuditEvent, audit, sql={"detail": ("%s::jsonb || jsonb_build_object('grant', g.id)", [_json(detail)])}
     )
     # Table and column names come from the models' metadata; every value is a parameter.
     statement = (
@@ -204,7 +245,7 @@ def audit_insert(audit: AuditEvent) -> None:
     audit._state.db = DEFAULT_DB_ALIAS
 
 
-def _json(audit: AuditEvent, value: dict[str, Any]) -> Any:
+def _json(value: dict[str, Any]) -> Any:
     return AuditEvent._meta.get_field("detail").get_db_prep_save(value, _db())
 
 
