@@ -125,7 +125,7 @@ def _row_values(
         if column.attname in values:
             return values[column.attname]
         if column.now:
-            return now if isinstance(column.field, models.DateTimeField) else now.date()
+            return now if isinstance(column.field, models.DateTimeField) else timezone.localdate(now)
         return column.field.get_default()
 
     return _row_of(model, value_of, sql)
@@ -136,6 +136,7 @@ def _row_of(
     value_of: Callable[[_Column], Any],
     sql: dict[str, tuple[str, list[Any]]] | None,
 ) -> tuple[str, str, list[Any]]:
+    """``_row`` with each field's value taken by ``value_of``, then prepared as the field prepares it."""
     sql = sql or {}
     fields, columns, values = _columns(
         model, tuple(sorted((name, expression) for name, (expression, _) in sql.items()))
