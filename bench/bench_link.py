@@ -36,7 +36,9 @@ adapter is not on loopback; with 0 ms the load generator, the adapter, PostgreSQ
 same cores and the ratio is one of CPU costs), --what-if minimal-page / no-foreign-keys (repeatable: the link with
 its branded authorization page replaced by the fair floor's one-line form, or with the foreign keys of the tables it
 writes dropped in the benchmark's database; every verdict then says it is not the product's: what each part takes
-of the ratio).
+of the ratio), --instructions N (also the web process's instructions per link, link and fair floor, over N links
+under valgrind's callgrind: a count that does not move with the machine's speed, for comparing two checkouts;
+30 takes about 4 minutes; default 0, not counted).
 """
 
 from __future__ import annotations
@@ -739,6 +741,100 @@ def print_serial(links: int, measured: dict[str, dict[str, tuple[float, float]]]
         )
 
 
+# Links made before the counted ones in each instruction count (imports, templates, prepared statements).
+INSTRUCTIONS_WARM_UP = 10
+
+
+def instructions_child(path: str, links: int) -> None:
+    """Entry point of a process run under callgrind (``--instructions-child``): ``INSTRUCTIONS_WARM_UP`` then
+    ``links`` links of ``path`` (``link`` or ``fair``) made in this process as the serial measurement makes
+    them, with garbage collection off (a collection falls wherever the allocations happen to reach its
+    threshold, and one more or less moves a count by far more than a change does)."""
+    import gc
+
+    gc.disable()
+    import django
+
+    django.setup()
+    from django.test import Client
+
+    with in_process_link(2) as (browser, client_id, secret, account_ids):
+        token_client = Client()
+
+        def step(_name: str, request: Callable[[], Any]) -> Any:
+            return request()
+
+        for _ in range(INSTRUCTIONS_WARM_UP + links):
+            if path == "link":
+                link_in_process(browser, token_client, client_id, secret, account_ids, step)
+            else:
+                fair_link_in_process(browser, token_client, step)
+
+
+def _callgrind_total(path: str) -> int:
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no summary in {path}")
+
+
+def instructions_per_link(links: int) -> dict[str, float] | None:
+    """Instructions per link of the web process's serving thread, for the link and the fair floor (valgrind's
+    callgrind, which counts instructions, the same whatever else the machine does): a run making ``links``
+    links after the warm-up minus a run making none. None without valgrind."""
+    import shutil
+    import tempfile
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    totals: dict[tuple[str, int], int] = {}
+    with tempfile.TemporaryDirectory() as out:
+        runs = []
+        for path in ("link", "fair"):
+            for n in (0, links):
+                name = f"{out}/{path}.{n}"
+                command = [
+                    valgrind,
+                    "--tool=callgrind",
+                    "--separate-threads=yes",
+                    f"--callgrind-out-file={name}",
+                    sys.executable,
+                    __file__,
+                    "--instructions-child",
+                    path,
+                    str(n),
+                ]
+                process = subprocess.Popen(
+                    command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                )
+                runs.append(((path, n), name, process))
+        for key, name, process in runs:
+            _, errors = process.communicate(timeout=1800)
+            if process.returncode != 0:
+                raise RuntimeError(f"callgrind run {key} failed: {errors.decode()[-2000:]}")
+            # The first file is the main thread's, the one that serves the requests.
+            totals[key] = _callgrind_total(f"{name}-01")
+    return {path: (totals[(path, links)] - totals[(path, 0)]) / links for path in ("link", "fair")}
+
+
+def print_instructions(links: int, counted: dict[str, float] | None) -> None:
+    if counted is None:
+        print("\nInstructions per link: valgrind is not installed (apt-get install valgrind); not counted.")
+        return
+    print(
+        f"\nInstructions per link in the web process (valgrind's callgrind; the serving thread, {links} links after"
+        f" {INSTRUCTIONS_WARM_UP} of warm-up\nminus a run with none, made as above, garbage collection off; the count"
+        " repeats to within about 0.01% whatever\nelse the machine does, so a change of 1% shows where timings cannot):"
+    )
+    print(
+        f"  link {counted['link'] / 1e6:.2f} M, fair floor {counted['fair'] / 1e6:.2f} M:"
+        f" fair floor / link {counted['fair'] / counted['link']:.3f}"
+    )
+
+
 FLOOR_TEXT = """
 Two floors, in the same gunicorn server with the same settings and middleware, measured side by side with the
 link in one run:
@@ -869,10 +965,23 @@ def main() -> None:
         help="measure the link with a part of it taken away (repeatable): "
         + "; ".join(f"{name}: {text}" for name, text in sorted(WHAT_IFS.items())),
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count the web process's instructions per link, link and fair floor, over N links under"
+        " valgrind (about 4 minutes for 30; default 0: not counted)",
+    )
     parser.add_argument("--serve-adapter", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--instructions-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_adapter:
         serve_adapter(args.serve_adapter, (args.latency or [0.0])[0] / 1000)
+        return
+    if args.instructions_child:
+        path, links = args.instructions_child
+        instructions_child(path, int(links))
         return
 
     # Read by bench/settings.py, here and in the server.
@@ -904,6 +1013,9 @@ def measure_all(args: argparse.Namespace) -> None:
     print(f"  -> {growth} ({small['total']} vs {large['total']}); the fair floor makes 6")
 
     print_serial(args.serial, serial_cpu_per_step(args.serial))
+    counted = instructions_per_link(args.instructions) if args.instructions else None
+    if args.instructions:
+        print_instructions(args.instructions, counted)
 
     print(FLOOR_TEXT)
     print(
@@ -933,6 +1045,11 @@ def measure_all(args: argparse.Namespace) -> None:
         if run_steal(run) >= NOISY_STEAL:
             print(f"    {steal_warning(run)}")
     print(f"  statements per link: {small['total']} (10 accounts), {large['total']} (200 accounts)")
+    if counted:
+        print(
+            f"  web instructions per link: link {counted['link'] / 1e6:.2f} M, fair floor {counted['fair'] / 1e6:.2f} M"
+            f" (fair floor / link {counted['fair'] / counted['link']:.3f})"
+        )
     print(f"  {describe(speed_before, python_speed_us())}")
 
 
