@@ -366,70 +366,11 @@ def test_the_links_own_statements_are_prepared_once_per_connection(
     assert _prepared_statements() - before == first
 
 
-def test_the_statements_send_each_value_as_its_field_prepares_it(adapter, tv_client, trader, accounts):
-    """The link's writes skip the preparation of plain values: what they send is what the fields prepare."""
+def _grant_values(tv_client, trader, accounts, now):
+    """A new active grant's fields, with a non-ASCII broker name for the JSON."""
     from datetime import timedelta
 
-    from django.db import connection as db
-    from django.utils import timezone
-
-    from accounts.services.audit import audit_event_new
-    from clientarea.crypto import decrypt
-    from tradingview.models import AuthorizationCode
-    from tradingview.services import statements
-
-    now = timezone.now()
-    grant = Grant(
-        client_id=tv_client.client.pk,
-        trader_id=trader.pk,
-        ctid_id=accounts[0].ctid_id,
-        broker_names=["BESTBROKER", "Ünïcode"],
-        is_verified=True,
-        scope="",
-        consent_key="k" * 32,
-        state=Grant.State.ACTIVE,
-        adapter_token="adapter-token",
-        adapter_token_issued_at=now,
-        adapter_token_expires_at=now + timedelta(days=30),
-        revoke_reason="",
-    )
-    code = AuthorizationCode(
-        code_hash="h" * 64, client_id=tv_client.client.pk, redirect_uri=REDIRECT_URI, expires_at=now
-    )
-    audit = audit_event_new(
-        category="tradingview", action="grant_created", outcome="ok", trader=trader, detail={"a": [1, "ü"]}
-    )
-    for obj in (grant, code, audit):
-        _columns, _values, sent = statements._row(obj)
-        fields = [f for f in type(obj)._meta.local_concrete_fields if not f.primary_key]
-        prepared = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
-        assert len(sent) == len(prepared)
-        for field, a, b in zip(fields, sent, prepared, strict=True):
-            if field.name == "adapter_token":  # encrypted afresh each time
-                assert decrypt(a) == decrypt(b) == "adapter-token"
-            elif field.name in ("created_at", "updated_at"):  # now, when prepared
-                assert abs((a - b).total_seconds()) < 5
-            elif hasattr(a, "obj"):  # JSON, wrapped for the driver
-                assert (type(a), a.obj) == (type(b), b.obj)
-            else:
-                assert (type(a), a) == (type(b), b), field.name
-
-
-def test_a_row_given_by_its_values_is_the_row_of_the_instance_made_with_them(trader, accounts, tv_client):
-    """The consent stores its grant, code and audit record from their fields' values: every other field at its
-    default and the save times now, the same parameters as the instance made with those values would give."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from accounts.models import AuditEvent
-    from accounts.services.audit import audit_event_values
-    from clientarea.crypto import decrypt
-    from tradingview.models import AuthorizationCode
-    from tradingview.services import statements
-
-    now = timezone.now()
-    grant = {
+    return {
         "client_id": tv_client.client.pk,
         "trader_id": trader.pk,
         "ctid_id": accounts[0].ctid_id,
@@ -442,6 +383,63 @@ def test_a_row_given_by_its_values_is_the_row_of_the_instance_made_with_them(tra
         "adapter_token_issued_at": now,
         "adapter_token_expires_at": now + timedelta(days=30),
     }
+
+
+def _assert_same_parameters(fields, sent, expected):
+    """``sent`` is what ``expected`` holds, field by field: the adapter token decrypting alike (it is encrypted
+    afresh each time), the save times within seconds, JSON by its wrapped value, the rest by type and value."""
+    from clientarea.crypto import decrypt
+
+    assert len(sent) == len(expected)
+    for field, a, b in zip(fields, sent, expected, strict=True):
+        if field.name == "adapter_token":
+            assert decrypt(a) == decrypt(b) == "adapter-token"
+        elif field.name in ("created_at", "updated_at"):
+            assert abs((a - b).total_seconds()) < 5
+        elif hasattr(a, "obj"):
+            assert (type(a), a.obj) == (type(b), b.obj)
+        else:
+            assert (type(a), a) == (type(b), b), field.name
+
+
+def test_the_statements_send_each_value_as_its_field_prepares_it(adapter, tv_client, trader, accounts):
+    """The link's writes skip the preparation of plain values: what they send is what the fields prepare."""
+
+    from django.db import connection as db
+    from django.utils import timezone
+
+    from accounts.services.audit import audit_event_new
+    from tradingview.models import AuthorizationCode
+    from tradingview.services import statements
+
+    now = timezone.now()
+    grant = Grant(**_grant_values(tv_client, trader, accounts, now), revoke_reason="")
+    code = AuthorizationCode(
+        code_hash="h" * 64, client_id=tv_client.client.pk, redirect_uri=REDIRECT_URI, expires_at=now
+    )
+    audit = audit_event_new(
+        category="tradingview", action="grant_created", outcome="ok", trader=trader, detail={"a": [1, "ü"]}
+    )
+    for obj in (grant, code, audit):
+        _columns, _values, sent = statements._row(obj)
+        fields = [f for f in type(obj)._meta.local_concrete_fields if not f.primary_key]
+        prepared = [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields]
+        _assert_same_parameters(fields, sent, prepared)
+
+
+def test_a_row_given_by_its_values_is_the_row_of_the_instance_made_with_them(trader, accounts, tv_client):
+    """The consent stores its grant, code and audit record from their fields' values: every other field at its
+    default and the save times now, the same parameters as the instance made with those values would give."""
+
+    from django.utils import timezone
+
+    from accounts.models import AuditEvent
+    from accounts.services.audit import audit_event_values
+    from tradingview.models import AuthorizationCode
+    from tradingview.services import statements
+
+    now = timezone.now()
+    grant = _grant_values(tv_client, trader, accounts, now)
     code = {
         "code_hash": "h" * 64,
         "client_id": tv_client.client.pk,
@@ -461,15 +459,7 @@ def test_a_row_given_by_its_values_is_the_row_of_the_instance_made_with_them(tra
         expected_columns, expected_placeholders, expected = statements._row(model(**values))
         assert (columns, placeholders) == (expected_columns, expected_placeholders)
         fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
-        for field, a, b in zip(fields, sent, expected, strict=True):
-            if field.name == "adapter_token":  # encrypted afresh each time
-                assert decrypt(a) == decrypt(b) == "adapter-token"
-            elif field.name in ("created_at", "updated_at"):  # now, when prepared
-                assert abs((a - b).total_seconds()) < 5
-            elif hasattr(a, "obj"):  # JSON, wrapped for the driver
-                assert (type(a), a.obj) == (type(b), b.obj)
-            else:
-                assert (type(a), a) == (type(b), b), field.name
+        _assert_same_parameters(fields, sent, expected)
     # A name that is no field is refused rather than dropped.
     with pytest.raises(ValueError, match="not fields of Grant"):
         statements._row_values(Grant, {**grant, "adapter_tokn": "x"})
