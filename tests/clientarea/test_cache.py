@@ -65,3 +65,22 @@ def test_one_client_serves_many_threads():
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_replies_are_read_by_the_c_parser():
+    """redis-py reads replies with hiredis when it is installed (requirements.txt): the cache's connections,
+    as every other Redis client of the project, parse in C instead of Python."""
+    from redis._parsers import _HiredisParser
+
+    cache = _cache()
+    cache.set("parsed", 1, timeout=30)
+    try:
+        pool = cache._cache.get_client(write=True).connection_pool
+        connection = pool.get_connection()
+        try:
+            assert isinstance(connection._parser, _HiredisParser)
+        finally:
+            pool.release(connection)
+        assert cache.get("parsed") == 1
+    finally:
+        cache.delete("parsed")
