@@ -23,8 +23,9 @@ from celery import Celery
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from clientarea.never_cache import never_cache
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils.cache import add_never_cache_headers
 
 from clientarea.admin_mixins import DeleteOnlyUnusedMixin, ReadOnlyMixin
+from clientarea.never_cache import add_never_cache_headers
 
 from .models import AUDIT_CATEGORY, AccountRequest, Grant, OAuthClient, RedirectUri, TradingviewAuditEvent
 from .services.account_requests import AccountRequestRefused, account_request_decline, account_request_fulfil

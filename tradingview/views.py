@@ -18,13 +18,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import trader_for_user
 from clientarea.client_ip import client_ip
+from clientarea.never_cache import never_cache
 
 from . import onboarding, selectors
 from .consent_rows import consent_groups

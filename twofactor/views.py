@@ -19,11 +19,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 from django_otp import login as otp_login
 
+from clientarea.never_cache import never_cache
 from twofactor.forms import CodeForm, SetupForm
 from twofactor.services import (
     CodeRefused,

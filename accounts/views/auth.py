@@ -17,7 +17,6 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET
 from django.views.generic import FormView
@@ -27,6 +26,7 @@ from accounts.forms import ChangePasswordForm, NewPasswordForm, SignInForm, Sign
 from accounts.services import sign_up
 from accounts.services.traders import trader_change_password
 from clientarea.client_ip import client_ip
+from clientarea.never_cache import never_cache
 
 BACKEND = "accounts.backends.TraderModelBackend"
 # The browser that asked for a sign-up link; opening the link in it signs in straight away.

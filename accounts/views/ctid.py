@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import Ctid
@@ -23,6 +22,7 @@ from accounts.services.ctids import (
     ctid_disconnect,
 )
 from accounts.services.jobs import ctid_job_connect_queue, ctid_job_sync_queue
+from clientarea.never_cache import never_cache
 
 
 @login_required

@@ -13,7 +13,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -22,6 +21,7 @@ from accounts.models import AccountOpening, AccountType
 from accounts.selectors import trader_for_user_or_404
 from accounts.services import email_verification as verification
 from accounts.services import opening as service
+from clientarea.never_cache import never_cache
 
 
 def _tradingview(request: HttpRequest) -> bool:
