@@ -834,7 +834,8 @@ def print_instructions(links: int, counted: dict[str, float] | None) -> None:
     print(
         f"\nInstructions per link in the web process (valgrind's callgrind; the serving thread, {links} links after"
         f" {INSTRUCTIONS_WARM_UP} of warm-up\nminus a run with none, made as above, garbage collection off; the count"
-        " repeats to within about 0.01% whatever\nelse the machine does, so a change of 1% shows where timings cannot):"
+        " of one checkout agree within about 1%\nwhatever else the machine does, where timings move by 10%: compare"
+        " checkouts by several counts each):"
     )
     print(
         f"  link {counted['link'] / 1e6:.2f} M, fair floor {counted['fair'] / 1e6:.2f} M:"
