@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from inspect import iscoroutinefunction
 from typing import Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import cache
 from django.utils.http import http_date

@@ -87,6 +87,22 @@ def test_the_decorator_answers_as_djangos_for_sync_and_async_views(frozen_clock)
     assert (dict(mine.headers), mine.content) == (dict(theirs.headers), theirs.content)
 
 
+def test_a_view_marked_as_a_coroutine_function_is_awaited_as_django_awaits_it(frozen_clock):
+    from asgiref.sync import markcoroutinefunction
+
+    async def answer(request):
+        return HttpResponse("marked")
+
+    def view(request):
+        return answer(request)
+
+    markcoroutinefunction(view)
+    request = RequestFactory().get("/page")
+    mine = asyncio.run(ours.never_cache(view)(request))
+    theirs = asyncio.run(django_never_cache(view)(request))
+    assert (dict(mine.headers), mine.content) == (dict(theirs.headers), theirs.content) != ({}, b"")
+
+
 def test_a_method_decorated_without_method_decorator_is_refused_as_django_refuses_it():
     class Views:
         @ours.never_cache
