@@ -833,7 +833,7 @@ def print_instructions(links: int, counted: dict[str, float] | None) -> None:
         return
     print(
         f"\nInstructions per link in the web process (valgrind's callgrind; the serving thread, {links} links after"
-        f" {INSTRUCTIONS_WARM_UP} of warm-up\nminus a run with none, made as above, garbage collection off; the count"
+        f" {INSTRUCTIONS_WARM_UP} of warm-up\nminus a run with none, made as above, garbage collection off; counts"
         " of one checkout agree within about 1%\nwhatever else the machine does, where timings move by 10%: compare"
         " checkouts by several counts each):"
     )
