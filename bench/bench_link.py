@@ -7,7 +7,7 @@
    fair-floor links per second, and over bare requests per second, and a verdict against the aim (link / fair
    floor >= 0.70; met or missed only when the 95% interval of the rounds says so, bench/rounds.py), for each
    way of keeping sessions: in the database with no Redis; with a Redis URL, also in the database with the
-   cache (throttles, consent claims, brand) in Redis, as the project runs with REDIS_URL; and in Redis
+   cache (throttles, brand) in Redis, as the project runs with REDIS_URL; and in Redis
    (``cached_db``: read from Redis, written through to the database). The server's web CPU per
    request, step by step, for the link and the fair floor (read by the serving thread, in a response header
    bench/settings.py adds).

@@ -235,6 +235,30 @@ class AuthorizationCode(models.Model):
         return f"Code for grant #{self.grant_id}"
 
 
+class ConsentClaim(models.Model):
+    """A consent form one submission is taking to the adapter (the form's key), until ``expires_at``.
+
+    A repeat of the form that finds the claim waits for the grant the first submission stores instead of asking
+    the adapter for a second token. The claim is dropped when nothing was linked and otherwise left to expire,
+    so a repeat that read before the grant was stored still waits for it; the revocation sweep deletes expired
+    ones. On PostgreSQL the table is unlogged (migration 0007): a claim lives seconds, and a crash that empties
+    the table costs at most a surplus adapter token, which the grant's unique ``consent_key`` turns into a
+    revocation.
+    """
+
+    key = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Looked up by equality only: no "LIKE" index beside the unique one (see Grant.Meta).
+            models.UniqueConstraint(fields=["key"], name="tv_consent_claim_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consent claim until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
 class AccountRequest(models.Model):
     """A trader's request for a "cTrader/TradingView" account, fulfilled by staff."""
 

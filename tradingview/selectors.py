@@ -19,7 +19,15 @@ from accounts.models import AccountOpening, Ctid, Jurisdiction, Trader, TradingA
 from accounts.services.opening import TRADINGVIEW_PRESELECT_SECONDS
 from clientarea import prepared
 
-from .models import AccountRequest, AuthorizationCode, Grant, OAuthClient, RedirectUri, token_hash
+from .models import (
+    AccountRequest,
+    AuthorizationCode,
+    ConsentClaim,
+    Grant,
+    OAuthClient,
+    RedirectUri,
+    token_hash,
+)
 
 
 @dataclass
@@ -335,6 +343,23 @@ class ConsentRecheck:
     brokers: dict[int, str]  # the chosen accounts still eligible -> their broker name
     client_registered: bool  # the client is active and the redirect URI still registered for it
     earlier_grant_id: int | None  # the grant an earlier submission of the form stored
+    # Whether the same statement claimed the form (``ConsentClaim``); None when it did not try.
+    claimed: bool | None = None
+
+
+@functools.cache
+def consent_claim_cte() -> str:
+    """The WITH part ``k`` that claims a consent form unless a grant of it exists, taking over a claim that has
+    expired; one row when the statement holds the claim. Parameters: the key, the claim's end, the key again,
+    the time now."""
+    claims, key = _table(ConsentClaim), connection.ops.quote_name("key")
+    # Table and column names are the models'; every value is a parameter.
+    return (
+        f"k AS (INSERT INTO {claims} AS k ({key}, expires_at) SELECT %s, %s"  # noqa: S608
+        f" WHERE NOT EXISTS (SELECT 1 FROM {_table(Grant)} g WHERE g.consent_key = %s)"
+        f" ON CONFLICT ({key}) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE k.expires_at <= %s"
+        " RETURNING 1)"
+    )
 
 
 def consent_recheck(
@@ -345,9 +370,13 @@ def consent_recheck(
     client_pk: int,
     redirect_uri: str,
     consent_key: str,
+    claim_until: datetime | None = None,
 ) -> ConsentRecheck:
     """Which of ``account_ids`` (of the trader's cTID ``ctid_id``) can still be linked, whether the client and
     its redirect URI are still registered, and an earlier submission's grant: one query.
+
+    With ``claim_until`` (PostgreSQL only) the same statement also claims the form until then, unless a grant
+    of it exists (``consent_claim_cte``): the consent's double-submit claim costs no round trip of its own.
 
     The eligibility is ``account_ineligibility`` as a condition; one fixed statement (on PostgreSQL whatever
     the number of ids), so nothing is built per request but the list of ids.
@@ -361,33 +390,46 @@ def consent_recheck(
     )
     only_tradingview = " AND a.is_tradingview" if settings.TRADINGVIEW_ONLY_TRADINGVIEW_ACCOUNTS else ""
     # Table names come from the models' metadata; every value is a parameter.
-    statement = (
-        "SELECT a.id, j.broker_name,"  # noqa: S608
-        f" EXISTS (SELECT 1 FROM {_table(RedirectUri)} r JOIN {_table(OAuthClient)} c ON c.id = r.client_id"
+    checks = (
+        f"EXISTS (SELECT 1 FROM {_table(RedirectUri)} r JOIN {_table(OAuthClient)} c ON c.id = r.client_id"  # noqa: S608
         "   WHERE r.client_id = %s AND r.uri = %s AND c.is_active),"
         f" (SELECT g.id FROM {_table(Grant)} g WHERE g.consent_key = %s)"
+    )
+    check_params: list[Any] = [client_pk, redirect_uri, consent_key]
+    eligible = (
         f" FROM {_table(TradingAccount)} a JOIN {_table(Ctid)} t ON t.id = a.ctid_id"
         f" JOIN {_table(Jurisdiction)} j ON j.id = a.jurisdiction_id"
         f" WHERE a.id {in_ids} AND a.ctid_id = %s AND t.trader_id = %s"
         f" AND t.state = %s AND a.status = %s AND j.tradingview_enabled{only_tradingview}"
     )
-    params: list[Any] = [
-        client_pk,
-        redirect_uri,
-        consent_key,
+    eligible_params: list[Any] = [
         *id_params,
         ctid_id,
         trader.pk,
         Ctid.State.CONNECTED,
         TradingAccount.Status.ACTIVE,
     ]
+    claiming = claim_until is not None
+    if claiming:
+        # One row whatever is eligible, so that it says whether the claim was made.
+        statement = (
+            f"WITH {consent_claim_cte()} SELECT e.id, e.broker_name, {checks},"  # noqa: S608
+            f" EXISTS (SELECT 1 FROM k) FROM (SELECT 1) AS one"
+            f" LEFT JOIN (SELECT a.id, j.broker_name{eligible}) AS e ON true"
+        )
+        now = timezone.now()
+        params = [consent_key, claim_until, consent_key, now, *check_params, *eligible_params]
+    else:
+        statement = f"SELECT a.id, j.broker_name, {checks}{eligible}"
+        params = [*check_params, *eligible_params]
     with prepared.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
     return ConsentRecheck(
-        brokers={row[0]: row[1] for row in rows},
+        brokers={row[0]: row[1] for row in rows if row[0] is not None},
         client_registered=bool(rows[0][2]) if rows else False,
         earlier_grant_id=rows[0][3] if rows else None,
+        claimed=(bool(rows[0][4]) if rows else False) if claiming else None,
     )
 
 

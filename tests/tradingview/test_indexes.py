@@ -85,8 +85,11 @@ def test_the_code_exchange_reads_its_grant_by_primary_key_whatever_the_tables_ho
     assert all("audit_token_failures" in line for line in audit_reads), plan
 
 
-def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold():
-    # The consent's one narrow query: the chosen accounts, the client and an earlier submission's grant.
+@pytest.mark.parametrize("claiming", [False, True], ids=["read", "read-and-claim"])
+def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold(claiming):
+    # The consent's one narrow query: the chosen accounts, the client and an earlier submission's grant; and,
+    # as the consent runs it, the form's claim in the same statement.
+    from datetime import UTC, datetime
     from unittest import mock
 
     from tradingview import selectors
@@ -117,12 +120,14 @@ def test_the_consent_recheck_reads_by_keys_whatever_the_tables_hold():
             client_pk=1,
             redirect_uri="u",
             consent_key="k",
+            claim_until=datetime(2030, 1, 1, tzinfo=UTC) if claiming else None,
         )
     plan = generic_plan(captured["statement"])
+    assert ("Insert on tradingview_consentclaim" in plan) is claiming, plan
     for table in ("tradingview_grant", "accounts_tradingaccount", "accounts_ctid", "accounts_jurisdiction"):
         reads = scans_of(plan, table)
         assert reads, (table, plan)
-        assert all("Index Scan" in line for line in reads), plan
+        assert all("Index Scan" in line or "Index Only Scan" in line for line in reads), plan
 
 
 def test_the_grant_account_table_keeps_only_the_indexes_its_queries_read():

@@ -209,33 +209,12 @@ def test_what_changed_since_the_page_is_checked_again(
 def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
     adapter, tv_client, trader, accounts, transactional_db
 ):
-    import threading
-
-    from django.db import connections
-
-    from tests.helpers.tradingview import open_consent
-
     adapter.sim.latency = 0.25
     browser = Client()
     browser.force_login(trader.user)
     nonce = open_consent(browser, tv_client)
     answers: list[int] = []
-
-    def submit() -> None:
-        try:
-            response = browser.post(
-                "/tradingview/oauth/authorize",
-                {"consent": nonce, "action": "allow", "accounts": [a.pk for a in accounts]},
-            )
-            answers.append(response.status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=submit) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _submit_in_threads(browser, nonce, accounts, answers, count=3)
     assert sorted(answers) == [302, 302, 302]
     assert len(adapter.sim.calls_to("/generate/token")) == 1
     assert Grant.objects.count() == 1
@@ -289,15 +268,38 @@ def test_on_a_database_without_the_one_statement_writes_the_orm_stores_the_same(
     assert len(adapter.sim.calls_to("/generate/token")) == 2
 
 
-def test_without_a_reachable_cache_one_form_still_makes_one_grant(
-    adapter, tv_client, trader, accounts, transactional_db, settings, closed_port_url
-):
+def _submit_in_threads(browser, nonce, accounts, answers, *, count, between=None):
+    """``count`` submissions of one consent form, each in a thread of its own; ``between`` runs once the first
+    has started and before the others do."""
     import threading
 
     from django.db import connections
 
-    from tests.helpers.tradingview import open_consent
+    def submit() -> None:
+        try:
+            response = browser.post(
+                "/tradingview/oauth/authorize",
+                {"consent": nonce, "action": "allow", "accounts": [a.pk for a in accounts]},
+            )
+            answers.append(response.status_code)
+        finally:
+            connections.close_all()
 
+    threads = [threading.Thread(target=submit) for _ in range(count)]
+    threads[0].start()
+    if between is not None:
+        between()
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_without_a_reachable_cache_one_form_still_asks_the_adapter_once(
+    adapter, tv_client, trader, accounts, transactional_db, settings, closed_port_url
+):
+    # The claim lives in the database the consent writes to anyway: a cache that does not answer changes
+    # nothing, and no submission waits for it.
     port = closed_port_url.split(":")[2].split("/")[0]
     settings.CACHES = {
         "default": {
@@ -311,22 +313,37 @@ def test_without_a_reachable_cache_one_form_still_makes_one_grant(
     browser.force_login(trader.user)
     nonce = open_consent(browser, tv_client)
     answers: list[int] = []
+    _submit_in_threads(browser, nonce, accounts, answers, count=2)
+    assert sorted(answers) == [302, 302]
+    assert len(adapter.sim.calls_to("/generate/token")) == 1
+    assert Grant.objects.get().state == Grant.State.ACTIVE
+    assert AuditEvent.objects.filter(action="grant_created").count() == 1
+    assert not AuditEvent.objects.filter(action="grant_revoke").exists()
 
-    def submit() -> None:
-        try:
-            response = browser.post(
-                "/tradingview/oauth/authorize",
-                {"consent": nonce, "action": "allow", "accounts": [a.pk for a in accounts]},
-            )
-            answers.append(response.status_code)
-        finally:
-            connections.close_all()
 
-    threads = [threading.Thread(target=submit) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+def test_a_lost_claim_still_makes_one_grant_and_revokes_the_surplus_token(
+    adapter, tv_client, trader, accounts, transactional_db
+):
+    import time
+
+    from tradingview.models import ConsentClaim
+
+    adapter.sim.latency = 0.3
+    browser = Client()
+    browser.force_login(trader.user)
+    nonce = open_consent(browser, tv_client)
+    answers: list[int] = []
+
+    def claim_lost() -> None:
+        # The first submission holds the claim while it waits for the adapter; then the claims are lost, as
+        # a crash empties the unlogged table.
+        deadline = time.monotonic() + 5
+        while not ConsentClaim.objects.exists():
+            assert time.monotonic() < deadline, "the first submission never claimed the form"
+            time.sleep(0.01)
+        ConsentClaim.objects.all().delete()
+
+    _submit_in_threads(browser, nonce, accounts, answers, count=2, between=claim_lost)
     assert sorted(answers) == [302, 302]
     # Both asked the adapter; one grant is linked, the other token is logged out at once.
     assert len(adapter.sim.calls_to("/generate/token")) == 2

@@ -1,10 +1,10 @@
 """The trader's consent: the adapter token for the chosen accounts, the grant that stores it, the code.
 
 A consent form can be submitted twice (a double click, a retry after a timeout): the first submission claims the
-form's key (a short-lived cache entry, released only when nothing was linked) before calling the adapter and
-stores the grant, active, once the adapter has answered; a repeat gets the same grant with a fresh code instead
-of a second adapter token. The grant's
-``consent_key`` is unique, so one form makes at most one grant whatever the cache does.
+form's key (a short-lived ``ConsentClaim`` row, taken by the consent's re-check in the same statement and
+released only when nothing was linked) before calling the adapter and stores the grant, active, once the adapter
+has answered; a repeat gets the same grant with a fresh code instead of a second adapter token. The grant's
+``consent_key`` is unique, so one form makes at most one grant even when a claim is lost.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import Error, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Trader, TradingAccount
 from accounts.services.audit import audit_event_record, audit_event_values
+from clientarea import prepared
 
 from .. import adapter
-from ..models import AUDIT_CATEGORY, AuthorizationCode, Grant, RedirectUri, token_hash
-from ..selectors import account_ineligibility, consent_recheck, trader_accounts
+from ..models import AUDIT_CATEGORY, AuthorizationCode, ConsentClaim, Grant, RedirectUri, token_hash
+from ..selectors import account_ineligibility, consent_claim_cte, consent_recheck, trader_accounts
 from . import statements
 from .authorization import AuthorizationRequest, redirect_with_state
 from .logout import PENDING_STALE_SECONDS
@@ -146,16 +146,17 @@ def _chosen_offered(
     account_ids: Sequence[int],
     consent_key: str,
     offered: Mapping[int, Offered],
-) -> _Chosen | None:
+) -> tuple[_Chosen | None, bool | None]:
     """The chosen accounts as the page offered them, if one narrow query finds them all still eligible and
     the client and its redirect URI still registered; None when anything differs (then everything is derived
-    again, to say exactly what). The same query finds an earlier submission of this form."""
+    again, to say exactly what). The same query finds an earlier submission of this form and claims the form
+    (``_consent_claim``): also returned, None when the query did not try."""
     ids = set(account_ids)
     if not ids or len(ids) > MAX_ACCOUNTS_PER_GRANT or not ids <= offered.keys():
-        return None
+        return None, None
     chosen = [offered[i] for i in sorted(ids)]
     if len({o.ctid_id for o in chosen}) != 1:
-        return None
+        return None, None
     found = consent_recheck(
         trader=trader,
         ctid_id=chosen[0].ctid_id,
@@ -163,9 +164,10 @@ def _chosen_offered(
         client_pk=request.client.pk,
         redirect_uri=request.redirect_uri,
         consent_key=consent_key,
+        claim_until=_claim_until() if statements.available() else None,
     )
     if not found.client_registered or any(found.brokers.get(o.account_id) != o.broker_name for o in chosen):
-        return None
+        return None, found.claimed
     earlier = found.earlier_grant_id
     return _Chosen(
         ctid_id=chosen[0].ctid_id,
@@ -174,7 +176,7 @@ def _chosen_offered(
         account_numbers=sorted(o.ctid_trader_account_id for o in chosen),
         broker_names=sorted({o.broker_name for o in chosen}),
         existing=Grant.objects.get(pk=earlier) if earlier is not None else None,
-    )
+    ), found.claimed
 
 
 def grant_create(
@@ -195,19 +197,24 @@ def grant_create(
     """
     if trader.suspended:
         raise ConsentRefused("Your client area access is suspended.")
-    chosen = None
+    chosen, claimed = None, None
     if offered:
-        chosen = _chosen_offered(
+        chosen, claimed = _chosen_offered(
             trader=trader, request=request, account_ids=account_ids, consent_key=consent_key, offered=offered
         )
-        if chosen is None and not _client_registered(request):
-            raise ClientChanged()
+        if chosen is None:
+            if claimed:
+                # Nothing goes to the adapter on this path yet: the form is claimed again once it is checked.
+                _claim_release(consent_key)
+            claimed = None
+            if not _client_registered(request):
+                raise ClientChanged()
     if chosen is None:
         chosen = _chosen_derived(
             trader=trader, request=request, account_ids=account_ids, consent_key=consent_key, actor=actor
         )
     earlier = _consent_claim(
-        trader=trader, request=request, consent_key=consent_key, existing=chosen.existing
+        trader=trader, request=request, consent_key=consent_key, existing=chosen.existing, claimed=claimed
     )
     if earlier is not None:
         return _consent_repeat(grant=earlier, request=request)
@@ -262,23 +269,29 @@ def _chosen_derived(
     )
 
 
-def _claim_key(consent_key: str) -> str:
-    return f"tradingview:consent:{consent_key}"
-
-
 def _claim_seconds() -> float:
     # The adapter call it guards ends within the HTTP timeouts.
     return settings.HTTP_CONNECT_TIMEOUT + settings.HTTP_READ_TIMEOUT + 5
 
 
+def _claim_until() -> datetime:
+    return timezone.now() + timedelta(seconds=_claim_seconds())
+
+
 def _consent_claim(
-    *, trader: Trader, request: AuthorizationRequest, consent_key: str, existing: Grant | None
+    *,
+    trader: Trader,
+    request: AuthorizationRequest,
+    consent_key: str,
+    existing: Grant | None,
+    claimed: bool | None = None,
 ) -> Grant | None:
     """Claim this form for the adapter call; or the grant an earlier submission of it stored.
 
-    The claim is a short-lived cache entry: a submission arriving while another is talking to the adapter
-    waits for that one's grant. Should the cache be unreachable, the unique ``consent_key`` still keeps one
-    grant per form (a surplus adapter token is then revoked).
+    ``claimed``: what the consent's re-check found, which claims in the same statement (None: not tried). The
+    claim is a ``ConsentClaim`` row: a submission arriving while another is talking to the adapter waits for
+    that one's grant. Should a claim be lost (the unlogged table emptied by a crash), the unique
+    ``consent_key`` still keeps one grant per form (a surplus adapter token is then revoked).
     """
     deadline = time.monotonic() + _claim_seconds() + 1
     while True:
@@ -296,17 +309,38 @@ def _consent_claim(
                 continue
             # The submission that stored it died mid-call; nothing was handed out, so start over.
             Grant.objects.filter(pk=existing.pk, state=Grant.State.PENDING).delete()
-        try:
-            claimed = cache.add(_claim_key(consent_key), 1, timeout=_claim_seconds())
-        except Exception:
-            logger.warning("consent claim not stored: the cache is unreachable")
-            claimed = True
+            claimed = None
+        if claimed is None:
+            claimed = _claim_take(consent_key)
         if claimed:
             return None
         if time.monotonic() > deadline:
             raise _still_processing()
         time.sleep(0.1)
         existing = Grant.objects.filter(consent_key=consent_key).first()
+        claimed = None
+
+
+def _claim_take(consent_key: str) -> bool:
+    """Claim the form on its own (the re-check claims in its statement): True when this submission holds it."""
+    now = timezone.now()
+    until = now + timedelta(seconds=_claim_seconds())
+    if statements.available():
+        with prepared.cursor() as cursor:
+            cursor.execute(
+                # The claim's SQL names only the models' tables; every value is a parameter.
+                f"WITH {consent_claim_cte()} SELECT EXISTS (SELECT 1 FROM k)",  # noqa: S608
+                [consent_key, until, consent_key, now],
+            )
+            return bool(cursor.fetchone()[0])
+    if Grant.objects.filter(consent_key=consent_key).exists():
+        return False
+    try:
+        with transaction.atomic():
+            ConsentClaim.objects.create(key=consent_key, expires_at=until)
+    except IntegrityError:
+        return ConsentClaim.objects.filter(key=consent_key, expires_at__lte=now).update(expires_at=until) == 1
+    return True
 
 
 def _still_processing() -> ConsentFailed:
@@ -317,9 +351,10 @@ def _still_processing() -> ConsentFailed:
 
 def _claim_release(consent_key: str) -> None:
     try:
-        cache.delete(_claim_key(consent_key))
-    except Exception:
-        logger.warning("consent claim not released: the cache is unreachable")
+        ConsentClaim.objects.filter(key=consent_key).delete()
+    except Error:
+        # It expires on its own: a retry of the form waits for it at most the claim's lifetime.
+        logger.warning("consent claim not released: the database did not answer")
 
 
 def _grant_store(

@@ -7,6 +7,7 @@
 - A pending grant left by a request that died: without an adapter token it is deleted; with one (a refresh that
   died between its two writes) it is revoked so the token is logged out.
 - The refresh token a refreshed grant keeps for repeated requests is dropped once the reuse window is over.
+- The consent claims that have expired are deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from ..models import Grant
+from ..models import ConsentClaim, Grant
 from ..selectors import grants_never_exchanged, grants_no_longer_eligible
 from .logout import PENDING_STALE_SECONDS
 from .revocation import grants_revoke
@@ -30,6 +31,7 @@ class UpkeepResult:
     pending_revoked: int
     pending_deleted: int
     reuse_cleared: int
+    claims_deleted: int
 
 
 def grants_upkeep(*, now: datetime | None = None) -> UpkeepResult:
@@ -61,10 +63,12 @@ def grants_upkeep(*, now: datetime | None = None) -> UpkeepResult:
     cleared = Grant.objects.filter(issued_refresh_token__isnull=False, created_at__lt=now - window).update(
         issued_refresh_token=None
     )
+    claims_deleted, _ = ConsentClaim.objects.filter(expires_at__lte=now).delete()
     return UpkeepResult(
         ineligible=len(ineligible),
         never_exchanged=len(never_exchanged),
         pending_revoked=len(holding_tokens),
         pending_deleted=deleted,
         reuse_cleared=cleared,
+        claims_deleted=claims_deleted,
     )
