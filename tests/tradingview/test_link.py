@@ -338,3 +338,32 @@ def test_expires_in_is_capped_at_tradingviews_ceiling(settings, adapter, tv_clie
     settings.TRADINGVIEW_TOKEN_EXPIRES_IN = 10_000_000
     code = link(browser_client, tv_client, [accounts[0].pk])
     assert exchange(tv_client, code).json()["expires_in"] == 2_147_483
+
+
+def test_the_consent_form_is_compressed_only_when_it_offers_many_accounts(
+    adapter, tv_client, browser_client, ctid, accounts, jurisdiction
+):
+    from django.core import signing
+
+    from tests.helpers.tradingview import make_account
+    from tradingview.views import CONSENT_COMPRESS_FROM_ACCOUNTS, CONSENT_SALT
+
+    # Two accounts: a short form, signed as it is (Django marks a compressed payload with a leading ".").
+    few = open_consent(browser_client, tv_client)
+    assert not few.startswith(".")
+    assert len(signing.loads(few, salt=CONSENT_SALT)["o"]) == 2
+    # Many accounts: compressed, several times shorter than the same form signed as it is.
+    for i in range(CONSENT_COMPRESS_FROM_ACCOUNTS):
+        make_account(ctid, 137_900_000 + i, live=False, jurisdiction=jurisdiction)
+    many = open_consent(browser_client, tv_client)
+    assert many.startswith(".")
+    offered = signing.loads(many, salt=CONSENT_SALT)
+    assert len(offered["o"]) == CONSENT_COMPRESS_FROM_ACCOUNTS + 2
+    assert len(many) * 2 < len(signing.dumps(offered, salt=CONSENT_SALT))
+    # Both forms link.
+    for nonce in (few, many):
+        response = browser_client.post(
+            "/tradingview/oauth/authorize",
+            {"consent": nonce, "action": "allow", "accounts": [accounts[0].pk]},
+        )
+        assert response.status_code == 302
