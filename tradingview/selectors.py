@@ -1,4 +1,8 @@
-"""Reads for the TradingView pages, always scoped to one trader; and the reads of the token endpoint and tasks."""
+"""Reads for the TradingView pages, always scoped to one trader; and the reads of the token endpoint and tasks.
+
+One writes as well: the consent's re-check takes the form's double-submit claim in its statement
+(``consent_recheck`` with ``claim_until``), so that the claim costs no round trip of its own.
+"""
 
 from __future__ import annotations
 
