@@ -210,11 +210,7 @@ def test_simultaneous_submissions_of_one_form_ask_the_adapter_once(
     adapter, tv_client, trader, accounts, transactional_db
 ):
     adapter.sim.latency = 0.25
-    browser = Client()
-    browser.force_login(trader.user)
-    nonce = open_consent(browser, tv_client)
-    answers: list[int] = []
-    _submit_in_threads(browser, nonce, accounts, answers, count=3)
+    answers = _submit_one_form_in_threads(tv_client, trader, accounts, count=3)
     assert sorted(answers) == [302, 302, 302]
     assert len(adapter.sim.calls_to("/generate/token")) == 1
     assert Grant.objects.count() == 1
@@ -268,12 +264,17 @@ def test_on_a_database_without_the_one_statement_writes_the_orm_stores_the_same(
     assert len(adapter.sim.calls_to("/generate/token")) == 2
 
 
-def _submit_in_threads(browser, nonce, accounts, answers, *, count, between=None):
-    """``count`` submissions of one consent form, each in a thread of its own; ``between`` runs once the first
-    has started and before the others do."""
+def _submit_one_form_in_threads(tv_client, trader, accounts, *, count, between=None) -> list[int]:
+    """The trader opens the consent page once and submits its form ``count`` times, each in a thread of its own
+    (``between`` runs once the first has started and before the others do); the answers' status codes."""
     import threading
 
     from django.db import connections
+
+    browser = Client()
+    browser.force_login(trader.user)
+    nonce = open_consent(browser, tv_client)
+    answers: list[int] = []
 
     def submit() -> None:
         try:
@@ -293,6 +294,7 @@ def _submit_in_threads(browser, nonce, accounts, answers, *, count, between=None
         t.start()
     for t in threads:
         t.join()
+    return answers
 
 
 def test_without_a_reachable_cache_one_form_still_asks_the_adapter_once(
@@ -309,11 +311,7 @@ def test_without_a_reachable_cache_one_form_still_asks_the_adapter_once(
         }
     }
     adapter.sim.latency = 0.25
-    browser = Client()
-    browser.force_login(trader.user)
-    nonce = open_consent(browser, tv_client)
-    answers: list[int] = []
-    _submit_in_threads(browser, nonce, accounts, answers, count=2)
+    answers = _submit_one_form_in_threads(tv_client, trader, accounts, count=2)
     assert sorted(answers) == [302, 302]
     assert len(adapter.sim.calls_to("/generate/token")) == 1
     assert Grant.objects.get().state == Grant.State.ACTIVE
@@ -329,10 +327,6 @@ def test_a_lost_claim_still_makes_one_grant_and_revokes_the_surplus_token(
     from tradingview.models import ConsentClaim
 
     adapter.sim.latency = 0.3
-    browser = Client()
-    browser.force_login(trader.user)
-    nonce = open_consent(browser, tv_client)
-    answers: list[int] = []
 
     def claim_lost() -> None:
         # The first submission holds the claim while it waits for the adapter; then the claims are lost, as
@@ -343,7 +337,7 @@ def test_a_lost_claim_still_makes_one_grant_and_revokes_the_surplus_token(
             time.sleep(0.01)
         ConsentClaim.objects.all().delete()
 
-    _submit_in_threads(browser, nonce, accounts, answers, count=2, between=claim_lost)
+    answers = _submit_one_form_in_threads(tv_client, trader, accounts, count=2, between=claim_lost)
     assert sorted(answers) == [302, 302]
     # Both asked the adapter; one grant is linked, the other token is logged out at once.
     assert len(adapter.sim.calls_to("/generate/token")) == 2
